@@ -1,0 +1,51 @@
+# Two commands: `make run` (Allo with demo data) and `make test` (the full check).
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+ALLO_PORT ?= 8000
+export ALLO_PORT
+
+.PHONY: run test lint typecheck pytest install install-dev clean bench
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e .
+	touch $@
+
+$(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(VENV)/.installed $@
+
+install: $(VENV)/.installed
+install-dev: $(VENV)/.installed-dev
+
+run: $(VENV)/.installed
+	mkdir -p var
+	$(BIN)/allo demo --port $(ALLO_PORT)
+
+lint: $(VENV)/.installed-dev
+	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff format --check src tests benchmarks
+
+typecheck: $(VENV)/.installed-dev
+	$(BIN)/mypy
+
+# The suite runs on SQLite always, and again on PostgreSQL when ALLO_TEST_DATABASE_URL is set.
+pytest: $(VENV)/.installed-dev
+	@echo "== pytest on SQLite =="
+	env -u ALLO_TEST_DATABASE_URL $(BIN)/pytest
+	@if [ -n "$$ALLO_TEST_DATABASE_URL" ]; then \
+		echo "== pytest on PostgreSQL =="; \
+		$(BIN)/pytest; \
+	fi
+
+test: lint typecheck pytest
+
+bench: $(VENV)/.installed
+	$(BIN)/python benchmarks/api.py
+
+clean:
+	rm -rf $(VENV) var .mypy_cache .ruff_cache

@@ -1,0 +1,3 @@
+from allo.cli import main
+
+main()

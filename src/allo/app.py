@@ -1,0 +1,144 @@
+"""create_app(): the one place that builds and wires everything."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+from fastapi import APIRouter, FastAPI
+from fastapi.staticfiles import StaticFiles
+
+from allo import __version__
+from allo.agents.endpoints import router as agents_router
+from allo.auth.endpoints import router as auth_router
+from allo.auth.service import ApiKeyCache
+from allo.chat.endpoints import router as chat_router
+from allo.config import Settings, get_settings
+from allo.console.endpoints import router as console_router
+from allo.conversations.endpoints import router as conversations_router
+from allo.customers.endpoints import router as customers_router
+from allo.events.endpoints import router as events_router
+from allo.health import router as health_router
+from allo.jobs import tasks as job_tasks
+from allo.jobs.endpoints import router as jobs_router
+from allo.kit.bus import BUS_INFO_KEY, Bus, PgListener, asyncpg_dsn
+from allo.kit.db import Database, create_engine
+from allo.kit.errors import install_error_handlers
+from allo.kit.jobs import Worker
+from allo.kit.limits import BodySizeLimit
+from allo.knowledge.endpoints import router as knowledge_router
+from allo.tenants.endpoints import router as tenants_router
+from allo.tickets.endpoints import router as tickets_router
+
+logger = logging.getLogger(__name__)
+
+API_PREFIX = "/api/v1"
+STATIC_DIR = Path(__file__).parent / "console" / "static"
+
+
+def build_database(settings: Settings, bus: Bus) -> Database:
+    if settings.sqlite_path is not None:
+        settings.sqlite_path.parent.mkdir(parents=True, exist_ok=True)
+    engine = create_engine(settings.database_url, pool_size=settings.db_pool_size)
+    return Database(engine, info={BUS_INFO_KEY: bus})
+
+
+def build_worker(settings: Settings, db: Database, bus: Bus) -> Worker:
+    return Worker(
+        db,
+        concurrency=settings.worker_concurrency,
+        lease_seconds=settings.job_lease_seconds,
+        poll_seconds=settings.job_poll_seconds,
+        backoff_base_seconds=settings.job_backoff_base_seconds,
+        backoff_max_seconds=settings.job_backoff_max_seconds,
+        wakeup=bus.job_wakeup,
+    )
+
+
+@contextlib.asynccontextmanager
+async def background_services(settings: Settings, db: Database, bus: Bus, *, run_worker: bool) -> AsyncIterator[None]:
+    """The PostgreSQL event listener and, when asked, the job worker, for the lifetime of the block."""
+    stop = asyncio.Event()
+    listener: asyncio.Task[None] | None = None
+    worker: asyncio.Task[None] | None = None
+    if db.is_postgresql:
+        listener = asyncio.create_task(PgListener(asyncpg_dsn(settings.database_url), bus).run())
+    if run_worker:
+        async with db.unit_of_work() as session:
+            await job_tasks.schedule_purge(session)
+        worker = asyncio.create_task(build_worker(settings, db, bus).run(stop))
+    try:
+        yield
+    finally:
+        stop.set()
+        if worker is not None:
+            # Let running jobs finish; a job cut short is claimed again once its lease runs out.
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(worker), timeout=10)
+            worker.cancel()
+        if listener is not None:
+            listener.cancel()
+        for task in (worker, listener):
+            if task is not None:
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
+
+
+def create_app(settings: Settings | None = None, *, db: Database | None = None, run_background: bool = True) -> FastAPI:
+    settings = settings or get_settings()
+    bus = Bus()
+    owns_db = db is None
+    database = db or build_database(settings, bus)
+    database.info.setdefault(BUS_INFO_KEY, bus)
+    bus = database.info[BUS_INFO_KEY]
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        if run_background:
+            async with background_services(settings, database, bus, run_worker=settings.run_worker):
+                yield
+        else:
+            yield
+        if owns_db:
+            await database.dispose()
+
+    app = FastAPI(
+        title="Allo",
+        version=__version__,
+        description="AI-first omnichannel contact center for telecom operators.",
+        lifespan=lifespan,
+        docs_url="/docs",
+        redoc_url="/redoc",
+        openapi_url=f"{API_PREFIX}/openapi.json",
+    )
+    app.state.settings = settings
+    app.state.db = database
+    app.state.bus = bus
+    app.state.api_key_cache = ApiKeyCache(settings.api_key_cache_seconds)
+
+    install_error_handlers(app)
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_request_bytes)
+
+    api = APIRouter(prefix=API_PREFIX)
+    for router in (
+        auth_router,
+        tenants_router,
+        customers_router,
+        agents_router,
+        conversations_router,
+        tickets_router,
+        knowledge_router,
+        jobs_router,
+        events_router,
+    ):
+        api.include_router(router)
+    app.include_router(api)
+    app.include_router(health_router)
+    app.include_router(chat_router)
+    app.include_router(console_router)
+    if STATIC_DIR.is_dir():
+        app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    return app

@@ -1,0 +1,248 @@
+"""The `allo` command. Commands parse options and call services; no business logic here."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sys
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from allo.config import InsecureSettingsError, Settings, get_settings
+
+app = typer.Typer(help="Allo: AI-first omnichannel contact center.", no_args_is_help=True, add_completion=False)
+db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
+seed_app = typer.Typer(help="Load data.", no_args_is_help=True)
+users_app = typer.Typer(help="Console users.", no_args_is_help=True)
+apikey_app = typer.Typer(help="API keys for integrations.", no_args_is_help=True)
+tenants_app = typer.Typer(help="Tenants (client companies).", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+app.add_typer(seed_app, name="seed")
+app.add_typer(users_app, name="users")
+app.add_typer(apikey_app, name="apikey")
+app.add_typer(tenants_app, name="tenants")
+
+out = Console()
+err = Console(stderr=True)
+
+
+def _settings() -> Settings:
+    try:
+        return get_settings()
+    except InsecureSettingsError as exc:
+        err.print(f"[red]Refusing to start:[/red] {exc}")
+        raise typer.Exit(2) from exc
+
+
+@db_app.command("upgrade")
+def db_upgrade(revision: Annotated[str, typer.Argument(help="Target revision")] = "head") -> None:
+    """Migrate the database to the latest schema (or to REVISION)."""
+    from allo.kit.migrate import upgrade
+
+    settings = _settings()
+    _ensure_sqlite_dir(settings)
+    with err.status("Migrating the database…"):
+        asyncio.run(upgrade(settings.database_url, revision))
+    err.print(f"[green]Database at {revision}[/green] ({settings.database_url.split('://')[0]})")
+
+
+@db_app.command("current")
+def db_current() -> None:
+    """Print the database's schema revision."""
+    from allo.kit.migrate import current_revision
+
+    out.print(asyncio.run(current_revision(_settings().database_url)) or "(empty)")
+
+
+def _ensure_sqlite_dir(settings: Settings) -> None:
+    if settings.sqlite_path is not None:
+        settings.sqlite_path.parent.mkdir(parents=True, exist_ok=True)
+
+
+@seed_app.command("demo")
+def seed_demo() -> None:
+    """Load the demo tenant (idempotent: a second run adds nothing)."""
+    settings = _settings()
+    _seed_demo(settings)
+
+
+def _seed_demo(settings: Settings) -> None:
+    from allo.demo.seed import DEMO_PASSWORD, seed_demo_data
+
+    if not settings.is_dev:
+        err.print("[red]The demo data has well-known passwords; it is loaded in dev mode only.[/red]")
+        raise typer.Exit(2)
+    summary = asyncio.run(seed_demo_data(settings.database_url, progress=err))
+    if summary.created:
+        err.print(f"[green]Demo data loaded[/green]: {summary.describe()}")
+    else:
+        err.print("Demo data already present; nothing added.")
+    out.print("\n[bold]Demo accounts[/bold] (organisation: demo, password for all: " f"[bold]{DEMO_PASSWORD}[/bold])")
+    for email, role in summary.accounts:
+        out.print(f"  {role:<11} {email}")
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="Bind address (ALLO_HOST)")] = None,
+    port: Annotated[int | None, typer.Option(help="Port (ALLO_PORT)")] = None,
+    workers: Annotated[int, typer.Option(help="Web processes (PostgreSQL only for more than 1)")] = 1,
+    worker: Annotated[bool, typer.Option("--worker/--no-worker", help="Run the job worker in-process")] = True,
+) -> None:
+    """Serve the API, the console and the customer chat."""
+    import uvicorn
+
+    if not worker:
+        os.environ["ALLO_RUN_WORKER"] = "false"
+        get_settings.cache_clear()
+    settings = _settings()
+    if workers > 1 and settings.is_sqlite:
+        err.print("[red]Several web processes need PostgreSQL (live events cross processes through it).[/red]")
+        raise typer.Exit(2)
+    bind_host, bind_port = host or settings.host, port or settings.port
+    err.print(f"Allo on [bold]http://{bind_host}:{bind_port}[/bold] (mode {settings.mode.value})")
+    uvicorn.run(
+        "allo.app:create_app",
+        factory=True,
+        host=bind_host,
+        port=bind_port,
+        workers=workers,
+        log_level=settings.log_level.lower(),
+        access_log=False,
+        proxy_headers=True,
+    )
+
+
+@app.command("worker")
+def worker_command(
+    concurrency: Annotated[int | None, typer.Option(help="Jobs run at once")] = None,
+) -> None:
+    """Run background jobs (any number of these may run against one PostgreSQL)."""
+    settings = _settings()
+    if concurrency is not None:
+        settings = settings.model_copy(update={"worker_concurrency": concurrency})
+    asyncio.run(_run_worker(settings))
+
+
+async def _run_worker(settings: Settings) -> None:
+    from allo.app import background_services, build_database
+    from allo.kit.bus import Bus
+
+    bus = Bus()
+    db = build_database(settings, bus)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    err.print(f"Job worker started (concurrency {settings.worker_concurrency}); Ctrl-C stops it.")
+    try:
+        async with background_services(settings, db, bus, run_worker=True):
+            await stop.wait()
+    finally:
+        await db.dispose()
+
+
+@app.command()
+def demo(
+    port: Annotated[int | None, typer.Option(help="Port (ALLO_PORT)")] = None,
+    host: Annotated[str | None, typer.Option(help="Bind address")] = None,
+) -> None:
+    """Migrate, load the demo data, then serve: Allo with a demo tenant in one command."""
+    settings = _settings()
+    db_upgrade("head")
+    _seed_demo(settings)
+    serve(host=host, port=port, workers=1, worker=True)
+
+
+@users_app.command("create")
+def users_create(
+    email: Annotated[str, typer.Option(help="Login e-mail")],
+    name: Annotated[str, typer.Option(help="Full name")],
+    tenant: Annotated[str | None, typer.Option(help="Tenant slug (default: ALLO_DEFAULT_TENANT)")] = None,
+    role: Annotated[str, typer.Option(help="agent | supervisor | admin")] = "agent",
+    tier: Annotated[str, typer.Option(help="n1 | n2 | specialist")] = "n1",
+    team: Annotated[str | None, typer.Option(help="Team code")] = None,
+    languages: Annotated[str, typer.Option(help="Comma-separated language codes")] = "fr",
+    password: Annotated[
+        str, typer.Option(prompt=True, hide_input=True, confirmation_prompt=True, envvar="ALLO_NEW_USER_PASSWORD")
+    ] = "",
+) -> None:
+    """Create a console user; the password is prompted for (or read from ALLO_NEW_USER_PASSWORD)."""
+    from pydantic import ValidationError
+
+    from allo.agents.schemas import AgentCreate
+    from allo.ops import create_user
+    from allo.kit.errors import AppError
+
+    settings = _settings()
+    try:
+        data = AgentCreate.model_validate(
+            {
+                "email": email,
+                "full_name": name,
+                "password": password,
+                "role": role,
+                "tier": tier,
+                "team": team,
+                "languages": [x.strip() for x in languages.split(",") if x.strip()],
+            }
+        )
+        user_id = asyncio.run(create_user(settings, tenant or settings.default_tenant, data))
+    except ValidationError as exc:
+        err.print(f"[red]Invalid user:[/red] {exc.errors()[0]['loc'][0]}: {exc.errors()[0]['msg']}")
+        raise typer.Exit(2) from exc
+    except AppError as exc:
+        err.print(f"[red]{exc.message}[/red]")
+        raise typer.Exit(1) from exc
+    out.print(f"Created user {email} ({role}) with id {user_id}")
+
+
+@apikey_app.command("create")
+def apikey_create(
+    tenant: Annotated[str, typer.Option(help="Tenant slug")],
+    name: Annotated[str, typer.Option(help="What the key is for")] = "integration",
+    role: Annotated[str, typer.Option(help="agent | supervisor | admin")] = "agent",
+) -> None:
+    """Create an API key and print it once; only its hash is stored."""
+    from allo.ops import create_key
+    from allo.kit.errors import AppError
+    from allo.models.enums import Role
+
+    settings = _settings()
+    try:
+        key = asyncio.run(create_key(settings, tenant, name, Role(role)))
+    except ValueError as exc:
+        err.print(f"[red]Unknown role {role!r}[/red]")
+        raise typer.Exit(2) from exc
+    except AppError as exc:
+        err.print(f"[red]{exc.message}[/red]")
+        raise typer.Exit(1) from exc
+    err.print("Store this key now; it will not be shown again:")
+    out.print(key, soft_wrap=True)
+
+
+@tenants_app.command("create")
+def tenants_create(
+    slug: Annotated[str, typer.Option(help="Short unique name, e.g. free-mobile")],
+    name: Annotated[str, typer.Option(help="Display name")],
+) -> None:
+    """Create a tenant with the default policy."""
+    from allo.ops import create_tenant
+    from allo.kit.errors import AppError
+
+    try:
+        tenant_id = asyncio.run(create_tenant(_settings(), slug, name))
+    except AppError as exc:
+        err.print(f"[red]{exc.message}[/red]")
+        raise typer.Exit(1) from exc
+    out.print(f"Created tenant {slug} with id {tenant_id}")
+
+
+def main() -> None:
+    try:
+        app()
+    except KeyboardInterrupt:
+        sys.exit(130)

@@ -1,0 +1,86 @@
+"""The single typed settings object. Every setting is read from `ALLO_*` variables or `.env`."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEV_SECRET_KEY = "dev-insecure-secret-key-change-me"  # noqa: S105 - the known dev default, refused in production
+
+
+class Mode(StrEnum):
+    dev = "dev"
+    production = "production"
+
+
+class InsecureSettingsError(RuntimeError):
+    """Production mode was asked for with a default or empty secret."""
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="ALLO_", env_file=".env", extra="ignore")
+
+    mode: Mode = Mode.dev
+    database_url: str = "sqlite+aiosqlite:///./var/allo.db"
+    secret_key: SecretStr = SecretStr(DEV_SECRET_KEY)
+    host: str = "127.0.0.1"
+    port: int = 8000
+    public_base_url: str = "http://127.0.0.1:8000"
+    default_tenant: str = "demo"
+    log_level: str = "INFO"
+
+    session_ttl_minutes: int = Field(default=12 * 60, ge=5)
+    cookie_secure: bool | None = None  # None: secure cookies in production, plain in dev (http://127.0.0.1)
+
+    max_message_bytes: int = Field(default=64 * 1024, ge=1024)
+    max_request_bytes: int = Field(default=1024 * 1024, ge=64 * 1024)
+
+    run_worker: bool = True
+    worker_concurrency: int = Field(default=4, ge=1, le=64)
+    job_lease_seconds: float = Field(default=60.0, gt=0)
+    job_poll_seconds: float = Field(default=1.0, gt=0)
+    job_max_attempts: int = Field(default=8, ge=1)
+    job_backoff_base_seconds: float = Field(default=2.0, gt=0)
+    job_backoff_max_seconds: float = Field(default=3600.0, gt=0)
+
+    db_pool_size: int = Field(default=10, ge=1)
+    api_key_cache_seconds: float = Field(default=30.0, ge=0)
+
+    @property
+    def is_dev(self) -> bool:
+        return self.mode is Mode.dev
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+    @property
+    def secure_cookies(self) -> bool:
+        return (not self.is_dev) if self.cookie_secure is None else self.cookie_secure
+
+    @property
+    def sqlite_path(self) -> Path | None:
+        if not self.is_sqlite:
+            return None
+        _, _, path = self.database_url.partition(":///")
+        return None if path in ("", ":memory:") else Path(path)
+
+    @model_validator(mode="after")
+    def _enforce_non_default_secrets(self) -> Settings:
+        if self.mode is Mode.production:
+            secret = self.secret_key.get_secret_value()
+            if secret == DEV_SECRET_KEY or len(secret) < 32:
+                raise InsecureSettingsError(
+                    "ALLO_SECRET_KEY must be set to a random value of at least 32 characters in production "
+                    "(for example: python -c 'import secrets; print(secrets.token_urlsafe(48))')"
+                )
+        return self
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

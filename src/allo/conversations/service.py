@@ -1,0 +1,99 @@
+from __future__ import annotations
+
+import uuid
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from allo.audit.service import record_by
+from allo.auth.principal import Principal
+from allo.conversations.repository import ConversationRepository, MessageRepository
+from allo.conversations.schemas import ConversationCreate, MessageCreate
+from allo.customers.repository import CustomerRepository
+from allo.kit.bus import Event, publish_on_commit
+from allo.kit.db import flush_or_conflict
+from allo.kit.errors import Conflict, Forbidden
+from allo.kit.text import check_message_body
+from allo.kit.time import utc_now
+from allo.models import Conversation, Message
+from allo.models.enums import AuthorKind, Direction
+
+_OUTBOUND_AUTHORS = {AuthorKind.agent, AuthorKind.bot, AuthorKind.system}
+
+
+async def open_conversation(session: AsyncSession, principal: Principal, data: ConversationCreate) -> Conversation:
+    customer = await CustomerRepository(session, principal.tenant_id).get_or_raise(data.customer_id)
+    conversation = ConversationRepository(session, principal.tenant_id).add(
+        Conversation(
+            customer_id=customer.id,
+            channel=data.channel,
+            language=data.language or customer.preferred_language,
+            subject=data.subject,
+        )
+    )
+    await session.flush()
+    publish_on_commit(
+        session,
+        Event("conversation.created", principal.tenant_id, {"conversation_id": str(conversation.id)}),
+    )
+    await record_by(session, principal, "conversation.create", "conversation", conversation.id)
+    return conversation
+
+
+async def post_message(
+    session: AsyncSession,
+    principal: Principal,
+    conversation_id: uuid.UUID,
+    data: MessageCreate,
+    *,
+    max_bytes: int,
+) -> Message:
+    check_message_body(data.body, max_bytes=max_bytes)
+    if data.author_kind is AuthorKind.bot:
+        raise Forbidden("Only the assistant writes bot messages.", code="author_not_allowed")
+    if data.author_kind is AuthorKind.agent and principal.user_id is None:
+        raise Forbidden("Agent messages need a logged-in agent, not an API key.", code="user_required")
+    conversation = await ConversationRepository(session, principal.tenant_id).get_or_raise(conversation_id)
+    messages = MessageRepository(session, principal.tenant_id)
+    if data.channel_message_id is not None:
+        existing = await messages.find_by_channel_id(conversation.channel, data.channel_message_id)
+        if existing is not None:
+            raise _duplicate(data.channel_message_id, existing.id)
+    now = utc_now()
+    message = messages.add(
+        Message(
+            conversation_id=conversation.id,
+            channel=conversation.channel,
+            direction=Direction.outbound if data.author_kind in _OUTBOUND_AUTHORS else Direction.inbound,
+            author_kind=data.author_kind,
+            author_user_id=principal.user_id if data.author_kind is AuthorKind.agent else None,
+            body=data.body,
+            channel_message_id=data.channel_message_id,
+            meta=data.meta,
+            created_at=now,
+        )
+    )
+    conversation.last_message_at = now
+    if data.author_kind is AuthorKind.agent and conversation.first_agent_response_at is None:
+        conversation.first_agent_response_at = now
+    await flush_or_conflict(session, "This channel message id was already received.", code="duplicate_message")
+    publish_on_commit(
+        session,
+        Event(
+            "message.created",
+            principal.tenant_id,
+            {
+                "conversation_id": str(conversation.id),
+                "message_id": str(message.id),
+                "author_kind": data.author_kind.value,
+            },
+        ),
+    )
+    return message
+
+
+def _duplicate(channel_message_id: str, existing_id: uuid.UUID) -> Conflict:
+    return Conflict(
+        "This channel message id was already received.",
+        code="duplicate_message",
+        details={"channel_message_id": channel_message_id, "message_id": str(existing_id)},
+    )

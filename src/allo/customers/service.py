@@ -1,0 +1,102 @@
+from __future__ import annotations
+
+import uuid
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from allo.audit.service import record_by
+from allo.auth.principal import Principal
+from allo.customers.repository import CustomerRepository
+from allo.customers.schemas import CustomerCreate, CustomerUpdate, IdentityIn
+from allo.kit.db import flush_or_conflict
+from allo.kit.errors import Conflict
+from allo.kit.phone import normalize_phone
+from allo.models import Customer, CustomerIdentity
+from allo.tenants import service as tenants
+
+
+async def _region(session: AsyncSession, tenant_id: uuid.UUID) -> str:
+    return tenants.policy_of(await tenants.get_or_raise(session, tenant_id)).default_region
+
+
+async def _ensure_unique(
+    repo: CustomerRepository, customer_id: uuid.UUID | None, *, phone: str | None, email: str | None
+) -> None:
+    for field, value in (("phone", phone), ("email", email)):
+        if value is None:
+            continue
+        other = await repo.find_by(**{field: value})
+        if other is not None and other.id != customer_id:
+            raise Conflict(
+                f"Another customer already has this {field}.",
+                code="customer_exists",
+                details={"field": field, "customer_id": str(other.id)},
+            )
+
+
+def _identities(tenant_id: uuid.UUID, items: list[IdentityIn]) -> list[CustomerIdentity]:
+    seen: set[tuple[str, str]] = set()
+    result = []
+    for item in items:
+        key = (item.channel.value, item.external_id)
+        if key in seen:
+            continue
+        seen.add(key)
+        result.append(CustomerIdentity(tenant_id=tenant_id, channel=item.channel, external_id=item.external_id))
+    return result
+
+
+async def create_customer(session: AsyncSession, principal: Principal, data: CustomerCreate) -> Customer:
+    repo = CustomerRepository(session, principal.tenant_id)
+    phone = normalize_phone(data.phone, await _region(session, principal.tenant_id)) if data.phone else None
+    email = data.email.lower() if data.email else None
+    await _ensure_unique(repo, None, phone=phone, email=email)
+    customer = repo.add(
+        Customer(
+            phone=phone,
+            name=data.name,
+            email=email,
+            segment=data.segment,
+            vip=data.vip,
+            preferred_language=data.preferred_language,
+            notes=data.notes,
+            identities=_identities(principal.tenant_id, data.identities),
+        )
+    )
+    await flush_or_conflict(session, "A customer with this phone, e-mail or identity already exists.", code="customer_exists")
+    await record_by(session, principal, "customer.create", "customer", customer.id)
+    return await repo.get_or_raise(customer.id)
+
+
+async def update_customer(
+    session: AsyncSession, principal: Principal, customer_id: uuid.UUID, data: CustomerUpdate
+) -> Customer:
+    repo = CustomerRepository(session, principal.tenant_id)
+    customer = await repo.get_or_raise(customer_id)
+    changes = data.model_dump(exclude_unset=True)
+    if "phone" in changes:
+        changes["phone"] = (
+            normalize_phone(changes["phone"], await _region(session, principal.tenant_id)) if changes["phone"] else None
+        )
+    if changes.get("email"):
+        changes["email"] = changes["email"].lower()
+    await _ensure_unique(repo, customer.id, phone=changes.get("phone"), email=changes.get("email"))
+    identities = changes.pop("identities", None)
+    for field in ("segment", "vip", "preferred_language"):
+        if field in changes and changes[field] is None:
+            del changes[field]  # these columns cannot be emptied, only changed
+    for field, value in changes.items():
+        setattr(customer, field, value)
+    if identities is not None:
+        customer.identities = _identities(principal.tenant_id, data.identities or [])
+    await flush_or_conflict(session, "A customer with this phone, e-mail or identity already exists.", code="customer_exists")
+    await record_by(session, principal, "customer.update", "customer", customer.id, {"fields": sorted(data.model_fields_set)})
+    session.expire(customer)
+    return await repo.get_or_raise(customer.id)
+
+
+async def delete_customer(session: AsyncSession, principal: Principal, customer_id: uuid.UUID) -> None:
+    repo = CustomerRepository(session, principal.tenant_id)
+    customer = await repo.get_or_raise(customer_id)
+    await session.delete(customer)
+    await record_by(session, principal, "customer.delete", "customer", customer_id)

@@ -1,0 +1,412 @@
+"""The demo tenant: a French mobile operator's customer service, with agents, customers and history.
+
+Everything is generated from a fixed random seed, in one transaction, and only when the tenant does
+not exist yet: running it twice adds nothing.
+"""
+
+from __future__ import annotations
+
+import random
+import uuid
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+from rich.console import Console
+from rich.progress import Progress
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from allo.kit.db import Database, create_nullpool_engine
+from allo.kit.phone import normalize_phone
+from allo.kit.security import hash_password
+from allo.kit.time import utc_now
+from allo.models import (
+    AgentSkill,
+    Conversation,
+    CsatResponse,
+    Customer,
+    CustomerIdentity,
+    KnowledgeArticle,
+    Message,
+    Team,
+    Ticket,
+    TicketEvent,
+    User,
+)
+from allo.models.enums import (
+    AgentStatus,
+    AuthorKind,
+    Category,
+    Channel,
+    ConversationStatus,
+    Direction,
+    Priority,
+    Role,
+    TicketStatus,
+    Tier,
+    WorkMode,
+)
+from allo.tenants import service as tenants
+from allo.tenants.schemas import TenantPolicy
+from allo.tickets.service import sla_due_times
+
+DEMO_SLUG = "demo"
+DEMO_PASSWORD = "allo-demo-2026"  # noqa: S105 - dev-only demo data, refused outside dev mode
+CUSTOMER_COUNT = 200
+
+TEAMS = [
+    ("general", "Accueil N1"),
+    ("billing", "Facturation"),
+    ("technical", "Support technique"),
+    ("legal", "Juridique et réclamations"),
+]
+
+# email, name, role, tier, team, languages, skills, work mode
+STAFF: list[tuple[str, str, Role, Tier, str | None, list[str], dict[str, int], WorkMode]] = [
+    ("admin@demo.allo.dev", "Nadia Admin", Role.admin, Tier.n2, None, ["fr", "en"], {}, WorkMode.on_site),
+    ("supervisor@demo.allo.dev", "Sophie Martin", Role.supervisor, Tier.n2, "general", ["fr", "en"], {"billing": 4, "technical": 3}, WorkMode.on_site),
+    ("agent1@demo.allo.dev", "Julien Bernard", Role.agent, Tier.n1, "general", ["fr"], {"billing": 3, "plan": 4}, WorkMode.on_site),
+    ("agent2@demo.allo.dev", "Aïcha Diallo", Role.agent, Tier.n1, "general", ["fr", "wo"], {"delivery": 4, "plan": 3}, WorkMode.remote),
+    ("agent3@demo.allo.dev", "Kevin Dupont", Role.agent, Tier.n1, "billing", ["fr", "en"], {"billing": 4}, WorkMode.on_site),
+    ("agent4@demo.allo.dev", "Emily Carter", Role.agent, Tier.n1, "general", ["en", "fr"], {"plan": 3, "delivery": 3}, WorkMode.remote),
+    ("agent5@demo.allo.dev", "Koffi Houngbédji", Role.agent, Tier.n1, "technical", ["fr", "fon"], {"technical": 3}, WorkMode.mobile),
+    ("agent6@demo.allo.dev", "Claire Lefèvre", Role.agent, Tier.n2, "billing", ["fr"], {"billing": 5, "cancellation": 4}, WorkMode.on_site),
+    ("agent7@demo.allo.dev", "Mamadou Sow", Role.agent, Tier.n2, "technical", ["fr", "wo", "en"], {"technical": 5, "network": 4}, WorkMode.on_site),
+    ("agent8@demo.allo.dev", "Yasmine Benali", Role.agent, Tier.n2, "general", ["fr", "en"], {"cancellation": 4, "plan": 4}, WorkMode.remote),
+    ("agent9@demo.allo.dev", "Maître Paul Girard", Role.agent, Tier.specialist, "legal", ["fr"], {"legal": 5}, WorkMode.on_site),
+    ("agent10@demo.allo.dev", "Thomas Moreau", Role.agent, Tier.specialist, "technical", ["fr", "en"], {"technical": 5, "network": 5}, WorkMode.mobile),
+]
+
+FIRST_FR = ["Marie", "Jean", "Camille", "Lucas", "Léa", "Hugo", "Chloé", "Louis", "Manon", "Nathan", "Inès", "Théo",
+            "Sarah", "Antoine", "Julie", "Mathieu", "Élodie", "Nicolas", "Pauline", "Rémi", "Océane", "Benoît", "Zoé", "Karim"]
+LAST_FR = ["Martin", "Bernard", "Thomas", "Petit", "Robert", "Richard", "Durand", "Dubois", "Moreau", "Laurent", "Simon",
+           "Michel", "Lefebvre", "Leroy", "Roux", "David", "Bertrand", "Morel", "Fournier", "Girard", "Bonnet", "Mercier"]
+FIRST_AF = ["Awa", "Moussa", "Fatou", "Ibrahima", "Aminata", "Sèna", "Codjo", "Adjoa", "Rokia", "Ousmane", "Mariam", "Kossi"]
+LAST_AF = ["Diop", "Ndiaye", "Fall", "Sow", "Agossou", "Hounkpatin", "Adjovi", "Traoré", "Kpadonou", "Mensah", "Ba", "Gbaguidi"]
+FIRST_EN = ["James", "Olivia", "Harry", "Emma", "George", "Amelia", "Jack", "Isla", "Oscar", "Grace"]
+LAST_EN = ["Smith", "Jones", "Taylor", "Brown", "Wilson", "Evans", "Walker", "Wright", "Clarke", "Hughes"]
+SEGMENTS = ["standard"] * 10 + ["premium"] * 4 + ["pro"] * 3 + ["prepaid"] * 4 + ["enterprise"]
+
+ARTICLES: list[tuple[Category, str, str, str, list[tuple[str, str]], list[str]]] = [
+    (Category.technical, "fr", "Débloquer sa carte SIM avec le code PUK",
+     "Après trois codes PIN erronés, la carte SIM se bloque. Saisissez le code PUK (8 chiffres) puis choisissez un nouveau code PIN. "
+     "Le code PUK se trouve sur le support de la carte SIM ou dans votre espace abonné, rubrique « Ma ligne ». "
+     "Attention : dix codes PUK erronés bloquent définitivement la carte ; il faut alors commander une nouvelle SIM.",
+     [("Espace abonné", "https://example.com/espace-abonne"), ("Commander une SIM", "https://example.com/sim")], ["puk", "sim", "pin"]),
+    (Category.technical, "en", "Unblock your SIM card with the PUK code",
+     "After three wrong PIN codes the SIM card locks. Enter the PUK code (8 digits), then choose a new PIN. "
+     "The PUK code is printed on the SIM holder and shown in your account under 'My line'. Ten wrong PUK codes block the card for good.",
+     [("Your account", "https://example.com/account")], ["puk", "sim", "pin"]),
+    (Category.technical, "fr", "Pas de réseau : les vérifications à faire",
+     "1. Redémarrez le téléphone. 2. Vérifiez que le mode avion est désactivé. 3. Sélectionnez le réseau manuellement dans les réglages. "
+     "4. Consultez la carte des incidents : une panne peut être en cours dans votre zone. 5. Testez la carte SIM dans un autre téléphone.",
+     [("Carte des incidents", "https://example.com/incidents"), ("Couverture réseau", "https://example.com/couverture")], ["reseau", "panne", "4g", "5g"]),
+    (Category.technical, "fr", "Configurer l'APN pour l'internet mobile",
+     "Si les données mobiles ne fonctionnent pas, vérifiez l'APN : Réglages > Réseau mobile > Noms des points d'accès. "
+     "Nom : Internet, APN : internet. Redémarrez ensuite le téléphone.",
+     [("Guide APN", "https://example.com/apn")], ["apn", "data", "internet"]),
+    (Category.technical, "fr", "Activer la messagerie vocale",
+     "Composez le 666 depuis votre mobile pour consulter et paramétrer votre messagerie vocale. Le code secret par défaut est 1234.",
+     [], ["messagerie", "666", "repondeur"]),
+    (Category.billing, "fr", "Télécharger une copie de facture",
+     "Vos factures des 12 derniers mois sont disponibles au format PDF dans votre espace abonné, rubrique « Mes factures ».",
+     [("Mes factures", "https://example.com/factures")], ["facture", "pdf"]),
+    (Category.billing, "fr", "Contester un prélèvement ou un hors-forfait",
+     "Vérifiez le détail de vos consommations dans l'espace abonné. Si une ligne vous semble erronée, ouvrez une réclamation : "
+     "un conseiller l'examine sous 48 heures et rembourse le montant sur la facture suivante si l'erreur est confirmée.",
+     [("Détail des consommations", "https://example.com/conso")], ["prelevement", "hors-forfait", "remboursement"]),
+    (Category.billing, "en", "Get a copy of your invoice",
+     "Invoices from the last 12 months are available as PDF in your account under 'My invoices'.",
+     [("My invoices", "https://example.com/invoices")], ["invoice", "pdf"]),
+    (Category.plan, "fr", "Changer de forfait",
+     "Le changement de forfait se fait sans frais depuis l'espace abonné. Il prend effet immédiatement pour une montée en gamme "
+     "et au début du cycle de facturation suivant pour une baisse.",
+     [("Nos forfaits", "https://example.com/forfaits")], ["forfait", "offre", "changement"]),
+    (Category.plan, "fr", "Recharger de la data",
+     "Quand votre enveloppe data est épuisée, ajoutez une recharge de 1 Go, 5 Go ou 20 Go depuis l'application ou en envoyant DATA au 555.",
+     [], ["data", "recharge"]),
+    (Category.cancellation, "fr", "Obtenir son RIO pour changer d'opérateur",
+     "Appelez gratuitement le 3179 depuis votre mobile : un serveur vocal vous donne votre RIO et le confirme par SMS. "
+     "Communiquez-le à votre nouvel opérateur : la résiliation est automatique à la portabilité du numéro.",
+     [("Portabilité du numéro", "https://example.com/portabilite")], ["rio", "portabilite", "resiliation"]),
+    (Category.delivery, "fr", "Suivre la livraison de ma commande",
+     "Le numéro de suivi figure dans l'e-mail de confirmation d'expédition. Les colis sont livrés en point relais sous 48 à 72 heures "
+     "et y restent 14 jours.",
+     [("Suivi de colis", "https://example.com/suivi")], ["livraison", "colis", "suivi"]),
+    (Category.delivery, "en", "Track your order",
+     "Your tracking number is in the shipping confirmation e-mail. Parcels reach the pickup point within 48 to 72 hours and stay there 14 days.",
+     [("Parcel tracking", "https://example.com/tracking")], ["delivery", "parcel", "tracking"]),
+]
+
+CUSTOMER_LINES: dict[Category, list[tuple[str, str]]] = {
+    Category.billing: [
+        ("fr", "Bonjour, j'ai été prélevé deux fois ce mois-ci, pouvez-vous vérifier ?"),
+        ("fr", "ma facture est beaucoup plus chère que d'habitude, c'est quoi ces hors forfait ??"),
+        ("en", "Hello, I was charged twice for my plan this month."),
+    ],
+    Category.technical: [
+        ("fr", "Je n'ai plus de réseau depuis ce matin à Cotonou, rien ne passe"),
+        ("fr", "mon tel me demande le code puk je fais comment"),
+        ("en", "My mobile data stopped working after the update."),
+    ],
+    Category.plan: [
+        ("fr", "Je voudrais passer au forfait 100 Go, c'est possible sans frais ?"),
+        ("en", "Can I add a roaming option for my trip to Senegal?"),
+    ],
+    Category.cancellation: [
+        ("fr", "Je veux résilier ma ligne, comment obtenir mon RIO ?"),
+        ("fr", "Trop de coupures, je pars chez un autre opérateur si rien ne change."),
+    ],
+    Category.delivery: [
+        ("fr", "Ma nouvelle carte SIM devait arriver lundi et toujours rien."),
+        ("en", "Where is my parcel? The tracking has not moved in a week."),
+    ],
+    Category.other: [
+        ("fr", "Bonjour, quels sont vos horaires d'ouverture en boutique ?"),
+    ],
+}
+
+AGENT_REPLIES = {
+    "fr": "Bonjour, je suis {agent}, je prends en charge votre demande. Je reviens vers vous très vite.",
+    "en": "Hello, this is {agent}. I am looking into your request and will get back to you shortly.",
+}
+
+
+@dataclass
+class SeedSummary:
+    created: bool
+    counts: dict[str, int] = field(default_factory=dict)
+    accounts: list[tuple[str, str]] = field(default_factory=list)
+
+    def describe(self) -> str:
+        return ", ".join(f"{n} {what}" for what, n in self.counts.items())
+
+
+def _phone(rng: random.Random, country: str) -> str:
+    while True:
+        if country == "FR":
+            raw = f"+33{rng.choice('67')}{rng.randrange(10**8):08d}"
+        elif country == "BJ":
+            raw = f"+22901{rng.choice(['90', '91', '94', '95', '96', '97', '61', '62', '66', '67'])}{rng.randrange(10**6):06d}"
+        else:
+            raw = f"+221{rng.choice(['70', '76', '77', '78'])}{rng.randrange(10**7):07d}"
+        try:
+            return normalize_phone(raw)
+        except Exception:  # noqa: S112 - draw another number
+            continue
+
+
+def _accounts() -> list[tuple[str, str]]:
+    return [(email, role.value) for email, _n, role, *_rest in STAFF]
+
+
+async def seed_demo_data(database_url: str, *, progress: Console | None = None) -> SeedSummary:
+    db = Database(create_nullpool_engine(database_url))
+    try:
+        async with db.unit_of_work() as session:
+            if await tenants.get_by_slug(session, DEMO_SLUG) is not None:
+                return SeedSummary(created=False, accounts=_accounts())
+            counts = await _seed(session, progress)
+    finally:
+        await db.dispose()
+    return SeedSummary(created=True, counts=counts, accounts=_accounts())
+
+
+async def _seed(session: AsyncSession, console: Console | None) -> dict[str, int]:
+    rng = random.Random(20261122)  # noqa: S311 - reproducible demo data
+    now = utc_now()
+    policy = TenantPolicy()
+    tenant = await tenants.create(session, slug=DEMO_SLUG, name="Allo Mobile (démo)", policy=policy)
+    tid = tenant.id
+
+    with Progress(console=console, transient=True, disable=console is None) as bar:
+        task = bar.add_task("Loading demo data", total=len(STAFF) + CUSTOMER_COUNT + 80 + len(ARTICLES))
+
+        teams = {code: Team(tenant_id=tid, code=code, name=name) for code, name in TEAMS}
+        session.add_all(teams.values())
+        password_hash = hash_password(DEMO_PASSWORD)
+        agents: list[User] = []
+        for email, name, role, tier, team, languages, skills, mode in STAFF:
+            user = User(
+                tenant_id=tid,
+                email=email,
+                full_name=name,
+                password_hash=password_hash,
+                role=role,
+                tier=tier,
+                team=teams[team] if team else None,
+                languages=languages,
+                max_concurrent=4 if tier is Tier.n1 else 3,
+                work_mode=mode,
+                status=AgentStatus.offline,
+                skills=[AgentSkill(tenant_id=tid, skill=s, level=lvl) for s, lvl in skills.items()],
+            )
+            if mode is WorkMode.mobile:
+                user.last_latitude, user.last_longitude = 6.3703 + rng.uniform(-0.05, 0.05), 2.3912 + rng.uniform(-0.05, 0.05)
+                user.last_location_accuracy_m, user.last_location_at = 25.0, now - timedelta(hours=3)
+            session.add(user)
+            if role is Role.agent:
+                agents.append(user)
+            bar.advance(task)
+        await session.flush()
+
+        customers: list[Customer] = []
+        used_emails: set[str] = set()
+        for i in range(CUSTOMER_COUNT):
+            origin = rng.choices(["FR", "BJ", "SN", "EN"], weights=[60, 20, 10, 10])[0]
+            if origin == "EN":
+                first, last, lang, country = rng.choice(FIRST_EN), rng.choice(LAST_EN), "en", "FR"
+            elif origin == "FR":
+                first, last, lang, country = rng.choice(FIRST_FR), rng.choice(LAST_FR), "fr", "FR"
+            else:
+                first, last, lang, country = rng.choice(FIRST_AF), rng.choice(LAST_AF), "fr", origin
+            email = f"{first}.{last}{i}@example.com".lower().replace(" ", "")
+            email = email.encode("ascii", "ignore").decode()
+            used_emails.add(email)
+            customer = Customer(
+                tenant_id=tid,
+                phone=_phone(rng, country),
+                name=f"{first} {last}",
+                email=email,
+                segment=rng.choice(SEGMENTS),
+                vip=rng.random() < 0.06,
+                preferred_language=lang,
+            )
+            if rng.random() < 0.15:
+                customer.identities = [
+                    CustomerIdentity(tenant_id=tid, channel=Channel.mastodon, external_id=f"@{first.lower()}{i}@piaille.fr".encode("ascii", "ignore").decode())
+                ]
+            elif rng.random() < 0.2:
+                customer.identities = [
+                    CustomerIdentity(tenant_id=tid, channel=Channel.whatsapp, external_id=customer.phone.lstrip("+"))  # type: ignore[union-attr]
+                ]
+            session.add(customer)
+            customers.append(customer)
+            bar.advance(task)
+        await session.flush()
+
+        for category, lang, title, body, links, tags in ARTICLES:
+            session.add(
+                KnowledgeArticle(
+                    tenant_id=tid,
+                    category=category,
+                    language=lang,
+                    title=title,
+                    body=body,
+                    links=[{"title": t, "url": u} for t, u in links],
+                    tags=tags,
+                    published=True,
+                    published_at=now - timedelta(days=30),
+                )
+            )
+            bar.advance(task)
+
+        counts = await _history(session, rng, tid, customers, agents, policy, teams, bar, task)
+    counts = {"agents and staff": len(STAFF), "customers": CUSTOMER_COUNT, "articles": len(ARTICLES), **counts}
+    return counts
+
+
+async def _history(
+    session: AsyncSession,
+    rng: random.Random,
+    tid: uuid.UUID,
+    customers: list[Customer],
+    agents: list[User],
+    policy: TenantPolicy,
+    teams: dict[str, Team],
+    bar: Progress,
+    task: Any,
+) -> dict[str, int]:
+    """Eighty conversations over the last two weeks, half of them escalated into tickets."""
+    now = utc_now()
+    channels = [Channel.webchat] * 4 + [Channel.sms, Channel.whatsapp, Channel.email, Channel.mastodon, Channel.messenger]
+    n_tickets = n_messages = n_csat = 0
+    for i in range(80):
+        customer = rng.choice(customers)
+        category = rng.choice(list(CUSTOMER_LINES))
+        lang, text = rng.choice([line for line in CUSTOMER_LINES[category] if line[0] == customer.preferred_language] or CUSTOMER_LINES[category])
+        started = now - timedelta(days=rng.uniform(0, 14), minutes=rng.uniform(0, 600))
+        escalated = rng.random() < 0.5
+        agent = rng.choice(agents) if escalated else None
+        finished = rng.random() < 0.7
+        status = (
+            ConversationStatus.resolved if finished else ConversationStatus.assigned if escalated else ConversationStatus.bot
+        )
+        channel = rng.choice(channels)
+        conversation = Conversation(
+            tenant_id=tid,
+            customer_id=customer.id,
+            channel=channel,
+            status=status,
+            language=lang,
+            assigned_agent_id=agent.id if agent else None,
+            created_at=started,
+            updated_at=started,
+            last_message_at=started + timedelta(minutes=3),
+            queued_at=started + timedelta(seconds=40) if escalated else None,
+            assigned_at=started + timedelta(seconds=70) if escalated else None,
+            first_agent_response_at=started + timedelta(seconds=rng.uniform(60, 240)) if escalated else None,
+            resolved_at=started + timedelta(minutes=rng.uniform(5, 90)) if finished else None,
+        )
+        session.add(conversation)
+        await session.flush()
+        lines = [(AuthorKind.customer, text, started)]
+        if agent is not None:
+            lines.append((AuthorKind.agent, AGENT_REPLIES[lang].format(agent=agent.full_name.split()[0]), started + timedelta(minutes=2)))
+        for j, (author, body, at) in enumerate(lines):
+            session.add(
+                Message(
+                    tenant_id=tid,
+                    conversation_id=conversation.id,
+                    channel=channel,
+                    direction=Direction.inbound if author is AuthorKind.customer else Direction.outbound,
+                    author_kind=author,
+                    author_user_id=agent.id if author is AuthorKind.agent and agent else None,
+                    body=body,
+                    channel_message_id=f"demo-{i}-{j}" if channel is not Channel.webchat else None,
+                    created_at=at,
+                )
+            )
+            n_messages += 1
+        if escalated and agent is not None:
+            priority = Priority.p2 if customer.vip else rng.choice([Priority.p2, Priority.p3, Priority.p3, Priority.p4])
+            first_due, resolution_due = sla_due_times(policy, priority, started)
+            number = await tenants.allocate_ticket_number(session, tid)
+            ticket = Ticket(
+                tenant_id=tid,
+                number=number,
+                subject=text[:120],
+                category=category,
+                priority=priority,
+                status=TicketStatus.resolved if finished else rng.choice([TicketStatus.open, TicketStatus.pending, TicketStatus.new]),
+                tier=agent.tier,
+                team_id=agent.team_id,
+                assignee_id=agent.id,
+                customer_id=customer.id,
+                conversation_id=conversation.id,
+                first_response_due_at=first_due,
+                resolution_due_at=resolution_due,
+                first_responded_at=conversation.first_agent_response_at,
+                resolved_at=conversation.resolved_at,
+                created_at=started,
+                updated_at=started,
+            )
+            session.add(ticket)
+            await session.flush()
+            session.add(TicketEvent(tenant_id=tid, ticket_id=ticket.id, kind="created", data={"source": "demo"}, created_at=started))
+            n_tickets += 1
+        if finished and rng.random() < 0.6:
+            session.add(
+                CsatResponse(
+                    tenant_id=tid,
+                    customer_id=customer.id,
+                    conversation_id=conversation.id,
+                    agent_id=agent.id if agent else None,
+                    channel=channel,
+                    score=rng.choices([1, 2, 3, 4, 5], weights=[1, 1, 2, 5, 6])[0],
+                    created_at=conversation.resolved_at or started,
+                )
+            )
+            n_csat += 1
+        bar.advance(task)
+    return {"conversations": 80, "messages": n_messages, "tickets": n_tickets, "CSAT responses": n_csat}

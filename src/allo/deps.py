@@ -1,0 +1,93 @@
+"""Request-level dependencies, exposed as Annotated aliases (SessionDep, PrincipalDep, AgentDep…)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable, Coroutine
+from typing import Annotated, Any
+
+from fastapi import Depends, Request
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from allo.auth import service as auth_service
+from allo.auth.principal import Principal
+from allo.config import Settings
+from allo.kit.db import Database
+from allo.kit.errors import Forbidden, Unauthorized
+from allo.models.enums import Role
+
+SESSION_COOKIE = "allo_session"
+CSRF_HEADER = "x-csrf-token"
+_SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+def get_settings(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+def get_db(request: Request) -> Database:
+    db: Database = request.app.state.db
+    return db
+
+
+async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
+    """The request's unit of work: committed when the handler returns, rolled back when it raises."""
+    db = get_db(request)
+    async with db.session(write=request.method not in _SAFE_METHODS) as session:
+        try:
+            yield session
+            await session.commit()
+        except BaseException:
+            await session.rollback()
+            raise
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+DatabaseDep = Annotated[Database, Depends(get_db)]
+SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
+
+
+async def get_principal(request: Request, session: SessionDep) -> Principal:
+    authorization = request.headers.get("authorization")
+    if authorization:
+        scheme, _, token = authorization.partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            raise Unauthorized("Use 'Authorization: Bearer <API key>'.", code="invalid_authorization")
+        principal, stale = await auth_service.principal_from_api_key(
+            session, token.strip(), request.app.state.api_key_cache
+        )
+        if stale:
+            await _touch_api_key_later(request, principal)
+        return principal
+    token = request.cookies.get(SESSION_COOKIE)
+    if not token:
+        raise Unauthorized("Authentication required.", code="not_authenticated")
+    principal = await auth_service.principal_from_session_token(session, token)
+    if request.method not in _SAFE_METHODS:
+        auth_service.check_csrf(principal, request.headers.get(CSRF_HEADER))
+    return principal
+
+
+async def _touch_api_key_later(request: Request, principal: Principal) -> None:
+    # In its own short transaction: a read-only request must not take the write lock for this.
+    db = get_db(request)
+    assert principal.api_key_id is not None
+    async with db.unit_of_work(write=True) as session:
+        await auth_service.touch_api_key(session, principal.api_key_id)
+
+
+PrincipalDep = Annotated[Principal, Depends(get_principal, scope="function")]
+
+
+def require_role(role: Role) -> Callable[[Principal], Coroutine[Any, Any, Principal]]:
+    async def check(principal: PrincipalDep) -> Principal:
+        if not principal.can(role):
+            raise Forbidden(f"This action needs the {role.value} role.", code="insufficient_role")
+        return principal
+
+    return check
+
+
+AgentDep = Annotated[Principal, Depends(require_role(Role.agent), scope="function")]
+SupervisorDep = Annotated[Principal, Depends(require_role(Role.supervisor), scope="function")]
+AdminDep = Annotated[Principal, Depends(require_role(Role.admin), scope="function")]

@@ -1,0 +1,1 @@
+"""Framework pieces that know nothing about contact centers."""

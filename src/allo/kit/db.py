@@ -1,0 +1,189 @@
+"""Engines, sessions and the portable column types (UUID, JSON/JSONB, aware timestamps)."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import JSON, DateTime, MetaData, TypeDecorator, Uuid, event
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.engine import Dialect
+from sqlalchemy.ext.asyncio import (
+    AsyncConnection,
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
+from sqlalchemy.pool import NullPool
+
+# Stable constraint names so that Alembic migrations are the same on SQLite and PostgreSQL.
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+# Marks a session (or connection) that will write, so SQLite takes the write lock up front.
+WRITE_OPTION = "allo_write"
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Timezone-aware timestamps on every engine; SQLite stores them as naive UTC."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column; use kit.time.utc_now()")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+JSONType = JSON().with_variant(JSONB(), "postgresql")
+GUID = Uuid(as_uuid=True)
+
+
+def new_id() -> uuid.UUID:
+    return uuid.uuid4()
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+    type_annotation_map = {datetime: UTCDateTime(), uuid.UUID: GUID, dict[str, Any]: JSONType}
+
+
+class IdMixin:
+    id: Mapped[uuid.UUID] = mapped_column(GUID, primary_key=True, default=new_id)
+
+
+def _configure_sqlite(engine: AsyncEngine) -> None:
+    """WAL, foreign keys, a busy timeout, and BEGIN IMMEDIATE for writers.
+
+    pysqlite's own transaction handling is turned off so that SAVEPOINTs work and so that a write
+    transaction takes the write lock at BEGIN instead of failing with "database is locked" when it
+    upgrades a read lock under contention.
+    """
+
+    @event.listens_for(engine.sync_engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.close()
+
+    @event.listens_for(engine.sync_engine, "begin")
+    def _on_begin(connection: Any) -> None:
+        write = connection.get_execution_options().get(WRITE_OPTION, False)
+        connection.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+
+
+def create_engine(url: str, *, pool_size: int = 10, echo: bool = False) -> AsyncEngine:
+    if url.startswith("sqlite"):
+        engine = create_async_engine(url, echo=echo, pool_size=pool_size, max_overflow=pool_size)
+        _configure_sqlite(engine)
+        return engine
+    if url.startswith("postgresql"):
+        return create_async_engine(
+            url, echo=echo, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True
+        )
+    raise ValueError(f"unsupported database URL scheme: {url.split(':', 1)[0]!r}")
+
+
+def create_nullpool_engine(url: str) -> AsyncEngine:
+    """An engine for one-off commands (migrations, CLI) that keeps no connection open."""
+    engine = create_async_engine(url, poolclass=NullPool)
+    if url.startswith("sqlite"):
+        _configure_sqlite(engine)
+    return engine
+
+
+class Database:
+    """The engine and its two session factories.
+
+    Readers begin a plain transaction; writers begin with the write lock on SQLite (BEGIN IMMEDIATE),
+    lazily at their first statement, so that concurrent writers queue on the busy timeout instead of
+    failing. On PostgreSQL both are ordinary transactions.
+    """
+
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        *,
+        reader: async_sessionmaker[AsyncSession] | None = None,
+        writer: async_sessionmaker[AsyncSession] | None = None,
+        info: dict[str, Any] | None = None,
+    ) -> None:
+        self.engine = engine
+        self.info = info if info is not None else {}
+        self.reader = reader or async_sessionmaker(engine, expire_on_commit=False, autoflush=False, info=self.info)
+        self.writer = writer or async_sessionmaker(
+            engine.execution_options(**{WRITE_OPTION: True}), expire_on_commit=False, autoflush=False, info=self.info
+        )
+
+    @classmethod
+    def bound_to(cls, connection: AsyncConnection, engine: AsyncEngine, info: dict[str, Any]) -> Database:
+        """Sessions that join an outer transaction through SAVEPOINTs (tests roll it back afterwards)."""
+        maker = async_sessionmaker(
+            bind=connection,
+            expire_on_commit=False,
+            autoflush=False,
+            join_transaction_mode="create_savepoint",
+            info=info,
+        )
+        return cls(engine, reader=maker, writer=maker, info=info)
+
+    @property
+    def is_postgresql(self) -> bool:
+        return self.engine.dialect.name == "postgresql"
+
+    def session(self, *, write: bool) -> AsyncSession:
+        return (self.writer if write else self.reader)()
+
+    @asynccontextmanager
+    async def unit_of_work(self, *, write: bool = True) -> AsyncIterator[AsyncSession]:
+        """One transaction: committed when the block ends, rolled back when it raises."""
+        async with self.session(write=write) as session:
+            try:
+                yield session
+                await session.commit()
+            except BaseException:
+                await session.rollback()
+                raise
+
+    async def dispose(self) -> None:
+        await self.engine.dispose()
+
+
+def is_postgresql(session: AsyncSession | Session) -> bool:
+    return session.get_bind().dialect.name == "postgresql"
+
+
+async def flush_or_conflict(session: AsyncSession, message: str, *, code: str = "conflict") -> None:
+    """Flush inside a SAVEPOINT so that a uniqueness race becomes a 409, leaving the transaction usable."""
+    from sqlalchemy.exc import IntegrityError
+
+    from allo.kit.errors import Conflict
+
+    try:
+        async with session.begin_nested():
+            await session.flush()
+    except IntegrityError as exc:
+        raise Conflict(message, code=code) from exc

@@ -1,0 +1,340 @@
+"""The job table: side effects written in the request's transaction and run after commit.
+
+`enqueue()` adds a row in the caller's transaction. A `Worker` claims due rows (`FOR UPDATE SKIP
+LOCKED` on PostgreSQL; SQLite's single writer gives the same guarantee), runs the handler in a
+transaction of its own that also marks the job done, and on failure reschedules it with exponential
+backoff until it lands in the dead-letter state. A claimed job carries a lease: if its worker dies,
+the lease runs out and another worker claims it again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import random
+import socket
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import and_, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from allo.kit.bus import mark_jobs_enqueued
+from allo.kit.db import Database, is_postgresql
+from allo.kit.time import utc_now
+from allo.models.enums import JobStatus
+from allo.models.job import Job
+
+logger = logging.getLogger(__name__)
+
+
+class RetryLater(Exception):  # noqa: N818 - an instruction, not an error
+    """Raised by a handler to be run again after `delay` seconds without counting as a failure."""
+
+    def __init__(self, reason: str, *, delay: float | None = None) -> None:
+        super().__init__(reason)
+        self.delay = delay
+
+
+class _LeaseLost(Exception):  # noqa: N818
+    pass
+
+
+class PermanentFailure(Exception):
+    """Raised by a handler when retrying cannot help: the job goes straight to the dead letter."""
+
+
+@dataclass
+class JobContext:
+    session: AsyncSession
+    job_id: uuid.UUID
+    kind: str
+    tenant_id: uuid.UUID | None
+    payload: dict[str, Any]
+    attempt: int
+
+
+JobHandler = Callable[[JobContext], Awaitable[None]]
+
+
+@dataclass
+class JobRegistry:
+    handlers: dict[str, JobHandler] = field(default_factory=dict)
+
+    def handler(self, kind: str) -> Callable[[JobHandler], JobHandler]:
+        def register(func: JobHandler) -> JobHandler:
+            if kind in self.handlers and self.handlers[kind] is not func:
+                raise ValueError(f"a handler for job kind {kind!r} is already registered")
+            self.handlers[kind] = func
+            return func
+
+        return register
+
+
+# The application's handlers register here from each module's tasks.py.
+registry = JobRegistry()
+job_handler = registry.handler
+
+
+async def enqueue(
+    session: AsyncSession,
+    kind: str,
+    payload: dict[str, Any] | None = None,
+    *,
+    tenant_id: uuid.UUID | None = None,
+    run_at: datetime | None = None,
+    idempotency_key: str | None = None,
+    max_attempts: int = 8,
+) -> uuid.UUID | None:
+    """Add a job in the caller's transaction. Returns its id, or None when the idempotency key exists."""
+    job_id = uuid.uuid4()
+    now = utc_now()
+    values = {
+        "id": job_id,
+        "tenant_id": tenant_id,
+        "kind": kind,
+        "payload": payload or {},
+        "status": JobStatus.queued,
+        "attempts": 0,
+        "max_attempts": max_attempts,
+        "run_at": run_at or now,
+        "idempotency_key": idempotency_key,
+        "created_at": now,
+        "updated_at": now,
+    }
+    dialect_insert = postgresql.insert if is_postgresql(session) else sqlite.insert
+    stmt = dialect_insert(Job).values(**values)
+    if idempotency_key is not None:
+        stmt = stmt.on_conflict_do_nothing(index_elements=["idempotency_key"])
+    result = await session.execute(stmt.returning(Job.id))
+    inserted = result.scalar_one_or_none()
+    if inserted is not None:
+        mark_jobs_enqueued(session)
+    return inserted
+
+
+def backoff_seconds(attempt: int, *, base: float, cap: float) -> float:
+    """Exponential backoff with full jitter over the upper half, so retries of a burst spread out."""
+    ceiling = min(cap, base * (2 ** max(0, attempt - 1)))
+    return ceiling / 2 + random.uniform(0, ceiling / 2)  # noqa: S311 - jitter, not security
+
+
+@dataclass(frozen=True)
+class ClaimedJob:
+    id: uuid.UUID
+    kind: str
+    tenant_id: uuid.UUID | None
+    payload: dict[str, Any]
+    attempts: int
+    max_attempts: int
+
+
+@dataclass
+class WorkerStats:
+    succeeded: int = 0
+    retried: int = 0
+    dead: int = 0
+
+
+class Worker:
+    def __init__(
+        self,
+        db: Database,
+        *,
+        job_registry: JobRegistry | None = None,
+        concurrency: int = 4,
+        lease_seconds: float = 60.0,
+        poll_seconds: float = 1.0,
+        backoff_base_seconds: float = 2.0,
+        backoff_max_seconds: float = 3600.0,
+        wakeup: asyncio.Event | None = None,
+        name: str | None = None,
+    ) -> None:
+        self.db = db
+        self.registry = job_registry or registry
+        self.concurrency = concurrency
+        self.lease = timedelta(seconds=lease_seconds)
+        self.poll_seconds = poll_seconds
+        self.backoff_base = backoff_base_seconds
+        self.backoff_max = backoff_max_seconds
+        self.wakeup = wakeup or asyncio.Event()
+        self.name = name or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+        self.stats = WorkerStats()
+
+    async def claim(self, limit: int) -> list[ClaimedJob]:
+        now = utc_now()
+        due = or_(
+            and_(Job.status == JobStatus.queued, Job.run_at <= now),
+            and_(Job.status == JobStatus.running, Job.locked_until < now),
+        )
+        candidates = (
+            select(Job.id).where(due).order_by(Job.run_at).limit(limit).with_for_update(skip_locked=True)
+        )
+        stmt = (
+            update(Job)
+            .where(Job.id.in_(candidates.scalar_subquery()))
+            .values(
+                status=JobStatus.running,
+                locked_by=self.name,
+                locked_until=now + self.lease,
+                attempts=Job.attempts + 1,
+                updated_at=now,
+            )
+            .returning(Job.id, Job.kind, Job.tenant_id, Job.payload, Job.attempts, Job.max_attempts)
+            .execution_options(synchronize_session=False)
+        )
+        async with self.db.unit_of_work(write=True) as session:
+            rows = (await session.execute(stmt)).all()
+        return [ClaimedJob(*row) for row in rows]
+
+    async def run_until_idle(self, *, max_rounds: int = 1000) -> int:
+        """Run every due job, including the ones they enqueue, then return how many ran."""
+        ran = 0
+        for _ in range(max_rounds):
+            claimed = await self.claim(self.concurrency)
+            if not claimed:
+                break
+            for job in claimed:
+                await self.execute(job)
+            ran += len(claimed)
+        return ran
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Claim and run jobs until `stop` is set; sleep until woken or until the next poll."""
+        logger.info("job worker %s started", self.name)
+        running: set[asyncio.Task[None]] = set()
+        try:
+            while not stop.is_set():
+                free = self.concurrency - len(running)
+                claimed: list[ClaimedJob] = []
+                if free > 0:
+                    self.wakeup.clear()
+                    try:
+                        claimed = await self.claim(free)
+                    except Exception:
+                        logger.exception("claiming jobs failed; retrying")
+                for job in claimed:
+                    task = asyncio.create_task(self.execute(job))
+                    running.add(task)
+                    task.add_done_callback(running.discard)
+                if claimed and len(claimed) == free:
+                    await asyncio.sleep(0)
+                    if running and len(running) >= self.concurrency:
+                        await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
+                    continue
+                waits = [asyncio.ensure_future(self.wakeup.wait()), asyncio.ensure_future(stop.wait())]
+                done, pending = await asyncio.wait(
+                    waits + list(running), timeout=self.poll_seconds, return_when=asyncio.FIRST_COMPLETED
+                )
+                for fut in waits:
+                    if not fut.done():
+                        fut.cancel()
+        finally:
+            if running:
+                await asyncio.wait(running)
+            logger.info("job worker %s stopped", self.name)
+
+    async def execute(self, job: ClaimedJob) -> None:
+        handler = self.registry.handlers.get(job.kind)
+        if job.attempts > job.max_attempts:
+            await self._finish(job, JobStatus.dead, "gave up: the job's worker stopped during every attempt")
+            return
+        if handler is None:
+            await self._finish(job, JobStatus.dead, f"no handler registered for job kind {job.kind!r}")
+            return
+        heartbeat = asyncio.create_task(self._heartbeat(job))
+        try:
+            async with self.db.unit_of_work(write=True) as session:
+                ctx = JobContext(session, job.id, job.kind, job.tenant_id, dict(job.payload), job.attempts)
+                await handler(ctx)
+                if not await self._mark(session, job, JobStatus.succeeded, None):
+                    raise _LeaseLost
+            self.stats.succeeded += 1
+        except _LeaseLost:
+            # Another worker took the job over after our lease ran out; our work was rolled back.
+            logger.warning("job %s (%s) lost its lease; leaving it to its new owner", job.id, job.kind)
+        except RetryLater as exc:
+            await self._reschedule(job, str(exc), exc.delay, counts=False)
+        except PermanentFailure as exc:
+            await self._finish(job, JobStatus.dead, f"{type(exc).__name__}: {exc}")
+        except Exception as exc:
+            logger.warning("job %s (%s) attempt %d failed: %s", job.id, job.kind, job.attempts, type(exc).__name__)
+            await self._reschedule(job, f"{type(exc).__name__}: {exc}", None, counts=True)
+        finally:
+            heartbeat.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await heartbeat
+
+    async def _heartbeat(self, job: ClaimedJob) -> None:
+        """Extend the lease of a long-running job so that no other worker takes it over."""
+        interval = self.lease.total_seconds() / 3
+        while True:
+            await asyncio.sleep(interval)
+            async with self.db.unit_of_work(write=True) as session:
+                await session.execute(
+                    update(Job)
+                    .where(Job.id == job.id, Job.locked_by == self.name, Job.status == JobStatus.running)
+                    .values(locked_until=utc_now() + self.lease)
+                    .execution_options(synchronize_session=False)
+                )
+
+    async def _mark(self, session: AsyncSession, job: ClaimedJob, status: JobStatus, error: str | None) -> bool:
+        now = utc_now()
+        result = await session.execute(
+            update(Job)
+            .where(Job.id == job.id, Job.locked_by == self.name)
+            .values(status=status, finished_at=now, locked_by=None, locked_until=None, last_error=error, updated_at=now)
+            .execution_options(synchronize_session=False)
+        )
+        return bool(getattr(result, "rowcount", 0))
+
+    async def _finish(self, job: ClaimedJob, status: JobStatus, error: str) -> None:
+        async with self.db.unit_of_work(write=True) as session:
+            await self._mark(session, job, status, error)
+        if status is JobStatus.dead:
+            self.stats.dead += 1
+            logger.error("job %s (%s) moved to the dead letter: %s", job.id, job.kind, error)
+
+    async def _reschedule(self, job: ClaimedJob, error: str, delay: float | None, *, counts: bool) -> None:
+        if counts and job.attempts >= job.max_attempts:
+            await self._finish(job, JobStatus.dead, error)
+            return
+        if delay is None:
+            delay = backoff_seconds(job.attempts, base=self.backoff_base, cap=self.backoff_max)
+        now = utc_now()
+        async with self.db.unit_of_work(write=True) as session:
+            await session.execute(
+                update(Job)
+                .where(Job.id == job.id, Job.locked_by == self.name)
+                .values(
+                    status=JobStatus.queued,
+                    run_at=now + timedelta(seconds=delay),
+                    # A deliberate postponement is not a failed attempt.
+                    attempts=job.attempts if counts else job.attempts - 1,
+                    locked_by=None,
+                    locked_until=None,
+                    last_error=error[:4000],
+                    updated_at=now,
+                )
+                .execution_options(synchronize_session=False)
+            )
+        self.stats.retried += 1
+
+
+async def retry_dead_job(session: AsyncSession, job_id: uuid.UUID) -> bool:
+    """Put a dead job back in the queue (an operator's decision after fixing the cause)."""
+    now = utc_now()
+    result = await session.execute(
+        update(Job)
+        .where(Job.id == job_id, Job.status == JobStatus.dead)
+        .values(status=JobStatus.queued, attempts=0, run_at=now, finished_at=None, updated_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    mark_jobs_enqueued(session)
+    return bool(getattr(result, "rowcount", 0))

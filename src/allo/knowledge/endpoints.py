@@ -1,0 +1,52 @@
+from __future__ import annotations
+
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query, status
+
+from allo.deps import AgentDep, SessionDep, SupervisorDep
+from allo.kit.pagination import Page, PageParams, page_params
+from allo.knowledge import service
+from allo.knowledge.repository import ArticleRepository
+from allo.knowledge.schemas import ArticleCreate, ArticleRead, ArticleUpdate
+from allo.models.enums import Category
+
+router = APIRouter(prefix="/knowledge/articles", tags=["knowledge"])
+
+
+@router.get("", summary="List knowledge-base articles")
+async def list_articles(
+    session: SessionDep,
+    principal: AgentDep,
+    page: Annotated[PageParams, Depends(page_params)],
+    category: Category | None = None,
+    language: Annotated[str | None, Query(max_length=8)] = None,
+    published: bool | None = None,
+    q: Annotated[str | None, Query(max_length=100)] = None,
+) -> Page[ArticleRead]:
+    repo = ArticleRepository(session, principal.tenant_id)
+    rows, cursor = await repo.paginate(repo.filtered(category=category, language=language, published=published, q=q), page)
+    return Page(items=[ArticleRead.model_validate(a) for a in rows], next_cursor=cursor)
+
+
+@router.post("", status_code=status.HTTP_201_CREATED, summary="Write an article (supervisor)")
+async def create_article(body: ArticleCreate, session: SessionDep, principal: SupervisorDep) -> ArticleRead:
+    return ArticleRead.model_validate(await service.create_article(session, principal, body))
+
+
+@router.get("/{article_id}", summary="Read an article")
+async def read_article(article_id: uuid.UUID, session: SessionDep, principal: AgentDep) -> ArticleRead:
+    return ArticleRead.model_validate(await ArticleRepository(session, principal.tenant_id).get_or_raise(article_id))
+
+
+@router.patch("/{article_id}", summary="Edit or (un)publish an article (supervisor)")
+async def update_article(
+    article_id: uuid.UUID, body: ArticleUpdate, session: SessionDep, principal: SupervisorDep
+) -> ArticleRead:
+    return ArticleRead.model_validate(await service.update_article(session, principal, article_id, body))
+
+
+@router.delete("/{article_id}", status_code=status.HTTP_204_NO_CONTENT, summary="Delete an article (supervisor)")
+async def delete_article(article_id: uuid.UUID, session: SessionDep, principal: SupervisorDep) -> None:
+    await service.delete_article(session, principal, article_id)

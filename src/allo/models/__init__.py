@@ -1,0 +1,33 @@
+"""Every table, imported here so that Alembic and the app see one metadata."""
+
+from allo.models.agent import AgentSkill, Team, User
+from allo.models.article import KnowledgeArticle
+from allo.models.audit import AuditEvent
+from allo.models.auth import ApiKey, AuthSession
+from allo.models.base import Base
+from allo.models.conversation import Conversation, Message
+from allo.models.customer import Customer, CustomerIdentity
+from allo.models.feedback import CsatResponse
+from allo.models.job import Job
+from allo.models.tenant import Tenant
+from allo.models.ticket import Ticket, TicketEvent
+
+__all__ = [
+    "AgentSkill",
+    "ApiKey",
+    "AuditEvent",
+    "AuthSession",
+    "Base",
+    "Conversation",
+    "CsatResponse",
+    "Customer",
+    "CustomerIdentity",
+    "Job",
+    "KnowledgeArticle",
+    "Message",
+    "Team",
+    "Tenant",
+    "Ticket",
+    "TicketEvent",
+    "User",
+]

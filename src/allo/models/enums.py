@@ -1,0 +1,107 @@
+"""The vocabularies shared by tables, schemas and services."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class Channel(StrEnum):
+    webchat = "webchat"
+    sms = "sms"
+    whatsapp = "whatsapp"
+    messenger = "messenger"
+    email = "email"
+    mastodon = "mastodon"
+    voice = "voice"
+
+
+class Role(StrEnum):
+    agent = "agent"
+    supervisor = "supervisor"
+    admin = "admin"
+
+    @property
+    def rank(self) -> int:
+        return _ROLE_RANK[self]
+
+    def at_least(self, other: Role) -> bool:
+        return self.rank >= other.rank
+
+
+_ROLE_RANK = {Role.agent: 1, Role.supervisor: 2, Role.admin: 3}
+
+
+class Tier(StrEnum):
+    n1 = "n1"
+    n2 = "n2"
+    specialist = "specialist"
+
+
+class AgentStatus(StrEnum):
+    available = "available"
+    busy = "busy"
+    away = "away"
+    offline = "offline"
+
+
+class WorkMode(StrEnum):
+    on_site = "on_site"
+    remote = "remote"
+    mobile = "mobile"
+
+
+class ConversationStatus(StrEnum):
+    bot = "bot"
+    queued = "queued"
+    assigned = "assigned"
+    resolved = "resolved"
+    abandoned = "abandoned"
+
+
+class Direction(StrEnum):
+    inbound = "inbound"
+    outbound = "outbound"
+
+
+class AuthorKind(StrEnum):
+    customer = "customer"
+    bot = "bot"
+    agent = "agent"
+    system = "system"
+
+
+class Category(StrEnum):
+    billing = "billing"
+    technical = "technical"
+    plan = "plan"
+    cancellation = "cancellation"
+    delivery = "delivery"
+    other = "other"
+
+
+class Priority(StrEnum):
+    p1 = "P1"
+    p2 = "P2"
+    p3 = "P3"
+    p4 = "P4"
+
+
+class TicketStatus(StrEnum):
+    new = "new"
+    open = "open"
+    pending = "pending"
+    resolved = "resolved"
+    closed = "closed"
+
+
+class JobStatus(StrEnum):
+    queued = "queued"
+    running = "running"
+    succeeded = "succeeded"
+    dead = "dead"
+
+
+class ActorKind(StrEnum):
+    user = "user"
+    api_key = "api_key"
+    system = "system"

@@ -1,0 +1,127 @@
+from __future__ import annotations
+
+import re
+import uuid
+from datetime import date, datetime
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from allo.kit.schemas import ReadModel, StrictInput
+
+_HHMM = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+class EscalationPolicy(BaseModel):
+    """The procedure's explicit escalation rules; the assistant applies them as configured here."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    confidence_below: float = Field(default=0.5, ge=0, le=1)
+    sentiment_below: float = Field(default=-0.7, ge=-1, le=1)
+    keywords: list[str] = Field(
+        default_factory=lambda: ["conseiller", "humain", "responsable", "agent", "human", "advisor", "manager"]
+    )
+    legal_team: str = "legal"
+    escalate_cancellations: bool = True
+    vip_priority: bool = True
+
+
+class SlaTarget(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    first_response_minutes: int = Field(ge=1, le=60 * 24 * 30)
+    resolution_minutes: int = Field(ge=1, le=60 * 24 * 90)
+
+    @model_validator(mode="after")
+    def _resolution_after_response(self) -> SlaTarget:
+        if self.resolution_minutes < self.first_response_minutes:
+            raise ValueError("resolution_minutes must not be shorter than first_response_minutes")
+        return self
+
+
+def _default_sla() -> dict[str, SlaTarget]:
+    return {
+        "P1": SlaTarget(first_response_minutes=15, resolution_minutes=60),
+        "P2": SlaTarget(first_response_minutes=60, resolution_minutes=4 * 60),
+        "P3": SlaTarget(first_response_minutes=4 * 60, resolution_minutes=24 * 60),
+        "P4": SlaTarget(first_response_minutes=8 * 60, resolution_minutes=48 * 60),
+    }
+
+
+class BusinessHours(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    timezone: str = "Europe/Paris"
+    # Opening intervals per weekday, "HH:MM" 24-hour local time; a missing day is closed.
+    weekly: dict[str, list[tuple[str, str]]] = Field(
+        default_factory=lambda: {
+            **{d: [("08:00", "20:00")] for d in ("mon", "tue", "wed", "thu", "fri")},
+            "sat": [("09:00", "18:00")],
+        }
+    )
+    holidays: list[date] = Field(default_factory=list)
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_timezone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown time zone {value!r}") from exc
+        return value
+
+    @field_validator("weekly")
+    @classmethod
+    def _valid_intervals(cls, value: dict[str, list[tuple[str, str]]]) -> dict[str, list[tuple[str, str]]]:
+        for day, intervals in value.items():
+            if day not in WEEKDAYS:
+                raise ValueError(f"unknown weekday {day!r}; use {', '.join(WEEKDAYS)}")
+            for start, end in intervals:
+                if not _HHMM.match(start) or not _HHMM.match(end):
+                    raise ValueError(f"{day}: times must be HH:MM")
+                if start >= end:
+                    raise ValueError(f"{day}: {start}-{end} ends before it starts")
+        return value
+
+
+class TenantPolicy(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    languages: list[str] = Field(default_factory=lambda: ["fr", "en"], min_length=1)
+    default_language: str = "fr"
+    default_region: str = Field(default="FR", pattern=r"^[A-Z]{2}$")
+    escalation: EscalationPolicy = Field(default_factory=EscalationPolicy)
+    sla: dict[str, SlaTarget] = Field(default_factory=_default_sla)
+    business_hours: BusinessHours = Field(default_factory=BusinessHours)
+    reopen_window_hours: int = Field(default=72, ge=0, le=24 * 90)
+
+    @field_validator("sla")
+    @classmethod
+    def _every_priority(cls, value: dict[str, SlaTarget]) -> dict[str, SlaTarget]:
+        missing = {"P1", "P2", "P3", "P4"} - set(value)
+        unknown = set(value) - {"P1", "P2", "P3", "P4"}
+        if missing or unknown:
+            raise ValueError(f"SLA targets are needed for exactly P1-P4 (missing {sorted(missing)}, unknown {sorted(unknown)})")
+        return value
+
+    @model_validator(mode="after")
+    def _default_language_offered(self) -> TenantPolicy:
+        if self.default_language not in self.languages:
+            raise ValueError("default_language must be one of languages")
+        return self
+
+
+class TenantRead(ReadModel):
+    id: uuid.UUID
+    slug: str
+    name: str
+    active: bool
+    policy: TenantPolicy
+    created_at: datetime
+
+
+class TenantUpdate(StrictInput):
+    name: str | None = Field(default=None, min_length=1, max_length=200)
+    policy: TenantPolicy | None = None

@@ -1,0 +1,64 @@
+from __future__ import annotations
+
+import uuid
+
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from allo.audit.service import record, record_by
+from allo.auth.principal import Principal
+from allo.kit.errors import Conflict, NotFound
+from allo.models import Tenant
+from allo.models.enums import ActorKind
+from allo.tenants.schemas import TenantPolicy, TenantUpdate
+
+
+def policy_of(tenant: Tenant) -> TenantPolicy:
+    """The tenant's policy, with defaults for anything an older row does not set."""
+    return TenantPolicy.model_validate(tenant.policy or {})
+
+
+async def get_by_slug(session: AsyncSession, slug: str) -> Tenant | None:
+    return (await session.execute(select(Tenant).where(Tenant.slug == slug))).scalar_one_or_none()
+
+
+async def get_or_raise(session: AsyncSession, tenant_id: uuid.UUID) -> Tenant:
+    tenant = await session.get(Tenant, tenant_id)
+    if tenant is None:
+        raise NotFound("Tenant not found.")
+    return tenant
+
+
+async def create(session: AsyncSession, *, slug: str, name: str, policy: TenantPolicy | None = None) -> Tenant:
+    if await get_by_slug(session, slug) is not None:
+        raise Conflict(f"A tenant with slug {slug!r} already exists.", code="tenant_exists")
+    tenant = Tenant(slug=slug, name=name, policy=(policy or TenantPolicy()).model_dump(mode="json"))
+    session.add(tenant)
+    await session.flush()
+    await record(session, tenant.id, ActorKind.system, None, "tenant.create", "tenant", tenant.id, {"slug": slug})
+    return tenant
+
+
+async def update_tenant(session: AsyncSession, principal: Principal, changes: TenantUpdate) -> Tenant:
+    tenant = await get_or_raise(session, principal.tenant_id)
+    changed: dict[str, object] = {}
+    if changes.name is not None:
+        tenant.name = changes.name
+        changed["name"] = changes.name
+    if changes.policy is not None:
+        tenant.policy = changes.policy.model_dump(mode="json")
+        changed["policy"] = tenant.policy
+    await record_by(session, principal, "tenant.update", "tenant", tenant.id, changed)
+    return tenant
+
+
+async def allocate_ticket_number(session: AsyncSession, tenant_id: uuid.UUID) -> int:
+    """The next ticket number of the tenant, atomic under concurrency (row lock on the counter)."""
+    result = await session.execute(
+        update(Tenant)
+        .where(Tenant.id == tenant_id)
+        .values(next_ticket_number=Tenant.next_ticket_number + 1)
+        .returning(Tenant.next_ticket_number)
+        .execution_options(synchronize_session=False)
+    )
+    return int(result.scalar_one()) - 1

@@ -1,0 +1,73 @@
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from pydantic import Field
+
+from allo.agents.schemas import Code
+from allo.kit.schemas import ReadModel, StrictInput
+from allo.models.enums import Category, Priority, TicketStatus, Tier
+
+
+class TicketCreate(StrictInput):
+    subject: str = Field(min_length=1, max_length=300)
+    description: str | None = Field(default=None, max_length=20_000)
+    category: Category = Category.other
+    priority: Priority = Priority.p3
+    customer_id: uuid.UUID
+    conversation_id: uuid.UUID | None = None
+    team: Code | None = None
+    tier: Tier = Tier.n1
+    assignee_id: uuid.UUID | None = None
+
+
+class TicketUpdate(StrictInput):
+    subject: str | None = Field(default=None, min_length=1, max_length=300)
+    status: TicketStatus | None = None
+    priority: Priority | None = None
+    category: Category | None = None
+    tier: Tier | None = None
+    team: Code | None = None
+    assignee_id: uuid.UUID | None = None
+    reason: str | None = Field(default=None, max_length=2000, description="Why: kept in the ticket's history")
+
+
+class TicketEventRead(ReadModel):
+    id: uuid.UUID
+    kind: str
+    field: str | None
+    from_value: str | None
+    to_value: str | None
+    reason: str | None
+    actor_user_id: uuid.UUID | None
+    data: dict[str, Any]
+    created_at: datetime
+
+
+class TicketRead(ReadModel):
+    id: uuid.UUID
+    number: int
+    reference: str
+    subject: str
+    description: str | None
+    category: Category
+    priority: Priority
+    status: TicketStatus
+    tier: Tier
+    team_id: uuid.UUID | None
+    assignee_id: uuid.UUID | None
+    customer_id: uuid.UUID
+    conversation_id: uuid.UUID | None
+    first_response_due_at: datetime | None
+    resolution_due_at: datetime | None
+    first_responded_at: datetime | None
+    resolved_at: datetime | None
+    closed_at: datetime | None
+    created_at: datetime
+    updated_at: datetime
+
+
+class TicketDetail(TicketRead):
+    events: list[TicketEventRead]

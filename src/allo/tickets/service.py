@@ -1,0 +1,178 @@
+from __future__ import annotations
+
+import uuid
+from datetime import datetime, timedelta
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from allo.agents.repository import AgentRepository, TeamRepository
+from allo.audit.service import record_by
+from allo.auth.principal import Principal
+from allo.conversations.repository import ConversationRepository
+from allo.customers.repository import CustomerRepository
+from allo.kit.bus import Event, publish_on_commit
+from allo.kit.errors import Conflict, Unprocessable
+from allo.kit.time import utc_now
+from allo.models import Ticket, TicketEvent
+from allo.models.enums import Priority, TicketStatus, Tier
+from allo.tenants import service as tenants
+from allo.tenants.schemas import TenantPolicy
+from allo.tickets.repository import TicketRepository
+from allo.tickets.schemas import TicketCreate, TicketUpdate
+
+ALLOWED_TRANSITIONS: dict[TicketStatus, frozenset[TicketStatus]] = {
+    TicketStatus.new: frozenset({TicketStatus.open, TicketStatus.pending, TicketStatus.resolved, TicketStatus.closed}),
+    TicketStatus.open: frozenset({TicketStatus.pending, TicketStatus.resolved, TicketStatus.closed}),
+    TicketStatus.pending: frozenset({TicketStatus.open, TicketStatus.resolved, TicketStatus.closed}),
+    TicketStatus.resolved: frozenset({TicketStatus.open, TicketStatus.closed}),
+    TicketStatus.closed: frozenset(),
+}
+_TIER_RANK = {Tier.n1: 1, Tier.n2: 2, Tier.specialist: 3}
+
+
+def reference(number: int) -> str:
+    return f"T-{number:06d}"
+
+
+def sla_due_times(policy: TenantPolicy, priority: Priority, start: datetime) -> tuple[datetime, datetime]:
+    target = policy.sla[priority.value]
+    return (
+        start + timedelta(minutes=target.first_response_minutes),
+        start + timedelta(minutes=target.resolution_minutes),
+    )
+
+
+async def _team_id(session: AsyncSession, tenant_id: uuid.UUID, code: str | None) -> uuid.UUID | None:
+    if code is None:
+        return None
+    team = await TeamRepository(session, tenant_id).find_by_code(code)
+    if team is None:
+        raise Unprocessable(f"Unknown team {code!r}.", code="unknown_team", details={"team": code})
+    return team.id
+
+
+async def _check_assignee(session: AsyncSession, tenant_id: uuid.UUID, assignee_id: uuid.UUID | None) -> None:
+    if assignee_id is None:
+        return
+    agent = await AgentRepository(session, tenant_id).get(assignee_id)
+    if agent is None or not agent.active:
+        raise Unprocessable("Unknown or inactive assignee.", code="unknown_assignee", details={"assignee_id": str(assignee_id)})
+
+
+async def create_ticket(session: AsyncSession, principal: Principal, data: TicketCreate) -> Ticket:
+    tenant = await tenants.get_or_raise(session, principal.tenant_id)
+    await CustomerRepository(session, principal.tenant_id).get_or_raise(data.customer_id)
+    if data.conversation_id is not None:
+        conversation = await ConversationRepository(session, principal.tenant_id).get_or_raise(data.conversation_id)
+        if conversation.customer_id != data.customer_id:
+            raise Unprocessable("The conversation belongs to another customer.", code="customer_mismatch")
+    await _check_assignee(session, principal.tenant_id, data.assignee_id)
+    now = utc_now()
+    first_due, resolution_due = sla_due_times(tenants.policy_of(tenant), data.priority, now)
+    repo = TicketRepository(session, principal.tenant_id)
+    ticket = repo.add(
+        Ticket(
+            number=await tenants.allocate_ticket_number(session, principal.tenant_id),
+            subject=data.subject,
+            description=data.description,
+            category=data.category,
+            priority=data.priority,
+            tier=data.tier,
+            team_id=await _team_id(session, principal.tenant_id, data.team),
+            assignee_id=data.assignee_id,
+            customer_id=data.customer_id,
+            conversation_id=data.conversation_id,
+            first_response_due_at=first_due,
+            resolution_due_at=resolution_due,
+            created_at=now,
+            updated_at=now,
+        )
+    )
+    await session.flush()
+    session.add(
+        TicketEvent(
+            tenant_id=principal.tenant_id,
+            ticket_id=ticket.id,
+            actor_user_id=principal.user_id,
+            kind="created",
+            data={"priority": data.priority.value, "category": data.category.value, "tier": data.tier.value},
+        )
+    )
+    publish_on_commit(session, Event("ticket.created", principal.tenant_id, {"ticket_id": str(ticket.id)}))
+    await record_by(session, principal, "ticket.create", "ticket", ticket.id, {"number": ticket.number})
+    return ticket
+
+
+async def update_ticket(session: AsyncSession, principal: Principal, ticket_id: uuid.UUID, data: TicketUpdate) -> Ticket:
+    repo = TicketRepository(session, principal.tenant_id)
+    ticket = await repo.get_or_raise(ticket_id)
+    now = utc_now()
+    history: list[TicketEvent] = []
+
+    def change(kind: str, field: str, old: object, new: object) -> None:
+        history.append(
+            TicketEvent(
+                tenant_id=principal.tenant_id,
+                ticket_id=ticket.id,
+                actor_user_id=principal.user_id,
+                kind=kind,
+                field=field,
+                from_value=None if old is None else str(getattr(old, "value", old)),
+                to_value=None if new is None else str(getattr(new, "value", new)),
+                reason=data.reason,
+            )
+        )
+
+    fields = data.model_fields_set
+    if data.status is not None and data.status is not ticket.status:
+        if data.status not in ALLOWED_TRANSITIONS[ticket.status]:
+            raise Conflict(
+                f"A {ticket.status.value} ticket cannot become {data.status.value}.",
+                code="invalid_transition",
+                details={"from": ticket.status.value, "to": data.status.value},
+            )
+        change("status_changed", "status", ticket.status, data.status)
+        if ticket.status is TicketStatus.new and ticket.first_responded_at is None:
+            ticket.first_responded_at = now
+        if data.status is TicketStatus.resolved:
+            ticket.resolved_at = now
+        elif data.status is TicketStatus.closed:
+            ticket.closed_at = now
+            ticket.resolved_at = ticket.resolved_at or now
+        elif ticket.status is TicketStatus.resolved:
+            ticket.resolved_at = None  # reopened
+        ticket.status = data.status
+    if data.priority is not None and data.priority is not ticket.priority:
+        change("priority_changed", "priority", ticket.priority, data.priority)
+        ticket.priority = data.priority
+        policy = tenants.policy_of(await tenants.get_or_raise(session, principal.tenant_id))
+        ticket.first_response_due_at, ticket.resolution_due_at = sla_due_times(policy, data.priority, ticket.created_at)
+    if data.category is not None and data.category is not ticket.category:
+        change("category_changed", "category", ticket.category, data.category)
+        ticket.category = data.category
+    if data.subject is not None and data.subject != ticket.subject:
+        change("subject_changed", "subject", ticket.subject, data.subject)
+        ticket.subject = data.subject
+    if data.tier is not None and data.tier is not ticket.tier:
+        kind = "escalated" if _TIER_RANK[data.tier] > _TIER_RANK[ticket.tier] else "deescalated"
+        change(kind, "tier", ticket.tier, data.tier)
+        ticket.tier = data.tier
+    if "team" in fields:
+        team_id = await _team_id(session, principal.tenant_id, data.team)
+        if team_id != ticket.team_id:
+            change("team_changed", "team", ticket.team_id, team_id)
+            ticket.team_id = team_id
+    if "assignee_id" in fields and data.assignee_id != ticket.assignee_id:
+        await _check_assignee(session, principal.tenant_id, data.assignee_id)
+        change("assigned" if data.assignee_id else "unassigned", "assignee_id", ticket.assignee_id, data.assignee_id)
+        ticket.assignee_id = data.assignee_id
+    if history:
+        ticket.updated_at = now
+        session.add_all(history)
+        await session.flush()
+        publish_on_commit(
+            session,
+            Event("ticket.updated", principal.tenant_id, {"ticket_id": str(ticket.id), "changes": [e.kind for e in history]}),
+        )
+        await record_by(session, principal, "ticket.update", "ticket", ticket.id, {"changes": [e.kind for e in history]})
+    return ticket
