@@ -59,7 +59,9 @@ def build_worker(settings: Settings, db: Database, bus: Bus) -> Worker:
 
 
 @contextlib.asynccontextmanager
-async def background_services(settings: Settings, db: Database, bus: Bus, *, run_worker: bool) -> AsyncIterator[None]:
+async def background_services(
+    settings: Settings, db: Database, bus: Bus, *, run_worker: bool
+) -> AsyncIterator[None]:
     """The PostgreSQL event listener and, when asked, the job worker, for the lifetime of the block."""
     stop = asyncio.Event()
     listener: asyncio.Task[None] | None = None
@@ -87,7 +89,9 @@ async def background_services(settings: Settings, db: Database, bus: Bus, *, run
                     await task
 
 
-def create_app(settings: Settings | None = None, *, db: Database | None = None, run_background: bool = True) -> FastAPI:
+def create_app(
+    settings: Settings | None = None, *, db: Database | None = None, run_background: bool = True
+) -> FastAPI:
     settings = settings or get_settings()
     bus = Bus()
     owns_db = db is None

@@ -13,7 +13,9 @@ from rich.console import Console
 
 from allo.config import InsecureSettingsError, Settings, get_settings
 
-app = typer.Typer(help="Allo: AI-first omnichannel contact center.", no_args_is_help=True, add_completion=False)
+app = typer.Typer(
+    help="Allo: AI-first omnichannel contact center.", no_args_is_help=True, add_completion=False
+)
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
 seed_app = typer.Typer(help="Load data.", no_args_is_help=True)
 users_app = typer.Typer(help="Console users.", no_args_is_help=True)
@@ -80,7 +82,9 @@ def _seed_demo(settings: Settings) -> None:
         err.print(f"[green]Demo data loaded[/green]: {summary.describe()}")
     else:
         err.print("Demo data already present; nothing added.")
-    out.print("\n[bold]Demo accounts[/bold] (organisation: demo, password for all: " f"[bold]{DEMO_PASSWORD}[/bold])")
+    out.print(
+        f"\n[bold]Demo accounts[/bold] (organisation: demo, password for all: [bold]{DEMO_PASSWORD}[/bold])"
+    )
     for email, role in summary.accounts:
         out.print(f"  {role:<11} {email}")
 
@@ -90,7 +94,9 @@ def serve(
     host: Annotated[str | None, typer.Option(help="Bind address (ALLO_HOST)")] = None,
     port: Annotated[int | None, typer.Option(help="Port (ALLO_PORT)")] = None,
     workers: Annotated[int, typer.Option(help="Web processes (PostgreSQL only for more than 1)")] = 1,
-    worker: Annotated[bool, typer.Option("--worker/--no-worker", help="Run the job worker in-process")] = True,
+    worker: Annotated[
+        bool, typer.Option("--worker/--no-worker", help="Run the job worker in-process")
+    ] = True,
 ) -> None:
     """Serve the API, the console and the customer chat."""
     import uvicorn
@@ -100,7 +106,9 @@ def serve(
         get_settings.cache_clear()
     settings = _settings()
     if workers > 1 and settings.is_sqlite:
-        err.print("[red]Several web processes need PostgreSQL (live events cross processes through it).[/red]")
+        err.print(
+            "[red]Several web processes need PostgreSQL (live events cross processes through it).[/red]"
+        )
         raise typer.Exit(2)
     bind_host, bind_port = host or settings.host, port or settings.port
     err.print(f"Allo on [bold]http://{bind_host}:{bind_port}[/bold] (mode {settings.mode.value})")
@@ -167,15 +175,16 @@ def users_create(
     team: Annotated[str | None, typer.Option(help="Team code")] = None,
     languages: Annotated[str, typer.Option(help="Comma-separated language codes")] = "fr",
     password: Annotated[
-        str, typer.Option(prompt=True, hide_input=True, confirmation_prompt=True, envvar="ALLO_NEW_USER_PASSWORD")
+        str,
+        typer.Option(prompt=True, hide_input=True, confirmation_prompt=True, envvar="ALLO_NEW_USER_PASSWORD"),
     ] = "",
 ) -> None:
     """Create a console user; the password is prompted for (or read from ALLO_NEW_USER_PASSWORD)."""
     from pydantic import ValidationError
 
     from allo.agents.schemas import AgentCreate
-    from allo.ops import create_user
     from allo.kit.errors import AppError
+    from allo.ops import create_user
 
     settings = _settings()
     try:
@@ -207,9 +216,9 @@ def apikey_create(
     role: Annotated[str, typer.Option(help="agent | supervisor | admin")] = "agent",
 ) -> None:
     """Create an API key and print it once; only its hash is stored."""
-    from allo.ops import create_key
     from allo.kit.errors import AppError
     from allo.models.enums import Role
+    from allo.ops import create_key
 
     settings = _settings()
     try:
@@ -230,8 +239,8 @@ def tenants_create(
     name: Annotated[str, typer.Option(help="Display name")],
 ) -> None:
     """Create a tenant with the default policy."""
-    from allo.ops import create_tenant
     from allo.kit.errors import AppError
+    from allo.ops import create_tenant
 
     try:
         tenant_id = asyncio.run(create_tenant(_settings(), slug, name))

@@ -59,10 +59,10 @@ async def get_principal(request: Request, session: SessionDep) -> Principal:
         if stale:
             await _touch_api_key_later(request, principal)
         return principal
-    token = request.cookies.get(SESSION_COOKIE)
-    if not token:
+    cookie = request.cookies.get(SESSION_COOKIE)
+    if not cookie:
         raise Unauthorized("Authentication required.", code="not_authenticated")
-    principal = await auth_service.principal_from_session_token(session, token)
+    principal = await auth_service.principal_from_session_token(session, cookie)
     if request.method not in _SAFE_METHODS:
         auth_service.check_csrf(principal, request.headers.get(CSRF_HEADER))
     return principal

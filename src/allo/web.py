@@ -36,7 +36,9 @@ def gettext_for(language: str) -> Callable[..., str]:
     return _
 
 
-def render(request: Request, template: str, context: dict[str, Any], *, status_code: int = 200) -> HTMLResponse:
+def render(
+    request: Request, template: str, context: dict[str, Any], *, status_code: int = 200
+) -> HTMLResponse:
     language = request_language(request)
     response = _templates.TemplateResponse(
         request, template, {"lang": language, "_": gettext_for(language), **context}, status_code=status_code

@@ -7,7 +7,15 @@ from fastapi import APIRouter, Depends, status
 
 from allo.agents import service
 from allo.agents.repository import AgentRepository, TeamRepository
-from allo.agents.schemas import AgentCreate, AgentRead, AgentUpdate, LocationUpdate, StatusUpdate, TeamCreate, TeamRead
+from allo.agents.schemas import (
+    AgentCreate,
+    AgentRead,
+    AgentUpdate,
+    LocationUpdate,
+    StatusUpdate,
+    TeamCreate,
+    TeamRead,
+)
 from allo.deps import AdminDep, AgentDep, SessionDep
 from allo.kit.errors import Forbidden
 from allo.kit.pagination import Page, PageParams, page_params
@@ -43,32 +51,38 @@ async def create_agent(body: AgentCreate, session: SessionDep, principal: AdminD
 async def read_me(session: SessionDep, principal: AgentDep) -> AgentRead:
     if principal.user_id is None:
         raise Forbidden("API keys have no user profile.", code="user_required")
-    return AgentRead.model_validate(await AgentRepository(session, principal.tenant_id).get_or_raise(principal.user_id))
+    return AgentRead.model_validate(
+        await AgentRepository(session, principal.tenant_id).get_or_raise(principal.user_id)
+    )
 
 
 @router.put("/agents/me/status", summary="Set my presence status")
 async def set_my_status(body: StatusUpdate, session: SessionDep, principal: AgentDep) -> AgentRead:
-    await service.set_status(session, principal, body)
-    return AgentRead.model_validate(await AgentRepository(session, principal.tenant_id).get_or_raise(principal.user_id))  # type: ignore[arg-type]
+    return AgentRead.model_validate(await service.set_status(session, principal, body))
 
 
 @router.put("/agents/me/location", summary="Report my position (mobile agents, with consent)")
 async def set_my_location(body: LocationUpdate, session: SessionDep, principal: AgentDep) -> AgentRead:
-    await service.set_location(session, principal, body)
-    return AgentRead.model_validate(await AgentRepository(session, principal.tenant_id).get_or_raise(principal.user_id))  # type: ignore[arg-type]
+    return AgentRead.model_validate(await service.set_location(session, principal, body))
 
 
 @router.get("/agents/{agent_id}", summary="Read a user")
 async def read_agent(agent_id: uuid.UUID, session: SessionDep, principal: AgentDep) -> AgentRead:
-    return AgentRead.model_validate(await AgentRepository(session, principal.tenant_id).get_or_raise(agent_id))
+    return AgentRead.model_validate(
+        await AgentRepository(session, principal.tenant_id).get_or_raise(agent_id)
+    )
 
 
 @router.patch("/agents/{agent_id}", summary="Update a user (admin)")
-async def update_agent(agent_id: uuid.UUID, body: AgentUpdate, session: SessionDep, principal: AdminDep) -> AgentRead:
+async def update_agent(
+    agent_id: uuid.UUID, body: AgentUpdate, session: SessionDep, principal: AdminDep
+) -> AgentRead:
     return AgentRead.model_validate(await service.update_agent(session, principal, agent_id, body))
 
 
-@router.delete("/agents/{agent_id}", status_code=status.HTTP_204_NO_CONTENT, summary="Deactivate a user (admin)")
+@router.delete(
+    "/agents/{agent_id}", status_code=status.HTTP_204_NO_CONTENT, summary="Deactivate a user (admin)"
+)
 async def deactivate_agent(agent_id: uuid.UUID, session: SessionDep, principal: AdminDep) -> None:
     await service.deactivate_agent(session, principal, agent_id)
 

@@ -12,7 +12,7 @@ class AgentRepository(TenantRepository[User]):
     model = User
     noun = "agent"
 
-    def select(self) -> Select[tuple[User]]:
+    def select(self) -> Select[User]:
         return super().select().options(selectinload(User.team), selectinload(User.skills))
 
     def filtered(
@@ -23,7 +23,7 @@ class AgentRepository(TenantRepository[User]):
         status: AgentStatus | None = None,
         team: str | None = None,
         active: bool | None = True,
-    ) -> Select[tuple[User]]:
+    ) -> Select[User]:
         stmt = self.select()
         if role is not None:
             stmt = stmt.where(User.role == role)
@@ -32,13 +32,17 @@ class AgentRepository(TenantRepository[User]):
         if status is not None:
             stmt = stmt.where(User.status == status)
         if team is not None:
-            stmt = stmt.where(User.team_id.in_(select(Team.id).where(Team.tenant_id == self.tenant_id, Team.code == team)))
+            stmt = stmt.where(
+                User.team_id.in_(select(Team.id).where(Team.tenant_id == self.tenant_id, Team.code == team))
+            )
         if active is not None:
             stmt = stmt.where(User.active == active)
         return stmt
 
     async def find_by_email(self, email: str) -> User | None:
-        return (await self.session.execute(self.select().where(User.email == email.lower()))).scalar_one_or_none()
+        return (
+            await self.session.execute(self.select().where(User.email == email.lower()))
+        ).scalar_one_or_none()
 
 
 class TeamRepository(TenantRepository[Team]):

@@ -15,7 +15,6 @@ from allo.kit.errors import Conflict, Forbidden, Unprocessable
 from allo.kit.security import hash_password
 from allo.kit.time import utc_now
 from allo.models import AgentSkill, AuthSession, Team, User
-from allo.models.enums import Role
 
 
 async def _team_id(session: AsyncSession, tenant_id: uuid.UUID, code: str | None) -> uuid.UUID | None:
@@ -47,7 +46,9 @@ async def create_agent(
 ) -> User:
     repo = AgentRepository(session, tenant_id)
     if await repo.find_by_email(data.email) is not None:
-        raise Conflict("A user with this e-mail already exists.", code="user_exists", details={"field": "email"})
+        raise Conflict(
+            "A user with this e-mail already exists.", code="user_exists", details={"field": "email"}
+        )
     user = repo.add(
         User(
             email=data.email.lower(),
@@ -64,11 +65,15 @@ async def create_agent(
     )
     await flush_or_conflict(session, "A user with this e-mail already exists.", code="user_exists")
     if principal is not None:
-        await record_by(session, principal, "user.create", "user", user.id, {"email": user.email, "role": user.role.value})
+        await record_by(
+            session, principal, "user.create", "user", user.id, {"email": user.email, "role": user.role.value}
+        )
     return await repo.get_or_raise(user.id)
 
 
-async def update_agent(session: AsyncSession, principal: Principal, agent_id: uuid.UUID, data: AgentUpdate) -> User:
+async def update_agent(
+    session: AsyncSession, principal: Principal, agent_id: uuid.UUID, data: AgentUpdate
+) -> User:
     repo = AgentRepository(session, principal.tenant_id)
     user = await repo.get_or_raise(agent_id)
     if user.id == principal.user_id and data.role is not None and data.role is not user.role:
@@ -87,7 +92,9 @@ async def update_agent(session: AsyncSession, principal: Principal, agent_id: uu
         # A new password or a disabled account ends every open console session.
         await session.execute(delete(AuthSession).where(AuthSession.user_id == user.id))
     await session.flush()
-    await record_by(session, principal, "user.update", "user", user.id, {"fields": sorted(data.model_fields_set)})
+    await record_by(
+        session, principal, "user.update", "user", user.id, {"fields": sorted(data.model_fields_set)}
+    )
     session.expire(user)
     return await repo.get_or_raise(user.id)
 
@@ -113,7 +120,9 @@ async def set_status(session: AsyncSession, principal: Principal, data: StatusUp
         user.status_since = utc_now()
         publish_on_commit(
             session,
-            Event("agent.status", principal.tenant_id, {"agent_id": str(user.id), "status": data.status.value}),
+            Event(
+                "agent.status", principal.tenant_id, {"agent_id": str(user.id), "status": data.status.value}
+            ),
         )
         await record_by(session, principal, "user.status", "user", user.id, {"status": data.status.value})
     await session.flush()
@@ -134,5 +143,3 @@ async def _own_user(session: AsyncSession, principal: Principal) -> User:
     if principal.user_id is None:
         raise Forbidden("Only a logged-in user has a status and a location.", code="user_required")
     return await AgentRepository(session, principal.tenant_id).get_or_raise(principal.user_id)
-
-

@@ -82,7 +82,9 @@ async def list_api_keys(
     return Page(items=[ApiKeyRead.model_validate(k) for k in rows], next_cursor=cursor)
 
 
-@router.post("/api-keys", status_code=status.HTTP_201_CREATED, summary="Create an API key (admin); shown once")
+@router.post(
+    "/api-keys", status_code=status.HTTP_201_CREATED, summary="Create an API key (admin); shown once"
+)
 async def create_api_key(body: ApiKeyCreate, session: SessionDep, principal: AdminDep) -> ApiKeyCreated:
     if not principal.can(body.role):
         raise Forbidden("A key cannot have more rights than its creator.", code="insufficient_role")
@@ -97,11 +99,17 @@ async def create_api_key(body: ApiKeyCreate, session: SessionDep, principal: Adm
         expires_at=body.expires_at,
         actor_kind=ActorKind.user if principal.user_id else ActorKind.api_key,
     )
-    return ApiKeyCreated.model_validate({**ApiKeyRead.model_validate(created.key).model_dump(), "key": created.plaintext})
+    return ApiKeyCreated.model_validate(
+        {**ApiKeyRead.model_validate(created.key).model_dump(), "key": created.plaintext}
+    )
 
 
-@router.delete("/api-keys/{key_id}", status_code=status.HTTP_204_NO_CONTENT, summary="Revoke an API key (admin)")
-async def revoke_api_key(key_id: uuid.UUID, request: Request, session: SessionDep, principal: AdminDep) -> None:
+@router.delete(
+    "/api-keys/{key_id}", status_code=status.HTTP_204_NO_CONTENT, summary="Revoke an API key (admin)"
+)
+async def revoke_api_key(
+    key_id: uuid.UUID, request: Request, session: SessionDep, principal: AdminDep
+) -> None:
     key = await ApiKeyRepository(session, principal.tenant_id).get_or_raise(key_id)
     await service.revoke_api_key(session, key, principal)
     request.app.state.api_key_cache.forget(key.prefix)

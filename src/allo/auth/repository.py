@@ -17,7 +17,9 @@ async def find_api_key_by_prefix(session: AsyncSession, prefix: str) -> ApiKey |
     return (await session.execute(select(ApiKey).where(ApiKey.prefix == prefix))).scalar_one_or_none()
 
 
-async def find_session_by_token_hash(session: AsyncSession, token_hash: str) -> tuple[AuthSession, User] | None:
+async def find_session_by_token_hash(
+    session: AsyncSession, token_hash: str
+) -> tuple[AuthSession, User] | None:
     stmt = (
         select(AuthSession, User)
         .join(User, User.id == AuthSession.user_id)
@@ -27,7 +29,9 @@ async def find_session_by_token_hash(session: AsyncSession, token_hash: str) -> 
     return None if row is None else (row[0], row[1])
 
 
-async def find_login_candidate(session: AsyncSession, tenant_slug: str, email: str) -> tuple[Tenant, User | None] | None:
+async def find_login_candidate(
+    session: AsyncSession, tenant_slug: str, email: str
+) -> tuple[Tenant, User | None] | None:
     tenant = (await session.execute(select(Tenant).where(Tenant.slug == tenant_slug))).scalar_one_or_none()
     if tenant is None:
         return None

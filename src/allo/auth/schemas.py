@@ -10,7 +10,9 @@ from allo.models.enums import Role
 
 
 class LoginRequest(StrictInput):
-    tenant: str = Field(default="", max_length=63, description="Organisation slug; the default tenant when empty")
+    tenant: str = Field(
+        default="", max_length=63, description="Organisation slug; the default tenant when empty"
+    )
     email: str = Field(min_length=3, max_length=254)
     password: SecretStr = Field(max_length=1024)
 

@@ -78,7 +78,15 @@ async def login(
 async def logout(session: AsyncSession, principal: Principal) -> None:
     if principal.session_id is not None:
         await session.execute(delete(AuthSession).where(AuthSession.id == principal.session_id))
-        await record(session, principal.tenant_id, ActorKind.user, principal.user_id, "auth.logout", "user", principal.user_id)
+        await record(
+            session,
+            principal.tenant_id,
+            ActorKind.user,
+            principal.user_id,
+            "auth.logout",
+            "user",
+            principal.user_id,
+        )
 
 
 async def principal_from_session_token(session: AsyncSession, token: str) -> Principal:
@@ -161,7 +169,9 @@ async def principal_from_api_key(
         key = await repository.find_api_key_by_prefix(session, prefix)
         if key is None or key.revoked_at is not None:
             raise Unauthorized("Unknown or revoked API key.", code="invalid_api_key")
-        principal = Principal(tenant_id=key.tenant_id, role=key.role, method=AuthMethod.api_key, api_key_id=key.id)
+        principal = Principal(
+            tenant_id=key.tenant_id, role=key.role, method=AuthMethod.api_key, api_key_id=key.id
+        )
         cached = _CachedKey(principal, key.key_hash, key.expires_at, key.last_used_at, time.monotonic())
         cache.put(prefix, cached)
     if not constant_time_equals(sha256_hex(secret), cached.key_hash):
@@ -171,7 +181,9 @@ async def principal_from_api_key(
         raise Unauthorized("This API key has expired.", code="api_key_expired")
     stale = cached.last_used_at is None or now - cached.last_used_at > LAST_USED_RESOLUTION
     if stale:
-        cache.put(prefix, _CachedKey(cached.principal, cached.key_hash, cached.expires_at, now, cached.cached_at))
+        cache.put(
+            prefix, _CachedKey(cached.principal, cached.key_hash, cached.expires_at, now, cached.cached_at)
+        )
     return cached.principal, stale
 
 
@@ -213,7 +225,16 @@ async def create_api_key(
     )
     session.add(key)
     await session.flush()
-    await record(session, tenant_id, actor_kind, created_by_id, "api_key.create", "api_key", key.id, {"name": name, "role": role.value})
+    await record(
+        session,
+        tenant_id,
+        actor_kind,
+        created_by_id,
+        "api_key.create",
+        "api_key",
+        key.id,
+        {"name": name, "role": role.value},
+    )
     return NewApiKey(key=key, plaintext=f"{API_KEY_PREFIX}_{prefix}_{secret}")
 
 

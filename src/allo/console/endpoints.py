@@ -28,12 +28,19 @@ ROLE_LABELS = {"agent": "Agent", "supervisor": "Supervisor", "admin": "Administr
 STATUS_LABELS = {"available": "Available", "busy": "Busy", "away": "Away", "offline": "Offline"}
 
 
-def _login_page(request: Request, settings_tenant: str, *, error: str | None = None, email: str = "") -> Response:
+def _login_page(
+    request: Request, settings_tenant: str, *, error: str | None = None, email: str = ""
+) -> Response:
     csrf = request.cookies.get(LOGIN_CSRF_COOKIE) or new_token(24)
     response = render(
         request,
         "login.html",
-        {"csrf": csrf, "error": error, "tenant": request.query_params.get("tenant", settings_tenant), "email": email},
+        {
+            "csrf": csrf,
+            "error": error,
+            "tenant": request.query_params.get("tenant", settings_tenant),
+            "email": email,
+        },
         status_code=401 if error else 200,
     )
     response.set_cookie(LOGIN_CSRF_COOKIE, csrf, httponly=True, samesite="strict", path="/")
@@ -53,15 +60,24 @@ async def console_home(request: Request, session: SessionDep, settings: Settings
     user = await AgentRepository(session, principal.tenant_id).get_or_raise(principal.user_id)
     _ = gettext_for(request_language(request))
     counts = {
-        "open_tickets": await _count(session, select(Ticket.id).where(Ticket.tenant_id == principal.tenant_id, Ticket.status.in_(OPEN_STATUSES))),
+        "open_tickets": await _count(
+            session,
+            select(Ticket.id).where(
+                Ticket.tenant_id == principal.tenant_id, Ticket.status.in_(OPEN_STATUSES)
+            ),
+        ),
         "queued_conversations": await _count(
             session,
             select(Conversation.id).where(
-                Conversation.tenant_id == principal.tenant_id, Conversation.status == ConversationStatus.queued
+                Conversation.tenant_id == principal.tenant_id,
+                Conversation.status == ConversationStatus.queued,
             ),
         ),
         "agents_available": await _count(
-            session, select(User.id).where(User.tenant_id == principal.tenant_id, User.status == AgentStatus.available)
+            session,
+            select(User.id).where(
+                User.tenant_id == principal.tenant_id, User.status == AgentStatus.available
+            ),
         ),
     }
     return render(
@@ -94,7 +110,12 @@ async def console_login(
     _ = gettext_for(request_language(request))
     expected = request.cookies.get(LOGIN_CSRF_COOKIE, "")
     if not expected or not constant_time_equals(csrf, expected):
-        return _login_page(request, tenant or settings.default_tenant, error=_("Your form expired; please try again."), email=email)
+        return _login_page(
+            request,
+            tenant or settings.default_tenant,
+            error=_("Your form expired; please try again."),
+            email=email,
+        )
     ttl = timedelta(minutes=settings.session_ttl_minutes)
     try:
         result = await auth_service.login(
@@ -107,7 +128,12 @@ async def console_login(
             ip=request.client.host if request.client else None,
         )
     except AppError:
-        return _login_page(request, tenant or settings.default_tenant, error=_("Wrong organisation, e-mail or password."), email=email)
+        return _login_page(
+            request,
+            tenant or settings.default_tenant,
+            error=_("Wrong organisation, e-mail or password."),
+            email=email,
+        )
     response = RedirectResponse("/", status_code=303)
     set_session_cookie(response, settings, result.token, int(ttl.total_seconds()))
     response.delete_cookie(LOGIN_CSRF_COOKIE, path="/")

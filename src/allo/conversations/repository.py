@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import uuid
 
-from sqlalchemy import Select, select
+from sqlalchemy import Select
 from sqlalchemy.orm import selectinload
 
 from allo.kit.repository import TenantRepository
@@ -21,7 +21,7 @@ class ConversationRepository(TenantRepository[Conversation]):
         channel: Channel | None = None,
         customer_id: uuid.UUID | None = None,
         assigned_agent_id: uuid.UUID | None = None,
-    ) -> Select[tuple[Conversation]]:
+    ) -> Select[Conversation]:
         stmt = self.select()
         if status is not None:
             stmt = stmt.where(Conversation.status == status)
@@ -42,11 +42,11 @@ class MessageRepository(TenantRepository[Message]):
     noun = "message"
 
     async def find_by_channel_id(self, channel: Channel, channel_message_id: str) -> Message | None:
-        stmt = self.select().where(Message.channel == channel, Message.channel_message_id == channel_message_id)
+        stmt = self.select().where(
+            Message.channel == channel, Message.channel_message_id == channel_message_id
+        )
         return (await self.session.execute(stmt)).scalar_one_or_none()
 
     async def for_conversation(self, conversation_id: uuid.UUID) -> list[Message]:
         stmt = self.select().where(Message.conversation_id == conversation_id).order_by(Message.created_at)
         return list((await self.session.execute(stmt)).scalars())
-
-

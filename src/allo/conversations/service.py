@@ -20,7 +20,9 @@ from allo.models.enums import AuthorKind, Direction
 _OUTBOUND_AUTHORS = {AuthorKind.agent, AuthorKind.bot, AuthorKind.system}
 
 
-async def open_conversation(session: AsyncSession, principal: Principal, data: ConversationCreate) -> Conversation:
+async def open_conversation(
+    session: AsyncSession, principal: Principal, data: ConversationCreate
+) -> Conversation:
     customer = await CustomerRepository(session, principal.tenant_id).get_or_raise(data.customer_id)
     conversation = ConversationRepository(session, principal.tenant_id).add(
         Conversation(
@@ -75,7 +77,9 @@ async def post_message(
     conversation.last_message_at = now
     if data.author_kind is AuthorKind.agent and conversation.first_agent_response_at is None:
         conversation.first_agent_response_at = now
-    await flush_or_conflict(session, "This channel message id was already received.", code="duplicate_message")
+    await flush_or_conflict(
+        session, "This channel message id was already received.", code="duplicate_message"
+    )
     publish_on_commit(
         session,
         Event(

@@ -41,7 +41,9 @@ async def create_customer(body: CustomerCreate, session: SessionDep, principal: 
 
 @router.get("/{customer_id}", summary="Read a customer")
 async def read_customer(customer_id: uuid.UUID, session: SessionDep, principal: AgentDep) -> CustomerRead:
-    return CustomerRead.model_validate(await CustomerRepository(session, principal.tenant_id).get_or_raise(customer_id))
+    return CustomerRead.model_validate(
+        await CustomerRepository(session, principal.tenant_id).get_or_raise(customer_id)
+    )
 
 
 @router.patch("/{customer_id}", summary="Update a customer")
@@ -51,6 +53,8 @@ async def update_customer(
     return CustomerRead.model_validate(await service.update_customer(session, principal, customer_id, body))
 
 
-@router.delete("/{customer_id}", status_code=status.HTTP_204_NO_CONTENT, summary="Delete a customer (supervisor)")
+@router.delete(
+    "/{customer_id}", status_code=status.HTTP_204_NO_CONTENT, summary="Delete a customer (supervisor)"
+)
 async def delete_customer(customer_id: uuid.UUID, session: SessionDep, principal: SupervisorDep) -> None:
     await service.delete_customer(session, principal, customer_id)

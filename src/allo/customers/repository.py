@@ -12,7 +12,7 @@ class CustomerRepository(TenantRepository[Customer]):
     model = Customer
     noun = "customer"
 
-    def select(self) -> Select[tuple[Customer]]:
+    def select(self) -> Select[Customer]:
         return super().select().options(selectinload(Customer.identities))
 
     def filtered(
@@ -23,12 +23,14 @@ class CustomerRepository(TenantRepository[Customer]):
         vip: bool | None = None,
         language: str | None = None,
         phone: str | None = None,
-    ) -> Select[tuple[Customer]]:
+    ) -> Select[Customer]:
         stmt = self.select()
         if q:
             pattern = f"%{q.lower()}%"
             stmt = stmt.where(
-                or_(Customer.name.ilike(pattern), Customer.email.ilike(pattern), Customer.phone.ilike(pattern))
+                or_(
+                    Customer.name.ilike(pattern), Customer.email.ilike(pattern), Customer.phone.ilike(pattern)
+                )
             )
         if segment is not None:
             stmt = stmt.where(Customer.segment == segment)

@@ -42,7 +42,9 @@ class CustomerUpdate(StrictInput):
     vip: bool | None = None
     preferred_language: LanguageCode | None = None
     notes: str | None = Field(default=None, max_length=4000)
-    identities: list[IdentityIn] | None = Field(default=None, max_length=20, description="Replaces all identities")
+    identities: list[IdentityIn] | None = Field(
+        default=None, max_length=20, description="Replaces all identities"
+    )
 
 
 class CustomerRead(ReadModel):

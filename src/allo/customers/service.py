@@ -42,7 +42,9 @@ def _identities(tenant_id: uuid.UUID, items: list[IdentityIn]) -> list[CustomerI
         if key in seen:
             continue
         seen.add(key)
-        result.append(CustomerIdentity(tenant_id=tenant_id, channel=item.channel, external_id=item.external_id))
+        result.append(
+            CustomerIdentity(tenant_id=tenant_id, channel=item.channel, external_id=item.external_id)
+        )
     return result
 
 
@@ -63,7 +65,9 @@ async def create_customer(session: AsyncSession, principal: Principal, data: Cus
             identities=_identities(principal.tenant_id, data.identities),
         )
     )
-    await flush_or_conflict(session, "A customer with this phone, e-mail or identity already exists.", code="customer_exists")
+    await flush_or_conflict(
+        session, "A customer with this phone, e-mail or identity already exists.", code="customer_exists"
+    )
     await record_by(session, principal, "customer.create", "customer", customer.id)
     return await repo.get_or_raise(customer.id)
 
@@ -76,7 +80,9 @@ async def update_customer(
     changes = data.model_dump(exclude_unset=True)
     if "phone" in changes:
         changes["phone"] = (
-            normalize_phone(changes["phone"], await _region(session, principal.tenant_id)) if changes["phone"] else None
+            normalize_phone(changes["phone"], await _region(session, principal.tenant_id))
+            if changes["phone"]
+            else None
         )
     if changes.get("email"):
         changes["email"] = changes["email"].lower()
@@ -89,8 +95,17 @@ async def update_customer(
         setattr(customer, field, value)
     if identities is not None:
         customer.identities = _identities(principal.tenant_id, data.identities or [])
-    await flush_or_conflict(session, "A customer with this phone, e-mail or identity already exists.", code="customer_exists")
-    await record_by(session, principal, "customer.update", "customer", customer.id, {"fields": sorted(data.model_fields_set)})
+    await flush_or_conflict(
+        session, "A customer with this phone, e-mail or identity already exists.", code="customer_exists"
+    )
+    await record_by(
+        session,
+        principal,
+        "customer.update",
+        "customer",
+        customer.id,
+        {"fields": sorted(data.model_fields_set)},
+    )
     session.expire(customer)
     return await repo.get_or_raise(customer.id)
 

@@ -51,7 +51,7 @@ from allo.tenants.schemas import TenantPolicy
 from allo.tickets.service import sla_due_times
 
 DEMO_SLUG = "demo"
-DEMO_PASSWORD = "allo-demo-2026"  # noqa: S105 - dev-only demo data, refused outside dev mode
+DEMO_PASSWORD = "allo-demo-2026"
 CUSTOMER_COUNT = 200
 
 TEAMS = [
@@ -64,78 +64,320 @@ TEAMS = [
 # email, name, role, tier, team, languages, skills, work mode
 STAFF: list[tuple[str, str, Role, Tier, str | None, list[str], dict[str, int], WorkMode]] = [
     ("admin@demo.allo.dev", "Nadia Admin", Role.admin, Tier.n2, None, ["fr", "en"], {}, WorkMode.on_site),
-    ("supervisor@demo.allo.dev", "Sophie Martin", Role.supervisor, Tier.n2, "general", ["fr", "en"], {"billing": 4, "technical": 3}, WorkMode.on_site),
-    ("agent1@demo.allo.dev", "Julien Bernard", Role.agent, Tier.n1, "general", ["fr"], {"billing": 3, "plan": 4}, WorkMode.on_site),
-    ("agent2@demo.allo.dev", "Aïcha Diallo", Role.agent, Tier.n1, "general", ["fr", "wo"], {"delivery": 4, "plan": 3}, WorkMode.remote),
-    ("agent3@demo.allo.dev", "Kevin Dupont", Role.agent, Tier.n1, "billing", ["fr", "en"], {"billing": 4}, WorkMode.on_site),
-    ("agent4@demo.allo.dev", "Emily Carter", Role.agent, Tier.n1, "general", ["en", "fr"], {"plan": 3, "delivery": 3}, WorkMode.remote),
-    ("agent5@demo.allo.dev", "Koffi Houngbédji", Role.agent, Tier.n1, "technical", ["fr", "fon"], {"technical": 3}, WorkMode.mobile),
-    ("agent6@demo.allo.dev", "Claire Lefèvre", Role.agent, Tier.n2, "billing", ["fr"], {"billing": 5, "cancellation": 4}, WorkMode.on_site),
-    ("agent7@demo.allo.dev", "Mamadou Sow", Role.agent, Tier.n2, "technical", ["fr", "wo", "en"], {"technical": 5, "network": 4}, WorkMode.on_site),
-    ("agent8@demo.allo.dev", "Yasmine Benali", Role.agent, Tier.n2, "general", ["fr", "en"], {"cancellation": 4, "plan": 4}, WorkMode.remote),
-    ("agent9@demo.allo.dev", "Maître Paul Girard", Role.agent, Tier.specialist, "legal", ["fr"], {"legal": 5}, WorkMode.on_site),
-    ("agent10@demo.allo.dev", "Thomas Moreau", Role.agent, Tier.specialist, "technical", ["fr", "en"], {"technical": 5, "network": 5}, WorkMode.mobile),
+    (
+        "supervisor@demo.allo.dev",
+        "Sophie Martin",
+        Role.supervisor,
+        Tier.n2,
+        "general",
+        ["fr", "en"],
+        {"billing": 4, "technical": 3},
+        WorkMode.on_site,
+    ),
+    (
+        "agent1@demo.allo.dev",
+        "Julien Bernard",
+        Role.agent,
+        Tier.n1,
+        "general",
+        ["fr"],
+        {"billing": 3, "plan": 4},
+        WorkMode.on_site,
+    ),
+    (
+        "agent2@demo.allo.dev",
+        "Aïcha Diallo",
+        Role.agent,
+        Tier.n1,
+        "general",
+        ["fr", "wo"],
+        {"delivery": 4, "plan": 3},
+        WorkMode.remote,
+    ),
+    (
+        "agent3@demo.allo.dev",
+        "Kevin Dupont",
+        Role.agent,
+        Tier.n1,
+        "billing",
+        ["fr", "en"],
+        {"billing": 4},
+        WorkMode.on_site,
+    ),
+    (
+        "agent4@demo.allo.dev",
+        "Emily Carter",
+        Role.agent,
+        Tier.n1,
+        "general",
+        ["en", "fr"],
+        {"plan": 3, "delivery": 3},
+        WorkMode.remote,
+    ),
+    (
+        "agent5@demo.allo.dev",
+        "Koffi Houngbédji",
+        Role.agent,
+        Tier.n1,
+        "technical",
+        ["fr", "fon"],
+        {"technical": 3},
+        WorkMode.mobile,
+    ),
+    (
+        "agent6@demo.allo.dev",
+        "Claire Lefèvre",
+        Role.agent,
+        Tier.n2,
+        "billing",
+        ["fr"],
+        {"billing": 5, "cancellation": 4},
+        WorkMode.on_site,
+    ),
+    (
+        "agent7@demo.allo.dev",
+        "Mamadou Sow",
+        Role.agent,
+        Tier.n2,
+        "technical",
+        ["fr", "wo", "en"],
+        {"technical": 5, "network": 4},
+        WorkMode.on_site,
+    ),
+    (
+        "agent8@demo.allo.dev",
+        "Yasmine Benali",
+        Role.agent,
+        Tier.n2,
+        "general",
+        ["fr", "en"],
+        {"cancellation": 4, "plan": 4},
+        WorkMode.remote,
+    ),
+    (
+        "agent9@demo.allo.dev",
+        "Maître Paul Girard",
+        Role.agent,
+        Tier.specialist,
+        "legal",
+        ["fr"],
+        {"legal": 5},
+        WorkMode.on_site,
+    ),
+    (
+        "agent10@demo.allo.dev",
+        "Thomas Moreau",
+        Role.agent,
+        Tier.specialist,
+        "technical",
+        ["fr", "en"],
+        {"technical": 5, "network": 5},
+        WorkMode.mobile,
+    ),
 ]
 
-FIRST_FR = ["Marie", "Jean", "Camille", "Lucas", "Léa", "Hugo", "Chloé", "Louis", "Manon", "Nathan", "Inès", "Théo",
-            "Sarah", "Antoine", "Julie", "Mathieu", "Élodie", "Nicolas", "Pauline", "Rémi", "Océane", "Benoît", "Zoé", "Karim"]
-LAST_FR = ["Martin", "Bernard", "Thomas", "Petit", "Robert", "Richard", "Durand", "Dubois", "Moreau", "Laurent", "Simon",
-           "Michel", "Lefebvre", "Leroy", "Roux", "David", "Bertrand", "Morel", "Fournier", "Girard", "Bonnet", "Mercier"]
-FIRST_AF = ["Awa", "Moussa", "Fatou", "Ibrahima", "Aminata", "Sèna", "Codjo", "Adjoa", "Rokia", "Ousmane", "Mariam", "Kossi"]
-LAST_AF = ["Diop", "Ndiaye", "Fall", "Sow", "Agossou", "Hounkpatin", "Adjovi", "Traoré", "Kpadonou", "Mensah", "Ba", "Gbaguidi"]
+FIRST_FR = [
+    "Marie",
+    "Jean",
+    "Camille",
+    "Lucas",
+    "Léa",
+    "Hugo",
+    "Chloé",
+    "Louis",
+    "Manon",
+    "Nathan",
+    "Inès",
+    "Théo",
+    "Sarah",
+    "Antoine",
+    "Julie",
+    "Mathieu",
+    "Élodie",
+    "Nicolas",
+    "Pauline",
+    "Rémi",
+    "Océane",
+    "Benoît",
+    "Zoé",
+    "Karim",
+]
+LAST_FR = [
+    "Martin",
+    "Bernard",
+    "Thomas",
+    "Petit",
+    "Robert",
+    "Richard",
+    "Durand",
+    "Dubois",
+    "Moreau",
+    "Laurent",
+    "Simon",
+    "Michel",
+    "Lefebvre",
+    "Leroy",
+    "Roux",
+    "David",
+    "Bertrand",
+    "Morel",
+    "Fournier",
+    "Girard",
+    "Bonnet",
+    "Mercier",
+]
+FIRST_AF = [
+    "Awa",
+    "Moussa",
+    "Fatou",
+    "Ibrahima",
+    "Aminata",
+    "Sèna",
+    "Codjo",
+    "Adjoa",
+    "Rokia",
+    "Ousmane",
+    "Mariam",
+    "Kossi",
+]
+LAST_AF = [
+    "Diop",
+    "Ndiaye",
+    "Fall",
+    "Sow",
+    "Agossou",
+    "Hounkpatin",
+    "Adjovi",
+    "Traoré",
+    "Kpadonou",
+    "Mensah",
+    "Ba",
+    "Gbaguidi",
+]
 FIRST_EN = ["James", "Olivia", "Harry", "Emma", "George", "Amelia", "Jack", "Isla", "Oscar", "Grace"]
 LAST_EN = ["Smith", "Jones", "Taylor", "Brown", "Wilson", "Evans", "Walker", "Wright", "Clarke", "Hughes"]
 SEGMENTS = ["standard"] * 10 + ["premium"] * 4 + ["pro"] * 3 + ["prepaid"] * 4 + ["enterprise"]
 
 ARTICLES: list[tuple[Category, str, str, str, list[tuple[str, str]], list[str]]] = [
-    (Category.technical, "fr", "Débloquer sa carte SIM avec le code PUK",
-     "Après trois codes PIN erronés, la carte SIM se bloque. Saisissez le code PUK (8 chiffres) puis choisissez un nouveau code PIN. "
-     "Le code PUK se trouve sur le support de la carte SIM ou dans votre espace abonné, rubrique « Ma ligne ». "
-     "Attention : dix codes PUK erronés bloquent définitivement la carte ; il faut alors commander une nouvelle SIM.",
-     [("Espace abonné", "https://example.com/espace-abonne"), ("Commander une SIM", "https://example.com/sim")], ["puk", "sim", "pin"]),
-    (Category.technical, "en", "Unblock your SIM card with the PUK code",
-     "After three wrong PIN codes the SIM card locks. Enter the PUK code (8 digits), then choose a new PIN. "
-     "The PUK code is printed on the SIM holder and shown in your account under 'My line'. Ten wrong PUK codes block the card for good.",
-     [("Your account", "https://example.com/account")], ["puk", "sim", "pin"]),
-    (Category.technical, "fr", "Pas de réseau : les vérifications à faire",
-     "1. Redémarrez le téléphone. 2. Vérifiez que le mode avion est désactivé. 3. Sélectionnez le réseau manuellement dans les réglages. "
-     "4. Consultez la carte des incidents : une panne peut être en cours dans votre zone. 5. Testez la carte SIM dans un autre téléphone.",
-     [("Carte des incidents", "https://example.com/incidents"), ("Couverture réseau", "https://example.com/couverture")], ["reseau", "panne", "4g", "5g"]),
-    (Category.technical, "fr", "Configurer l'APN pour l'internet mobile",
-     "Si les données mobiles ne fonctionnent pas, vérifiez l'APN : Réglages > Réseau mobile > Noms des points d'accès. "
-     "Nom : Internet, APN : internet. Redémarrez ensuite le téléphone.",
-     [("Guide APN", "https://example.com/apn")], ["apn", "data", "internet"]),
-    (Category.technical, "fr", "Activer la messagerie vocale",
-     "Composez le 666 depuis votre mobile pour consulter et paramétrer votre messagerie vocale. Le code secret par défaut est 1234.",
-     [], ["messagerie", "666", "repondeur"]),
-    (Category.billing, "fr", "Télécharger une copie de facture",
-     "Vos factures des 12 derniers mois sont disponibles au format PDF dans votre espace abonné, rubrique « Mes factures ».",
-     [("Mes factures", "https://example.com/factures")], ["facture", "pdf"]),
-    (Category.billing, "fr", "Contester un prélèvement ou un hors-forfait",
-     "Vérifiez le détail de vos consommations dans l'espace abonné. Si une ligne vous semble erronée, ouvrez une réclamation : "
-     "un conseiller l'examine sous 48 heures et rembourse le montant sur la facture suivante si l'erreur est confirmée.",
-     [("Détail des consommations", "https://example.com/conso")], ["prelevement", "hors-forfait", "remboursement"]),
-    (Category.billing, "en", "Get a copy of your invoice",
-     "Invoices from the last 12 months are available as PDF in your account under 'My invoices'.",
-     [("My invoices", "https://example.com/invoices")], ["invoice", "pdf"]),
-    (Category.plan, "fr", "Changer de forfait",
-     "Le changement de forfait se fait sans frais depuis l'espace abonné. Il prend effet immédiatement pour une montée en gamme "
-     "et au début du cycle de facturation suivant pour une baisse.",
-     [("Nos forfaits", "https://example.com/forfaits")], ["forfait", "offre", "changement"]),
-    (Category.plan, "fr", "Recharger de la data",
-     "Quand votre enveloppe data est épuisée, ajoutez une recharge de 1 Go, 5 Go ou 20 Go depuis l'application ou en envoyant DATA au 555.",
-     [], ["data", "recharge"]),
-    (Category.cancellation, "fr", "Obtenir son RIO pour changer d'opérateur",
-     "Appelez gratuitement le 3179 depuis votre mobile : un serveur vocal vous donne votre RIO et le confirme par SMS. "
-     "Communiquez-le à votre nouvel opérateur : la résiliation est automatique à la portabilité du numéro.",
-     [("Portabilité du numéro", "https://example.com/portabilite")], ["rio", "portabilite", "resiliation"]),
-    (Category.delivery, "fr", "Suivre la livraison de ma commande",
-     "Le numéro de suivi figure dans l'e-mail de confirmation d'expédition. Les colis sont livrés en point relais sous 48 à 72 heures "
-     "et y restent 14 jours.",
-     [("Suivi de colis", "https://example.com/suivi")], ["livraison", "colis", "suivi"]),
-    (Category.delivery, "en", "Track your order",
-     "Your tracking number is in the shipping confirmation e-mail. Parcels reach the pickup point within 48 to 72 hours and stay there 14 days.",
-     [("Parcel tracking", "https://example.com/tracking")], ["delivery", "parcel", "tracking"]),
+    (
+        Category.technical,
+        "fr",
+        "Débloquer sa carte SIM avec le code PUK",
+        "Après trois codes PIN erronés, la carte SIM se bloque. Saisissez le code PUK (8 chiffres) puis choisissez un nouveau code PIN. "
+        "Le code PUK se trouve sur le support de la carte SIM ou dans votre espace abonné, rubrique « Ma ligne ». "
+        "Attention : dix codes PUK erronés bloquent définitivement la carte ; il faut alors commander une nouvelle SIM.",
+        [
+            ("Espace abonné", "https://example.com/espace-abonne"),
+            ("Commander une SIM", "https://example.com/sim"),
+        ],
+        ["puk", "sim", "pin"],
+    ),
+    (
+        Category.technical,
+        "en",
+        "Unblock your SIM card with the PUK code",
+        "After three wrong PIN codes the SIM card locks. Enter the PUK code (8 digits), then choose a new PIN. "
+        "The PUK code is printed on the SIM holder and shown in your account under 'My line'. Ten wrong PUK codes block the card for good.",
+        [("Your account", "https://example.com/account")],
+        ["puk", "sim", "pin"],
+    ),
+    (
+        Category.technical,
+        "fr",
+        "Pas de réseau : les vérifications à faire",
+        "1. Redémarrez le téléphone. 2. Vérifiez que le mode avion est désactivé. 3. Sélectionnez le réseau manuellement dans les réglages. "
+        "4. Consultez la carte des incidents : une panne peut être en cours dans votre zone. 5. Testez la carte SIM dans un autre téléphone.",
+        [
+            ("Carte des incidents", "https://example.com/incidents"),
+            ("Couverture réseau", "https://example.com/couverture"),
+        ],
+        ["reseau", "panne", "4g", "5g"],
+    ),
+    (
+        Category.technical,
+        "fr",
+        "Configurer l'APN pour l'internet mobile",
+        "Si les données mobiles ne fonctionnent pas, vérifiez l'APN : Réglages > Réseau mobile > Noms des points d'accès. "
+        "Nom : Internet, APN : internet. Redémarrez ensuite le téléphone.",
+        [("Guide APN", "https://example.com/apn")],
+        ["apn", "data", "internet"],
+    ),
+    (
+        Category.technical,
+        "fr",
+        "Activer la messagerie vocale",
+        "Composez le 666 depuis votre mobile pour consulter et paramétrer votre messagerie vocale. Le code secret par défaut est 1234.",
+        [],
+        ["messagerie", "666", "repondeur"],
+    ),
+    (
+        Category.billing,
+        "fr",
+        "Télécharger une copie de facture",
+        "Vos factures des 12 derniers mois sont disponibles au format PDF dans votre espace abonné, rubrique « Mes factures ».",
+        [("Mes factures", "https://example.com/factures")],
+        ["facture", "pdf"],
+    ),
+    (
+        Category.billing,
+        "fr",
+        "Contester un prélèvement ou un hors-forfait",
+        "Vérifiez le détail de vos consommations dans l'espace abonné. Si une ligne vous semble erronée, ouvrez une réclamation : "
+        "un conseiller l'examine sous 48 heures et rembourse le montant sur la facture suivante si l'erreur est confirmée.",
+        [("Détail des consommations", "https://example.com/conso")],
+        ["prelevement", "hors-forfait", "remboursement"],
+    ),
+    (
+        Category.billing,
+        "en",
+        "Get a copy of your invoice",
+        "Invoices from the last 12 months are available as PDF in your account under 'My invoices'.",
+        [("My invoices", "https://example.com/invoices")],
+        ["invoice", "pdf"],
+    ),
+    (
+        Category.plan,
+        "fr",
+        "Changer de forfait",
+        "Le changement de forfait se fait sans frais depuis l'espace abonné. Il prend effet immédiatement pour une montée en gamme "
+        "et au début du cycle de facturation suivant pour une baisse.",
+        [("Nos forfaits", "https://example.com/forfaits")],
+        ["forfait", "offre", "changement"],
+    ),
+    (
+        Category.plan,
+        "fr",
+        "Recharger de la data",
+        "Quand votre enveloppe data est épuisée, ajoutez une recharge de 1 Go, 5 Go ou 20 Go depuis l'application ou en envoyant DATA au 555.",
+        [],
+        ["data", "recharge"],
+    ),
+    (
+        Category.cancellation,
+        "fr",
+        "Obtenir son RIO pour changer d'opérateur",
+        "Appelez gratuitement le 3179 depuis votre mobile : un serveur vocal vous donne votre RIO et le confirme par SMS. "
+        "Communiquez-le à votre nouvel opérateur : la résiliation est automatique à la portabilité du numéro.",
+        [("Portabilité du numéro", "https://example.com/portabilite")],
+        ["rio", "portabilite", "resiliation"],
+    ),
+    (
+        Category.delivery,
+        "fr",
+        "Suivre la livraison de ma commande",
+        "Le numéro de suivi figure dans l'e-mail de confirmation d'expédition. Les colis sont livrés en point relais sous 48 à 72 heures "
+        "et y restent 14 jours.",
+        [("Suivi de colis", "https://example.com/suivi")],
+        ["livraison", "colis", "suivi"],
+    ),
+    (
+        Category.delivery,
+        "en",
+        "Track your order",
+        "Your tracking number is in the shipping confirmation e-mail. Parcels reach the pickup point within 48 to 72 hours and stay there 14 days.",
+        [("Parcel tracking", "https://example.com/tracking")],
+        ["delivery", "parcel", "tracking"],
+    ),
 ]
 
 CUSTOMER_LINES: dict[Category, list[tuple[str, str]]] = {
@@ -213,7 +455,7 @@ async def seed_demo_data(database_url: str, *, progress: Console | None = None) 
 
 
 async def _seed(session: AsyncSession, console: Console | None) -> dict[str, int]:
-    rng = random.Random(20261122)  # noqa: S311 - reproducible demo data
+    rng = random.Random(20261122)
     now = utc_now()
     policy = TenantPolicy()
     tenant = await tenants.create(session, slug=DEMO_SLUG, name="Allo Mobile (démo)", policy=policy)
@@ -242,7 +484,10 @@ async def _seed(session: AsyncSession, console: Console | None) -> dict[str, int
                 skills=[AgentSkill(tenant_id=tid, skill=s, level=lvl) for s, lvl in skills.items()],
             )
             if mode is WorkMode.mobile:
-                user.last_latitude, user.last_longitude = 6.3703 + rng.uniform(-0.05, 0.05), 2.3912 + rng.uniform(-0.05, 0.05)
+                user.last_latitude, user.last_longitude = (
+                    6.3703 + rng.uniform(-0.05, 0.05),
+                    2.3912 + rng.uniform(-0.05, 0.05),
+                )
                 user.last_location_accuracy_m, user.last_location_at = 25.0, now - timedelta(hours=3)
             session.add(user)
             if role is Role.agent:
@@ -274,11 +519,19 @@ async def _seed(session: AsyncSession, console: Console | None) -> dict[str, int
             )
             if rng.random() < 0.15:
                 customer.identities = [
-                    CustomerIdentity(tenant_id=tid, channel=Channel.mastodon, external_id=f"@{first.lower()}{i}@piaille.fr".encode("ascii", "ignore").decode())
+                    CustomerIdentity(
+                        tenant_id=tid,
+                        channel=Channel.mastodon,
+                        external_id=f"@{first.lower()}{i}@piaille.fr".encode("ascii", "ignore").decode(),
+                    )
                 ]
             elif rng.random() < 0.2:
                 customer.identities = [
-                    CustomerIdentity(tenant_id=tid, channel=Channel.whatsapp, external_id=customer.phone.lstrip("+"))  # type: ignore[union-attr]
+                    CustomerIdentity(
+                        tenant_id=tid,
+                        channel=Channel.whatsapp,
+                        external_id=(customer.phone or "").lstrip("+"),
+                    )
                 ]
             session.add(customer)
             customers.append(customer)
@@ -302,7 +555,12 @@ async def _seed(session: AsyncSession, console: Console | None) -> dict[str, int
             bar.advance(task)
 
         counts = await _history(session, rng, tid, customers, agents, policy, teams, bar, task)
-    counts = {"agents and staff": len(STAFF), "customers": CUSTOMER_COUNT, "articles": len(ARTICLES), **counts}
+    counts = {
+        "agents and staff": len(STAFF),
+        "customers": CUSTOMER_COUNT,
+        "articles": len(ARTICLES),
+        **counts,
+    }
     return counts
 
 
@@ -319,18 +577,31 @@ async def _history(
 ) -> dict[str, int]:
     """Eighty conversations over the last two weeks, half of them escalated into tickets."""
     now = utc_now()
-    channels = [Channel.webchat] * 4 + [Channel.sms, Channel.whatsapp, Channel.email, Channel.mastodon, Channel.messenger]
+    channels = [Channel.webchat] * 4 + [
+        Channel.sms,
+        Channel.whatsapp,
+        Channel.email,
+        Channel.mastodon,
+        Channel.messenger,
+    ]
     n_tickets = n_messages = n_csat = 0
     for i in range(80):
         customer = rng.choice(customers)
         category = rng.choice(list(CUSTOMER_LINES))
-        lang, text = rng.choice([line for line in CUSTOMER_LINES[category] if line[0] == customer.preferred_language] or CUSTOMER_LINES[category])
+        lang, text = rng.choice(
+            [line for line in CUSTOMER_LINES[category] if line[0] == customer.preferred_language]
+            or CUSTOMER_LINES[category]
+        )
         started = now - timedelta(days=rng.uniform(0, 14), minutes=rng.uniform(0, 600))
         escalated = rng.random() < 0.5
         agent = rng.choice(agents) if escalated else None
         finished = rng.random() < 0.7
         status = (
-            ConversationStatus.resolved if finished else ConversationStatus.assigned if escalated else ConversationStatus.bot
+            ConversationStatus.resolved
+            if finished
+            else ConversationStatus.assigned
+            if escalated
+            else ConversationStatus.bot
         )
         channel = rng.choice(channels)
         conversation = Conversation(
@@ -352,7 +623,13 @@ async def _history(
         await session.flush()
         lines = [(AuthorKind.customer, text, started)]
         if agent is not None:
-            lines.append((AuthorKind.agent, AGENT_REPLIES[lang].format(agent=agent.full_name.split()[0]), started + timedelta(minutes=2)))
+            lines.append(
+                (
+                    AuthorKind.agent,
+                    AGENT_REPLIES[lang].format(agent=agent.full_name.split()[0]),
+                    started + timedelta(minutes=2),
+                )
+            )
         for j, (author, body, at) in enumerate(lines):
             session.add(
                 Message(
@@ -369,7 +646,11 @@ async def _history(
             )
             n_messages += 1
         if escalated and agent is not None:
-            priority = Priority.p2 if customer.vip else rng.choice([Priority.p2, Priority.p3, Priority.p3, Priority.p4])
+            priority = (
+                Priority.p2
+                if customer.vip
+                else rng.choice([Priority.p2, Priority.p3, Priority.p3, Priority.p4])
+            )
             first_due, resolution_due = sla_due_times(policy, priority, started)
             number = await tenants.allocate_ticket_number(session, tid)
             ticket = Ticket(
@@ -378,7 +659,9 @@ async def _history(
                 subject=text[:120],
                 category=category,
                 priority=priority,
-                status=TicketStatus.resolved if finished else rng.choice([TicketStatus.open, TicketStatus.pending, TicketStatus.new]),
+                status=TicketStatus.resolved
+                if finished
+                else rng.choice([TicketStatus.open, TicketStatus.pending, TicketStatus.new]),
                 tier=agent.tier,
                 team_id=agent.team_id,
                 assignee_id=agent.id,
@@ -393,7 +676,15 @@ async def _history(
             )
             session.add(ticket)
             await session.flush()
-            session.add(TicketEvent(tenant_id=tid, ticket_id=ticket.id, kind="created", data={"source": "demo"}, created_at=started))
+            session.add(
+                TicketEvent(
+                    tenant_id=tid,
+                    ticket_id=ticket.id,
+                    kind="created",
+                    data={"source": "demo"},
+                    created_at=started,
+                )
+            )
             n_tickets += 1
         if finished and rng.random() < 0.6:
             session.add(

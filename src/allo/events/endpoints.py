@@ -32,6 +32,14 @@ async def stream_events(request: Request, principal: AgentDep) -> StreamingRespo
                 except TimeoutError:
                     yield b": keep-alive\n\n"
                     continue
-                yield b"id: " + str(event.id).encode() + b"\nevent: " + event.type.encode() + b"\ndata: " + event.to_json() + b"\n\n"
+                yield (
+                    b"id: "
+                    + str(event.id).encode()
+                    + b"\nevent: "
+                    + event.type.encode()
+                    + b"\ndata: "
+                    + event.to_json()
+                    + b"\n\n"
+                )
 
     return StreamingResponse(stream(), media_type="text/event-stream", headers={"Cache-Control": "no-store"})

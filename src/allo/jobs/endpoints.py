@@ -35,7 +35,9 @@ async def retry_job(job_id: uuid.UUID, session: SessionDep, principal: Superviso
     repo = JobRepository(session, principal.tenant_id)
     job = await repo.get_or_raise(job_id)
     if job.status is not JobStatus.dead:
-        raise Conflict("Only a dead job can be retried.", code="job_not_dead", details={"status": job.status.value})
+        raise Conflict(
+            "Only a dead job can be retried.", code="job_not_dead", details={"status": job.status.value}
+        )
     await jobs.retry_dead_job(session, job.id)
     await record_by(session, principal, "job.retry", "job", job.id)
     await session.refresh(job)

@@ -11,7 +11,7 @@ class JobRepository(TenantRepository[Job]):
     model = Job
     noun = "job"
 
-    def filtered(self, *, status: JobStatus | None = None, kind: str | None = None) -> Select[tuple[Job]]:
+    def filtered(self, *, status: JobStatus | None = None, kind: str | None = None) -> Select[Job]:
         stmt = self.select()
         if status is not None:
             stmt = stmt.where(Job.status == status)

@@ -1,16 +1,18 @@
-"""Housekeeping that keeps the database small: expired sessions and old finished jobs."""
+"""The job system's own jobs: housekeeping that keeps the database small, and a diagnostic ping."""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import datetime, timedelta
 
 from sqlalchemy import delete
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from allo.audit.service import record
 from allo.kit import jobs
 from allo.kit.time import utc_now
 from allo.models import AuthSession, Job
-from allo.models.enums import JobStatus
+from allo.models.enums import ActorKind, JobStatus
 
 PURGE_KIND = "maintenance.purge"
 PURGE_EVERY = timedelta(hours=1)
@@ -32,3 +34,23 @@ async def schedule_purge(session: AsyncSession, *, after: datetime | None = None
     start = after or utc_now()
     slot = start.replace(minute=0, second=0, microsecond=0) + PURGE_EVERY
     await jobs.enqueue(session, PURGE_KIND, run_at=slot, idempotency_key=f"{PURGE_KIND}:{slot.isoformat()}")
+
+
+PING_KIND = "diagnostics.ping"
+
+
+@jobs.job_handler(PING_KIND)
+async def ping(ctx: jobs.JobContext) -> None:
+    """Proves that a worker runs jobs end to end: waits `delay` seconds, then writes an audit event."""
+    delay = float(ctx.payload.get("delay", 0))
+    await asyncio.sleep(min(max(delay, 0.0), 300.0))
+    await record(
+        ctx.session,
+        ctx.tenant_id,
+        ActorKind.system,
+        None,
+        "jobs.ping",
+        "job",
+        ctx.job_id,
+        {"attempt": ctx.attempt, "worker": ctx.worker},
+    )

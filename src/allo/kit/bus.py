@@ -125,7 +125,10 @@ def _notify_in_transaction(session: Session) -> None:
         return
     pending: list[Event] = session.info.get(_PENDING_EVENTS, [])
     for ev in pending:
-        session.execute(text("SELECT pg_notify(:channel, :payload)"), {"channel": EVENTS_CHANNEL, "payload": ev.to_json().decode()})
+        session.execute(
+            text("SELECT pg_notify(:channel, :payload)"),
+            {"channel": EVENTS_CHANNEL, "payload": ev.to_json().decode()},
+        )
     if session.info.get(_JOBS_ENQUEUED):
         session.execute(text("SELECT pg_notify(:channel, '')"), {"channel": JOBS_CHANNEL})
 
@@ -177,11 +180,12 @@ class PgListener:
                 conn = await asyncpg.connect(self._dsn)
                 await conn.add_listener(EVENTS_CHANNEL, self._on_event)
                 await conn.add_listener(JOBS_CHANNEL, self._on_event)
+                closed = asyncio.Event()
+                conn.add_termination_listener(lambda _c, done=closed: done.set())
                 self.connected.set()
                 # Wake workers once: jobs may have been enqueued while we were not listening.
                 self._bus.wake_workers()
-                while not conn.is_closed():
-                    await asyncio.sleep(1.0)
+                await closed.wait()
             except asyncio.CancelledError:
                 raise
             except Exception as exc:

@@ -6,7 +6,7 @@ import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, ClassVar
 
 from sqlalchemy import JSON, DateTime, MetaData, TypeDecorator, Uuid, event
 from sqlalchemy.dialects.postgresql import JSONB
@@ -64,7 +64,11 @@ def new_id() -> uuid.UUID:
 
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
-    type_annotation_map = {datetime: UTCDateTime(), uuid.UUID: GUID, dict[str, Any]: JSONType}
+    type_annotation_map: ClassVar[dict[Any, Any]] = {
+        datetime: UTCDateTime(),
+        uuid.UUID: GUID,
+        dict[str, Any]: JSONType,
+    }
 
 
 class IdMixin:
@@ -133,9 +137,14 @@ class Database:
     ) -> None:
         self.engine = engine
         self.info = info if info is not None else {}
-        self.reader = reader or async_sessionmaker(engine, expire_on_commit=False, autoflush=False, info=self.info)
+        self.reader = reader or async_sessionmaker(
+            engine, expire_on_commit=False, autoflush=False, info=self.info
+        )
         self.writer = writer or async_sessionmaker(
-            engine.execution_options(**{WRITE_OPTION: True}), expire_on_commit=False, autoflush=False, info=self.info
+            engine.execution_options(**{WRITE_OPTION: True}),
+            expire_on_commit=False,
+            autoflush=False,
+            info=self.info,
         )
 
     @classmethod

@@ -6,7 +6,6 @@ import logging
 from typing import Any
 
 import orjson
-
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
@@ -120,7 +119,10 @@ def install_error_handlers(app: FastAPI) -> None:
         code = _STATUS_CODES.get(exc.status_code, "error")
         message = exc.detail if isinstance(exc.detail, str) else code.replace("_", " ")
         if exc.status_code == 400 and "parsing the body" in message:
-            code, message = "malformed_body", "The request body could not be decoded (JSON in UTF-8 expected)."
+            code, message = (
+                "malformed_body",
+                "The request body could not be decoded (JSON in UTF-8 expected).",
+            )
         return error_response(exc.status_code, code, message)
 
     @app.exception_handler(Exception)

@@ -34,7 +34,7 @@ from allo.models.job import Job
 logger = logging.getLogger(__name__)
 
 
-class RetryLater(Exception):  # noqa: N818 - an instruction, not an error
+class RetryLater(Exception):
     """Raised by a handler to be run again after `delay` seconds without counting as a failure."""
 
     def __init__(self, reason: str, *, delay: float | None = None) -> None:
@@ -42,7 +42,7 @@ class RetryLater(Exception):  # noqa: N818 - an instruction, not an error
         self.delay = delay
 
 
-class _LeaseLost(Exception):  # noqa: N818
+class _LeaseLost(Exception):
     pass
 
 
@@ -58,6 +58,7 @@ class JobContext:
     tenant_id: uuid.UUID | None
     payload: dict[str, Any]
     attempt: int
+    worker: str
 
 
 JobHandler = Callable[[JobContext], Awaitable[None]]
@@ -121,8 +122,9 @@ async def enqueue(
 
 def backoff_seconds(attempt: int, *, base: float, cap: float) -> float:
     """Exponential backoff with full jitter over the upper half, so retries of a burst spread out."""
-    ceiling = min(cap, base * (2 ** max(0, attempt - 1)))
-    return ceiling / 2 + random.uniform(0, ceiling / 2)  # noqa: S311 - jitter, not security
+    ceiling = min(cap, base * 2.0 ** max(0, attempt - 1))
+    jitter: float = random.uniform(0, ceiling / 2)  # noqa: S311 - jitter, not security
+    return ceiling / 2 + jitter
 
 
 @dataclass(frozen=True)
@@ -206,7 +208,7 @@ class Worker:
         return ran
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Claim and run jobs until `stop` is set; sleep until woken or until the next poll."""
+        """Claim and run jobs until `stop` is set; between batches, sleep until woken or the next poll."""
         logger.info("job worker %s started", self.name)
         running: set[asyncio.Task[None]] = set()
         try:
@@ -218,23 +220,19 @@ class Worker:
                     try:
                         claimed = await self.claim(free)
                     except Exception:
-                        logger.exception("claiming jobs failed; retrying")
+                        logger.exception("claiming jobs failed; trying again at the next poll")
                 for job in claimed:
                     task = asyncio.create_task(self.execute(job))
                     running.add(task)
                     task.add_done_callback(running.discard)
-                if claimed and len(claimed) == free:
-                    await asyncio.sleep(0)
-                    if running and len(running) >= self.concurrency:
-                        await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
-                    continue
-                waits = [asyncio.ensure_future(self.wakeup.wait()), asyncio.ensure_future(stop.wait())]
-                done, pending = await asyncio.wait(
-                    waits + list(running), timeout=self.poll_seconds, return_when=asyncio.FIRST_COMPLETED
+                if free > 0 and len(claimed) == free:
+                    continue  # a full batch: more jobs may be due right now
+                signals = {asyncio.ensure_future(self.wakeup.wait()), asyncio.ensure_future(stop.wait())}
+                await asyncio.wait(
+                    signals | running, timeout=self.poll_seconds, return_when=asyncio.FIRST_COMPLETED
                 )
-                for fut in waits:
-                    if not fut.done():
-                        fut.cancel()
+                for signal in signals:
+                    signal.cancel()
         finally:
             if running:
                 await asyncio.wait(running)
@@ -251,7 +249,9 @@ class Worker:
         heartbeat = asyncio.create_task(self._heartbeat(job))
         try:
             async with self.db.unit_of_work(write=True) as session:
-                ctx = JobContext(session, job.id, job.kind, job.tenant_id, dict(job.payload), job.attempts)
+                ctx = JobContext(
+                    session, job.id, job.kind, job.tenant_id, dict(job.payload), job.attempts, self.name
+                )
                 await handler(ctx)
                 if not await self._mark(session, job, JobStatus.succeeded, None):
                     raise _LeaseLost
@@ -264,7 +264,9 @@ class Worker:
         except PermanentFailure as exc:
             await self._finish(job, JobStatus.dead, f"{type(exc).__name__}: {exc}")
         except Exception as exc:
-            logger.warning("job %s (%s) attempt %d failed: %s", job.id, job.kind, job.attempts, type(exc).__name__)
+            logger.warning(
+                "job %s (%s) attempt %d failed: %s", job.id, job.kind, job.attempts, type(exc).__name__
+            )
             await self._reschedule(job, f"{type(exc).__name__}: {exc}", None, counts=True)
         finally:
             heartbeat.cancel()
@@ -284,12 +286,21 @@ class Worker:
                     .execution_options(synchronize_session=False)
                 )
 
-    async def _mark(self, session: AsyncSession, job: ClaimedJob, status: JobStatus, error: str | None) -> bool:
+    async def _mark(
+        self, session: AsyncSession, job: ClaimedJob, status: JobStatus, error: str | None
+    ) -> bool:
         now = utc_now()
         result = await session.execute(
             update(Job)
             .where(Job.id == job.id, Job.locked_by == self.name)
-            .values(status=status, finished_at=now, locked_by=None, locked_until=None, last_error=error, updated_at=now)
+            .values(
+                status=status,
+                finished_at=now,
+                locked_by=None,
+                locked_until=None,
+                last_error=error,
+                updated_at=now,
+            )
             .execution_options(synchronize_session=False)
         )
         return bool(getattr(result, "rowcount", 0))

@@ -30,7 +30,9 @@ class PageParams:
 
 def page_params(
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT, description="Items per page")] = 50,
-    cursor: Annotated[str | None, Query(max_length=200, description="`next_cursor` of the previous page")] = None,
+    cursor: Annotated[
+        str | None, Query(max_length=200, description="`next_cursor` of the previous page")
+    ] = None,
 ) -> PageParams:
     return PageParams(limit=limit, cursor=cursor)
 

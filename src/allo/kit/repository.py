@@ -24,7 +24,7 @@ class TenantRepository(Generic[M]):
         self.session = session
         self.tenant_id = tenant_id
 
-    def select(self) -> Select[tuple[M]]:
+    def select(self) -> Select[M]:
         return select(self.model).where(self.model.tenant_id == self.tenant_id)
 
     async def get(self, row_id: uuid.UUID, *options: ExecutableOption) -> M | None:
@@ -46,12 +46,14 @@ class TenantRepository(Generic[M]):
         self.session.add(row)
         return row
 
-    async def paginate(self, stmt: Select[tuple[M]], params: PageParams) -> tuple[list[M], str | None]:
+    async def paginate(self, stmt: Select[M], params: PageParams) -> tuple[list[M], str | None]:
         created: InstrumentedAttribute[Any] = self.model.created_at
         ident: InstrumentedAttribute[Any] = self.model.id
         rows = list((await self.session.execute(apply_keyset(stmt, params, created, ident))).scalars())
         return next_cursor_for(rows, params)
 
-    async def count(self, stmt: Select[tuple[M]] | None = None) -> int:
+    async def count(self, stmt: Select[M] | None = None) -> int:
         base = stmt if stmt is not None else self.select()
-        return int((await self.session.execute(select(func.count()).select_from(base.subquery()))).scalar_one())
+        return int(
+            (await self.session.execute(select(func.count()).select_from(base.subquery()))).scalar_one()
+        )

@@ -26,7 +26,9 @@ async def list_articles(
     q: Annotated[str | None, Query(max_length=100)] = None,
 ) -> Page[ArticleRead]:
     repo = ArticleRepository(session, principal.tenant_id)
-    rows, cursor = await repo.paginate(repo.filtered(category=category, language=language, published=published, q=q), page)
+    rows, cursor = await repo.paginate(
+        repo.filtered(category=category, language=language, published=published, q=q), page
+    )
     return Page(items=[ArticleRead.model_validate(a) for a in rows], next_cursor=cursor)
 
 
@@ -37,7 +39,9 @@ async def create_article(body: ArticleCreate, session: SessionDep, principal: Su
 
 @router.get("/{article_id}", summary="Read an article")
 async def read_article(article_id: uuid.UUID, session: SessionDep, principal: AgentDep) -> ArticleRead:
-    return ArticleRead.model_validate(await ArticleRepository(session, principal.tenant_id).get_or_raise(article_id))
+    return ArticleRead.model_validate(
+        await ArticleRepository(session, principal.tenant_id).get_or_raise(article_id)
+    )
 
 
 @router.patch("/{article_id}", summary="Edit or (un)publish an article (supervisor)")
@@ -47,6 +51,8 @@ async def update_article(
     return ArticleRead.model_validate(await service.update_article(session, principal, article_id, body))
 
 
-@router.delete("/{article_id}", status_code=status.HTTP_204_NO_CONTENT, summary="Delete an article (supervisor)")
+@router.delete(
+    "/{article_id}", status_code=status.HTTP_204_NO_CONTENT, summary="Delete an article (supervisor)"
+)
 async def delete_article(article_id: uuid.UUID, session: SessionDep, principal: SupervisorDep) -> None:
     await service.delete_article(session, principal, article_id)

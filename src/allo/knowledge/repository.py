@@ -18,7 +18,7 @@ class ArticleRepository(TenantRepository[KnowledgeArticle]):
         language: str | None = None,
         published: bool | None = None,
         q: str | None = None,
-    ) -> Select[tuple[KnowledgeArticle]]:
+    ) -> Select[KnowledgeArticle]:
         stmt = self.select()
         if category is not None:
             stmt = stmt.where(KnowledgeArticle.category == category)
@@ -28,5 +28,7 @@ class ArticleRepository(TenantRepository[KnowledgeArticle]):
             stmt = stmt.where(KnowledgeArticle.published == published)
         if q:
             pattern = f"%{q}%"
-            stmt = stmt.where(or_(KnowledgeArticle.title.ilike(pattern), KnowledgeArticle.body.ilike(pattern)))
+            stmt = stmt.where(
+                or_(KnowledgeArticle.title.ilike(pattern), KnowledgeArticle.body.ilike(pattern))
+            )
         return stmt

@@ -16,7 +16,9 @@ def _tags(tags: list[str]) -> list[str]:
     return list(dict.fromkeys(t.strip().lower() for t in tags if t.strip()))
 
 
-async def create_article(session: AsyncSession, principal: Principal, data: ArticleCreate) -> KnowledgeArticle:
+async def create_article(
+    session: AsyncSession, principal: Principal, data: ArticleCreate
+) -> KnowledgeArticle:
     article = ArticleRepository(session, principal.tenant_id).add(
         KnowledgeArticle(
             category=data.category,
@@ -51,7 +53,9 @@ async def update_article(
         article.published = data.published
         article.published_at = utc_now() if data.published else None
     await session.flush()
-    await record_by(session, principal, "article.update", "article", article.id, {"fields": sorted(data.model_fields_set)})
+    await record_by(
+        session, principal, "article.update", "article", article.id, {"fields": sorted(data.model_fields_set)}
+    )
     return article
 
 

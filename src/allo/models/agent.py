@@ -44,7 +44,9 @@ class User(IdMixin, TenantMixin, TimestampMixin, Base):
     password_hash: Mapped[str | None] = mapped_column(String(255))
     role: Mapped[Role] = mapped_column(enum_type(Role, "role"), default=Role.agent, nullable=False)
     tier: Mapped[Tier] = mapped_column(enum_type(Tier, "tier"), default=Tier.n1, nullable=False)
-    team_id: Mapped[uuid.UUID | None] = mapped_column(GUID, ForeignKey("teams.id", ondelete="SET NULL"), index=True)
+    team_id: Mapped[uuid.UUID | None] = mapped_column(
+        GUID, ForeignKey("teams.id", ondelete="SET NULL"), index=True
+    )
     languages: Mapped[list[str]] = mapped_column(JSONType, default=list, nullable=False)
     max_concurrent: Mapped[int] = mapped_column(Integer, default=3, nullable=False)
     status: Mapped[AgentStatus] = mapped_column(
@@ -66,7 +68,6 @@ class User(IdMixin, TenantMixin, TimestampMixin, Base):
     skills: Mapped[list[AgentSkill]] = relationship(
         back_populates="user", lazy="raise", cascade="all, delete-orphan", order_by="AgentSkill.skill"
     )
-
 
 
 class AgentSkill(IdMixin, TenantMixin, Base):

@@ -3,7 +3,6 @@ from __future__ import annotations
 import enum
 import uuid
 from datetime import datetime
-from typing import Any
 
 from sqlalchemy import Enum, ForeignKey
 from sqlalchemy.orm import Mapped, declared_attr, mapped_column
@@ -31,7 +30,7 @@ class TenantMixin:
     """Every business row belongs to one tenant; repositories filter on it by construction."""
 
     @declared_attr
-    def tenant_id(cls) -> Mapped[uuid.UUID]:  # noqa: N805 - declared_attr takes the class
+    def tenant_id(cls) -> Mapped[uuid.UUID]:
         return mapped_column(GUID, ForeignKey("tenants.id", ondelete="CASCADE"), index=True, nullable=False)
 
 
@@ -41,5 +40,3 @@ class CreatedMixin:
 
 class TimestampMixin(CreatedMixin):
     updated_at: Mapped[datetime] = mapped_column(default=utc_now, onupdate=utc_now, nullable=False)
-
-

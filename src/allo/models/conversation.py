@@ -40,7 +40,10 @@ class Conversation(IdMixin, TenantMixin, TimestampMixin, Base):
 
     customer: Mapped[Customer] = relationship(lazy="raise")
     messages: Mapped[list[Message]] = relationship(
-        back_populates="conversation", lazy="raise", order_by="Message.created_at", cascade="all, delete-orphan"
+        back_populates="conversation",
+        lazy="raise",
+        order_by="Message.created_at",
+        cascade="all, delete-orphan",
     )
 
 
@@ -58,7 +61,9 @@ class Message(IdMixin, TenantMixin, CreatedMixin, Base):
     channel: Mapped[Channel] = mapped_column(enum_type(Channel, "channel"), nullable=False)
     direction: Mapped[Direction] = mapped_column(enum_type(Direction, "direction"), nullable=False)
     author_kind: Mapped[AuthorKind] = mapped_column(enum_type(AuthorKind, "author_kind"), nullable=False)
-    author_user_id: Mapped[uuid.UUID | None] = mapped_column(GUID, ForeignKey("users.id", ondelete="SET NULL"))
+    author_user_id: Mapped[uuid.UUID | None] = mapped_column(
+        GUID, ForeignKey("users.id", ondelete="SET NULL")
+    )
     body: Mapped[str] = mapped_column(Text, nullable=False)
     channel_message_id: Mapped[str | None] = mapped_column(String(255))
     meta: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict, nullable=False)

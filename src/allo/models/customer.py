@@ -27,7 +27,10 @@ class Customer(IdMixin, TenantMixin, TimestampMixin, Base):
     notes: Mapped[str | None] = mapped_column(Text)
 
     identities: Mapped[list[CustomerIdentity]] = relationship(
-        back_populates="customer", lazy="raise", cascade="all, delete-orphan", order_by="CustomerIdentity.channel"
+        back_populates="customer",
+        lazy="raise",
+        cascade="all, delete-orphan",
+        order_by="CustomerIdentity.channel",
     )
 
 

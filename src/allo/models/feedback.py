@@ -25,8 +25,12 @@ class CsatResponse(IdMixin, TenantMixin, CreatedMixin, Base):
     conversation_id: Mapped[uuid.UUID | None] = mapped_column(
         GUID, ForeignKey("conversations.id", ondelete="SET NULL"), index=True
     )
-    ticket_id: Mapped[uuid.UUID | None] = mapped_column(GUID, ForeignKey("tickets.id", ondelete="SET NULL"), index=True)
-    agent_id: Mapped[uuid.UUID | None] = mapped_column(GUID, ForeignKey("users.id", ondelete="SET NULL"), index=True)
+    ticket_id: Mapped[uuid.UUID | None] = mapped_column(
+        GUID, ForeignKey("tickets.id", ondelete="SET NULL"), index=True
+    )
+    agent_id: Mapped[uuid.UUID | None] = mapped_column(
+        GUID, ForeignKey("users.id", ondelete="SET NULL"), index=True
+    )
     channel: Mapped[Channel | None] = mapped_column(enum_type(Channel, "channel"))
     score: Mapped[int] = mapped_column(Integer, nullable=False)
     comment: Mapped[str | None] = mapped_column(Text)

@@ -29,7 +29,9 @@ class Ticket(IdMixin, TenantMixin, TimestampMixin, Base):
         enum_type(TicketStatus, "ticket_status"), default=TicketStatus.new, nullable=False
     )
     tier: Mapped[Tier] = mapped_column(enum_type(Tier, "tier"), default=Tier.n1, nullable=False)
-    team_id: Mapped[uuid.UUID | None] = mapped_column(GUID, ForeignKey("teams.id", ondelete="SET NULL"), index=True)
+    team_id: Mapped[uuid.UUID | None] = mapped_column(
+        GUID, ForeignKey("teams.id", ondelete="SET NULL"), index=True
+    )
     assignee_id: Mapped[uuid.UUID | None] = mapped_column(
         GUID, ForeignKey("users.id", ondelete="SET NULL"), index=True
     )
@@ -56,7 +58,9 @@ class TicketEvent(IdMixin, TenantMixin, CreatedMixin, Base):
     __tablename__ = "ticket_events"
     __table_args__ = (Index("ix_ticket_events_ticket_created", "ticket_id", "created_at"),)
 
-    ticket_id: Mapped[uuid.UUID] = mapped_column(GUID, ForeignKey("tickets.id", ondelete="CASCADE"), nullable=False)
+    ticket_id: Mapped[uuid.UUID] = mapped_column(
+        GUID, ForeignKey("tickets.id", ondelete="CASCADE"), nullable=False
+    )
     actor_user_id: Mapped[uuid.UUID | None] = mapped_column(GUID, ForeignKey("users.id", ondelete="SET NULL"))
     kind: Mapped[str] = mapped_column(String(40), nullable=False)
     field: Mapped[str | None] = mapped_column(String(40))

@@ -21,7 +21,15 @@ class EscalationPolicy(BaseModel):
     confidence_below: float = Field(default=0.5, ge=0, le=1)
     sentiment_below: float = Field(default=-0.7, ge=-1, le=1)
     keywords: list[str] = Field(
-        default_factory=lambda: ["conseiller", "humain", "responsable", "agent", "human", "advisor", "manager"]
+        default_factory=lambda: [
+            "conseiller",
+            "humain",
+            "responsable",
+            "agent",
+            "human",
+            "advisor",
+            "manager",
+        ]
     )
     legal_team: str = "legal"
     escalate_cancellations: bool = True
@@ -103,7 +111,10 @@ class TenantPolicy(BaseModel):
         missing = {"P1", "P2", "P3", "P4"} - set(value)
         unknown = set(value) - {"P1", "P2", "P3", "P4"}
         if missing or unknown:
-            raise ValueError(f"SLA targets are needed for exactly P1-P4 (missing {sorted(missing)}, unknown {sorted(unknown)})")
+            raise ValueError(
+                "SLA targets are needed for exactly P1-P4 "
+                f"(missing {sorted(missing)}, unknown {sorted(unknown)})"
+            )
         return value
 
     @model_validator(mode="after")

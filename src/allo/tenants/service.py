@@ -29,13 +29,17 @@ async def get_or_raise(session: AsyncSession, tenant_id: uuid.UUID) -> Tenant:
     return tenant
 
 
-async def create(session: AsyncSession, *, slug: str, name: str, policy: TenantPolicy | None = None) -> Tenant:
+async def create(
+    session: AsyncSession, *, slug: str, name: str, policy: TenantPolicy | None = None
+) -> Tenant:
     if await get_by_slug(session, slug) is not None:
         raise Conflict(f"A tenant with slug {slug!r} already exists.", code="tenant_exists")
     tenant = Tenant(slug=slug, name=name, policy=(policy or TenantPolicy()).model_dump(mode="json"))
     session.add(tenant)
     await session.flush()
-    await record(session, tenant.id, ActorKind.system, None, "tenant.create", "tenant", tenant.id, {"slug": slug})
+    await record(
+        session, tenant.id, ActorKind.system, None, "tenant.create", "tenant", tenant.id, {"slug": slug}
+    )
     return tenant
 
 

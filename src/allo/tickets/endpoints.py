@@ -68,5 +68,7 @@ async def read_ticket(ticket_id: uuid.UUID, session: SessionDep, principal: Agen
 
 
 @router.patch("/{ticket_id}", summary="Change a ticket's status, priority, category, tier, team or assignee")
-async def update_ticket(ticket_id: uuid.UUID, body: TicketUpdate, session: SessionDep, principal: AgentDep) -> TicketRead:
+async def update_ticket(
+    ticket_id: uuid.UUID, body: TicketUpdate, session: SessionDep, principal: AgentDep
+) -> TicketRead:
     return _read(await service.update_ticket(session, principal, ticket_id, body))

@@ -28,7 +28,7 @@ class TicketRepository(TenantRepository[Ticket]):
         assignee_id: uuid.UUID | None = None,
         customer_id: uuid.UUID | None = None,
         overdue_at: datetime | None = None,
-    ) -> Select[tuple[Ticket]]:
+    ) -> Select[Ticket]:
         stmt = self.select()
         if status:
             stmt = stmt.where(Ticket.status.in_(status))

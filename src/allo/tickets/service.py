@@ -21,7 +21,9 @@ from allo.tickets.repository import TicketRepository
 from allo.tickets.schemas import TicketCreate, TicketUpdate
 
 ALLOWED_TRANSITIONS: dict[TicketStatus, frozenset[TicketStatus]] = {
-    TicketStatus.new: frozenset({TicketStatus.open, TicketStatus.pending, TicketStatus.resolved, TicketStatus.closed}),
+    TicketStatus.new: frozenset(
+        {TicketStatus.open, TicketStatus.pending, TicketStatus.resolved, TicketStatus.closed}
+    ),
     TicketStatus.open: frozenset({TicketStatus.pending, TicketStatus.resolved, TicketStatus.closed}),
     TicketStatus.pending: frozenset({TicketStatus.open, TicketStatus.resolved, TicketStatus.closed}),
     TicketStatus.resolved: frozenset({TicketStatus.open, TicketStatus.closed}),
@@ -56,14 +58,20 @@ async def _check_assignee(session: AsyncSession, tenant_id: uuid.UUID, assignee_
         return
     agent = await AgentRepository(session, tenant_id).get(assignee_id)
     if agent is None or not agent.active:
-        raise Unprocessable("Unknown or inactive assignee.", code="unknown_assignee", details={"assignee_id": str(assignee_id)})
+        raise Unprocessable(
+            "Unknown or inactive assignee.",
+            code="unknown_assignee",
+            details={"assignee_id": str(assignee_id)},
+        )
 
 
 async def create_ticket(session: AsyncSession, principal: Principal, data: TicketCreate) -> Ticket:
     tenant = await tenants.get_or_raise(session, principal.tenant_id)
     await CustomerRepository(session, principal.tenant_id).get_or_raise(data.customer_id)
     if data.conversation_id is not None:
-        conversation = await ConversationRepository(session, principal.tenant_id).get_or_raise(data.conversation_id)
+        conversation = await ConversationRepository(session, principal.tenant_id).get_or_raise(
+            data.conversation_id
+        )
         if conversation.customer_id != data.customer_id:
             raise Unprocessable("The conversation belongs to another customer.", code="customer_mismatch")
     await _check_assignee(session, principal.tenant_id, data.assignee_id)
@@ -103,7 +111,9 @@ async def create_ticket(session: AsyncSession, principal: Principal, data: Ticke
     return ticket
 
 
-async def update_ticket(session: AsyncSession, principal: Principal, ticket_id: uuid.UUID, data: TicketUpdate) -> Ticket:
+async def update_ticket(
+    session: AsyncSession, principal: Principal, ticket_id: uuid.UUID, data: TicketUpdate
+) -> Ticket:
     repo = TicketRepository(session, principal.tenant_id)
     ticket = await repo.get_or_raise(ticket_id)
     now = utc_now()
@@ -146,7 +156,9 @@ async def update_ticket(session: AsyncSession, principal: Principal, ticket_id: 
         change("priority_changed", "priority", ticket.priority, data.priority)
         ticket.priority = data.priority
         policy = tenants.policy_of(await tenants.get_or_raise(session, principal.tenant_id))
-        ticket.first_response_due_at, ticket.resolution_due_at = sla_due_times(policy, data.priority, ticket.created_at)
+        ticket.first_response_due_at, ticket.resolution_due_at = sla_due_times(
+            policy, data.priority, ticket.created_at
+        )
     if data.category is not None and data.category is not ticket.category:
         change("category_changed", "category", ticket.category, data.category)
         ticket.category = data.category
@@ -164,7 +176,12 @@ async def update_ticket(session: AsyncSession, principal: Principal, ticket_id: 
             ticket.team_id = team_id
     if "assignee_id" in fields and data.assignee_id != ticket.assignee_id:
         await _check_assignee(session, principal.tenant_id, data.assignee_id)
-        change("assigned" if data.assignee_id else "unassigned", "assignee_id", ticket.assignee_id, data.assignee_id)
+        change(
+            "assigned" if data.assignee_id else "unassigned",
+            "assignee_id",
+            ticket.assignee_id,
+            data.assignee_id,
+        )
         ticket.assignee_id = data.assignee_id
     if history:
         ticket.updated_at = now
@@ -172,7 +189,13 @@ async def update_ticket(session: AsyncSession, principal: Principal, ticket_id: 
         await session.flush()
         publish_on_commit(
             session,
-            Event("ticket.updated", principal.tenant_id, {"ticket_id": str(ticket.id), "changes": [e.kind for e in history]}),
+            Event(
+                "ticket.updated",
+                principal.tenant_id,
+                {"ticket_id": str(ticket.id), "changes": [e.kind for e in history]},
+            ),
         )
-        await record_by(session, principal, "ticket.update", "ticket", ticket.id, {"changes": [e.kind for e in history]})
+        await record_by(
+            session, principal, "ticket.update", "ticket", ticket.id, {"changes": [e.kind for e in history]}
+        )
     return ticket

@@ -1,0 +1,91 @@
+"""Factories as plain functions: each builds rows through the services, as the application does."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from allo.agents import service as agents
+from allo.agents.schemas import AgentCreate
+from allo.auth import service as auth
+from allo.models import Tenant
+from allo.models.enums import Role
+from allo.tenants import service as tenants
+
+PASSWORD = "correct horse battery staple"
+
+
+@dataclass
+class Actor:
+    tenant: Tenant
+    user_id: uuid.UUID
+    email: str
+    role: Role
+    api_key: str
+
+    @property
+    def tenant_id(self) -> uuid.UUID:
+        return self.tenant.id
+
+    @property
+    def bearer(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.api_key}"}
+
+
+async def ensure_tenant(session: AsyncSession, slug: str) -> Tenant:
+    return await tenants.get_by_slug(session, slug) or await tenants.create(
+        session, slug=slug, name=slug.upper()
+    )
+
+
+async def make_actor(session: AsyncSession, slug: str, role: str, *, team: str | None = None) -> Actor:
+    """A user of the given role in tenant `slug` (created if needed), with an API key of the same role."""
+    tenant = await ensure_tenant(session, slug)
+    email = f"{role}-{uuid.uuid4().hex[:6]}@{slug}.allo.dev"
+    user = await agents.create_agent(
+        session,
+        tenant.id,
+        AgentCreate.model_validate(
+            {
+                "email": email,
+                "full_name": f"{role.title()} {slug}",
+                "password": PASSWORD,
+                "role": role,
+                "team": team,
+            }
+        ),
+    )
+    key = await auth.create_api_key(session, tenant.id, name=f"{role} key", role=Role(role))
+    return Actor(tenant=tenant, user_id=user.id, email=email, role=Role(role), api_key=key.plaintext)
+
+
+async def login(client: httpx.AsyncClient, actor: Actor, password: str = PASSWORD) -> dict[str, str]:
+    """Log in with a password; returns the CSRF header to send with unsafe requests."""
+    response = await client.post(
+        "/api/v1/auth/login", json={"tenant": actor.tenant.slug, "email": actor.email, "password": password}
+    )
+    assert response.status_code == 200, response.text
+    return {"X-CSRF-Token": response.json()["csrf_token"]}
+
+
+async def create_customer(client: httpx.AsyncClient, actor: Actor, **fields: Any) -> dict[str, Any]:
+    body = {"name": "Marie Curie", "phone": f"06{uuid.uuid4().int % 10**8:08d}", **fields}
+    response = await client.post("/api/v1/customers", json=body, headers=actor.bearer)
+    assert response.status_code == 201, response.text
+    data: dict[str, Any] = response.json()
+    return data
+
+
+async def create_conversation(
+    client: httpx.AsyncClient, actor: Actor, customer_id: str, channel: str = "webchat"
+) -> dict[str, Any]:
+    response = await client.post(
+        "/api/v1/conversations", json={"customer_id": customer_id, "channel": channel}, headers=actor.bearer
+    )
+    assert response.status_code == 201, response.text
+    data: dict[str, Any] = response.json()
+    return data
