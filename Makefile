@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 ALLO_PORT ?= 8000
 export ALLO_PORT
 
-.PHONY: run test lint typecheck pytest install install-dev clean bench
+.PHONY: run test lint typecheck pytest install install-dev clean bench i18n
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -43,6 +43,12 @@ pytest: $(VENV)/.installed-dev
 	fi
 
 test: lint typecheck pytest
+
+# Re-extract UI strings and merge them into the French and English catalogs.
+i18n: $(VENV)/.installed-dev
+	$(BIN)/pybabel extract -F babel.cfg -k _ -k N_ --no-location --project Allo \
+		--copyright-holder "The Allo developers" -o src/allo/i18n/locales/messages.pot src
+	$(BIN)/pybabel update -i src/allo/i18n/locales/messages.pot -d src/allo/i18n/locales --no-fuzzy-matching
 
 bench: $(VENV)/.installed
 	$(BIN)/python benchmarks/api.py

@@ -21,11 +21,13 @@ seed_app = typer.Typer(help="Load data.", no_args_is_help=True)
 users_app = typer.Typer(help="Console users.", no_args_is_help=True)
 apikey_app = typer.Typer(help="API keys for integrations.", no_args_is_help=True)
 tenants_app = typer.Typer(help="Tenants (client companies).", no_args_is_help=True)
+jobs_app = typer.Typer(help="Background jobs.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(seed_app, name="seed")
 app.add_typer(users_app, name="users")
 app.add_typer(apikey_app, name="apikey")
 app.add_typer(tenants_app, name="tenants")
+app.add_typer(jobs_app, name="jobs")
 
 out = Console()
 err = Console(stderr=True)
@@ -248,6 +250,39 @@ def tenants_create(
         err.print(f"[red]{exc.message}[/red]")
         raise typer.Exit(1) from exc
     out.print(f"Created tenant {slug} with id {tenant_id}")
+
+
+@jobs_app.command("ping")
+def jobs_ping(
+    delay: Annotated[float, typer.Option(help="Seconds the job waits before answering")] = 0.0,
+    timeout: Annotated[float, typer.Option(help="Seconds to wait for a worker")] = 30.0,
+    wait: Annotated[bool, typer.Option("--wait/--no-wait", help="Wait for the job to finish")] = True,
+) -> None:
+    """Enqueue a diagnostic job and wait until a worker has run it: proves that workers are alive."""
+    from allo.ops import ping_workers
+
+    settings = _settings()
+    with err.status("Waiting for a worker…"):
+        result = asyncio.run(ping_workers(settings, delay=delay, wait_seconds=timeout if wait else 0.0))
+    if result.status != "succeeded" and wait:
+        err.print(
+            f"[red]No worker ran the job within {timeout:g} s[/red] (job {result.job_id}, {result.status})."
+        )
+        raise typer.Exit(1)
+    out.print(f"job {result.job_id}: {result.status}")
+
+
+@jobs_app.command("stats")
+def jobs_stats() -> None:
+    """Count jobs by kind and status (the dead letter included)."""
+    from rich.table import Table
+
+    from allo.ops import job_counts
+
+    table = Table("kind", "status", "jobs")
+    for kind, status, count in asyncio.run(job_counts(_settings())):
+        table.add_row(kind, status, str(count))
+    out.print(table)
 
 
 def main() -> None:

@@ -18,14 +18,20 @@ from allo.kit.security import constant_time_equals, new_token
 from allo.models import Conversation, Ticket, User
 from allo.models.enums import AgentStatus, ConversationStatus
 from allo.tickets.repository import OPEN_STATUSES
+from allo.i18n import N_
 from allo.web import gettext_for, render, request_language
 
 router = APIRouter(include_in_schema=False)
 
 LOGIN_CSRF_COOKIE = "allo_login_csrf"
 
-ROLE_LABELS = {"agent": "Agent", "supervisor": "Supervisor", "admin": "Administrator"}
-STATUS_LABELS = {"available": "Available", "busy": "Busy", "away": "Away", "offline": "Offline"}
+ROLE_LABELS = {"agent": N_("Agent"), "supervisor": N_("Supervisor"), "admin": N_("Administrator")}
+STATUS_LABELS = {
+    "available": N_("Available"),
+    "busy": N_("Busy"),
+    "away": N_("Away"),
+    "offline": N_("Offline"),
+}
 
 
 def _login_page(

@@ -37,3 +37,8 @@ def negotiate(explicit: str | None, accept_language: str | None) -> str:
         if tag in SUPPORTED:
             return tag
     return DEFAULT
+
+
+def N_(message: str) -> str:  # noqa: N802 - the gettext convention for "mark for extraction only"
+    """Marks a string for the catalogs where it is defined; it is translated later, where it is shown."""
+    return message

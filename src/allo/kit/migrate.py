@@ -70,3 +70,18 @@ async def pending_model_changes(url: str) -> list[Any]:
             )
     finally:
         await engine.dispose()
+
+
+async def downgrade(url: str, revision: str) -> None:
+    engine = create_nullpool_engine(url)
+    try:
+        async with engine.begin() as conn:
+            await conn.run_sync(_downgrade_sync, revision)
+    finally:
+        await engine.dispose()
+
+
+def _downgrade_sync(connection: Connection, revision: str) -> None:
+    config = alembic_config()
+    config.attributes["connection"] = connection
+    command.downgrade(config, revision)
