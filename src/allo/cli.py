@@ -162,6 +162,9 @@ def demo(
 ) -> None:
     """Migrate, load the demo data, then serve: Allo with a demo tenant in one command."""
     settings = _settings()
+    if not settings.is_dev:
+        err.print("[red]`allo demo` loads well-known demo passwords; it runs in dev mode only.[/red]")
+        raise typer.Exit(2)
     db_upgrade("head")
     _seed_demo(settings)
     serve(host=host, port=port, workers=1, worker=True)

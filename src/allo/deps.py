@@ -57,7 +57,7 @@ async def get_principal(request: Request, session: SessionDep) -> Principal:
             session, token.strip(), request.app.state.api_key_cache
         )
         if stale:
-            await _touch_api_key_later(request, principal)
+            await _touch_api_key(request, session, principal)
         return principal
     cookie = request.cookies.get(SESSION_COOKIE)
     if not cookie:
@@ -68,12 +68,15 @@ async def get_principal(request: Request, session: SessionDep) -> Principal:
     return principal
 
 
-async def _touch_api_key_later(request: Request, principal: Principal) -> None:
-    # In its own short transaction: a read-only request must not take the write lock for this.
-    db = get_db(request)
+async def _touch_api_key(request: Request, session: AsyncSession, principal: Principal) -> None:
     assert principal.api_key_id is not None
-    async with db.unit_of_work(write=True) as session:
+    if request.method not in _SAFE_METHODS:
+        # A writing request already holds the write lock: a second writer would wait on it (SQLite).
         await auth_service.touch_api_key(session, principal.api_key_id)
+        return
+    # A read-only request must not take the write lock for this: a short transaction of its own.
+    async with get_db(request).unit_of_work(write=True) as own_session:
+        await auth_service.touch_api_key(own_session, principal.api_key_id)
 
 
 PrincipalDep = Annotated[Principal, Depends(get_principal, scope="function")]

@@ -41,7 +41,9 @@ def _start_worker(url: str, tmp_path: Path, name: str) -> subprocess.Popen[bytes
         "ALLO_MODE": "dev",
     }
     log = (tmp_path / f"{name}.log").open("wb")
-    return subprocess.Popen([sys.executable, "-m", "allo", "worker"], env=env, stdout=log, stderr=subprocess.STDOUT)
+    return subprocess.Popen(
+        [sys.executable, "-m", "allo", "worker"], env=env, stdout=log, stderr=subprocess.STDOUT
+    )
 
 
 async def _wait_for(db: Database, job_id: uuid.UUID, predicate: str, seconds: float = 30.0) -> Job:

@@ -9,7 +9,15 @@ import pytest
 from sqlalchemy import func, select, update
 
 from allo.kit.db import Database
-from allo.kit.jobs import JobContext, JobRegistry, PermanentFailure, RetryLater, Worker, backoff_seconds, enqueue
+from allo.kit.jobs import (
+    JobContext,
+    JobRegistry,
+    PermanentFailure,
+    RetryLater,
+    Worker,
+    backoff_seconds,
+    enqueue,
+)
 from allo.kit.time import utc_now
 from allo.models import AuditEvent, Job
 from allo.models.enums import ActorKind, JobStatus
@@ -122,7 +130,9 @@ async def test_a_job_failing_every_attempt_lands_in_the_dead_letter(db: Database
 
 async def test_retry_later_postpones_without_spending_an_attempt(db: Database) -> None:
     calls: list[JobContext] = []
-    worker = _worker(db, _recording_registry("test.later", calls, error=RetryLater("rate limited", delay=120)))
+    worker = _worker(
+        db, _recording_registry("test.later", calls, error=RetryLater("rate limited", delay=120))
+    )
     async with db.unit_of_work() as s:
         job_id = await enqueue(s, "test.later")
     assert job_id is not None
@@ -187,7 +197,9 @@ async def test_a_running_job_whose_lease_expired_is_claimed_again(db: Database) 
     [claimed] = await first.claim(10)
     assert await second.claim(10) == []  # leased to the first worker
     async with db.unit_of_work() as s:  # the first worker dies; its lease runs out
-        await s.execute(update(Job).where(Job.id == job_id).values(locked_until=utc_now() - timedelta(seconds=1)))
+        await s.execute(
+            update(Job).where(Job.id == job_id).values(locked_until=utc_now() - timedelta(seconds=1))
+        )
     [reclaimed] = await second.claim(10)
     assert reclaimed.id == job_id and reclaimed.attempts == 2
     await first.execute(claimed)  # the late first worker finishes: its work is discarded

@@ -39,6 +39,6 @@ def negotiate(explicit: str | None, accept_language: str | None) -> str:
     return DEFAULT
 
 
-def N_(message: str) -> str:  # noqa: N802 - the gettext convention for "mark for extraction only"
+def N_(message: str) -> str:
     """Marks a string for the catalogs where it is defined; it is translated later, where it is shown."""
     return message

@@ -30,6 +30,7 @@ JOBS_CHANNEL = "allo_jobs"
 _PENDING_EVENTS = "allo_pending_events"
 _JOBS_ENQUEUED = "allo_jobs_enqueued"
 BUS_INFO_KEY = "allo_bus"
+MAX_NOTIFY_BYTES = 7900
 
 
 @dataclass(frozen=True)
@@ -125,9 +126,13 @@ def _notify_in_transaction(session: Session) -> None:
         return
     pending: list[Event] = session.info.get(_PENDING_EVENTS, [])
     for ev in pending:
+        payload = ev.to_json()
+        if len(payload) > MAX_NOTIFY_BYTES:
+            # PostgreSQL caps a notification at 8000 bytes; subscribers re-read what they need by id.
+            payload = Event(ev.type, ev.tenant_id, {"truncated": True}, ev.id, ev.at).to_json()
         session.execute(
             text("SELECT pg_notify(:channel, :payload)"),
-            {"channel": EVENTS_CHANNEL, "payload": ev.to_json().decode()},
+            {"channel": EVENTS_CHANNEL, "payload": payload.decode()},
         )
     if session.info.get(_JOBS_ENQUEUED):
         session.execute(text("SELECT pg_notify(:channel, '')"), {"channel": JOBS_CHANNEL})

@@ -270,7 +270,7 @@ class Worker:
             await self._reschedule(job, f"{type(exc).__name__}: {exc}", None, counts=True)
         finally:
             heartbeat.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
+            with contextlib.suppress(asyncio.CancelledError, Exception):
                 await heartbeat
 
     async def _heartbeat(self, job: ClaimedJob) -> None:
@@ -278,13 +278,17 @@ class Worker:
         interval = self.lease.total_seconds() / 3
         while True:
             await asyncio.sleep(interval)
-            async with self.db.unit_of_work(write=True) as session:
-                await session.execute(
-                    update(Job)
-                    .where(Job.id == job.id, Job.locked_by == self.name, Job.status == JobStatus.running)
-                    .values(locked_until=utc_now() + self.lease)
-                    .execution_options(synchronize_session=False)
-                )
+            try:
+                async with self.db.unit_of_work(write=True) as session:
+                    await session.execute(
+                        update(Job)
+                        .where(Job.id == job.id, Job.locked_by == self.name, Job.status == JobStatus.running)
+                        .values(locked_until=utc_now() + self.lease)
+                        .execution_options(synchronize_session=False)
+                    )
+            except Exception as exc:
+                # A missed beat only shortens the lease; the job itself is unaffected.
+                logger.warning("could not extend the lease of job %s: %s", job.id, type(exc).__name__)
 
     async def _mark(
         self, session: AsyncSession, job: ClaimedJob, status: JobStatus, error: str | None
@@ -347,5 +351,7 @@ async def retry_dead_job(session: AsyncSession, job_id: uuid.UUID) -> bool:
         .values(status=JobStatus.queued, attempts=0, run_at=now, finished_at=None, updated_at=now)
         .execution_options(synchronize_session=False)
     )
-    mark_jobs_enqueued(session)
-    return bool(getattr(result, "rowcount", 0))
+    retried = bool(getattr(result, "rowcount", 0))
+    if retried:
+        mark_jobs_enqueued(session)
+    return retried
