@@ -73,7 +73,8 @@ async def login(client: httpx.AsyncClient, actor: Actor, password: str = PASSWOR
 
 
 async def create_customer(client: httpx.AsyncClient, actor: Actor, **fields: Any) -> dict[str, Any]:
-    body = {"name": "Marie Curie", "phone": f"06{uuid.uuid4().int % 10**8:08d}", **fields}
+    # 0612 xx xx xx is always a valid French mobile number (not every 06 prefix is allocated).
+    body = {"name": "Marie Curie", "phone": f"0612{uuid.uuid4().int % 10**6:06d}", **fields}
     response = await client.post("/api/v1/customers", json=body, headers=actor.bearer)
     assert response.status_code == 201, response.text
     data: dict[str, Any] = response.json()

@@ -15,6 +15,7 @@ from allo.kit.errors import Conflict, Forbidden, Unprocessable
 from allo.kit.security import hash_password
 from allo.kit.time import utc_now
 from allo.models import AgentSkill, AuthSession, Team, User
+from allo.models.enums import AgentStatus
 
 
 async def _team_id(session: AsyncSession, tenant_id: uuid.UUID, code: str | None) -> uuid.UUID | None:
@@ -78,6 +79,8 @@ async def update_agent(
     user = await repo.get_or_raise(agent_id)
     if user.id == principal.user_id and data.role is not None and data.role is not user.role:
         raise Forbidden("You cannot change your own role.", code="own_role")
+    if user.id == principal.user_id and data.active is False:
+        raise Forbidden("You cannot deactivate yourself.", code="own_account")
     changes = data.model_dump(exclude_unset=True, exclude={"password", "team", "skills"})
     for field, value in changes.items():
         if value is not None:
@@ -88,6 +91,11 @@ async def update_agent(
         user.password_hash = hash_password(data.password.get_secret_value())
     if data.skills is not None:
         user.skills = _skills(principal.tenant_id, data.skills)
+    if data.active is False and user.status is not AgentStatus.offline:
+        # As when deactivated through DELETE: an inactive user must not look available to routing.
+        user.status = AgentStatus.offline
+        user.status_reason = None
+        user.status_since = utc_now()
     if data.password is not None or data.active is False:
         # A new password or a disabled account ends every open console session.
         await session.execute(delete(AuthSession).where(AuthSession.user_id == user.id))
@@ -95,8 +103,9 @@ async def update_agent(
     await record_by(
         session, principal, "user.update", "user", user.id, {"fields": sorted(data.model_fields_set)}
     )
+    # Reading user.id once it is expired would load it synchronously: use the id we were given.
     session.expire(user)
-    return await repo.get_or_raise(user.id)
+    return await repo.get_or_raise(agent_id)
 
 
 async def deactivate_agent(session: AsyncSession, principal: Principal, agent_id: uuid.UUID) -> None:
@@ -136,6 +145,8 @@ async def set_location(session: AsyncSession, principal: Principal, data: Locati
     user.last_location_accuracy_m = data.accuracy_m
     user.last_location_at = utc_now()
     await session.flush()
+    # That a position was reported, not where: the position itself stays on the user row only.
+    await record_by(session, principal, "user.location", "user", user.id)
     return user
 
 

@@ -10,7 +10,6 @@ from allo.customers.repository import CustomerRepository
 from allo.customers.schemas import CustomerCreate, CustomerRead, CustomerUpdate
 from allo.deps import AgentDep, SessionDep, SupervisorDep
 from allo.kit.pagination import Page, PageParams, page_params
-from allo.kit.phone import normalize_phone
 
 router = APIRouter(prefix="/customers", tags=["customers"])
 
@@ -27,7 +26,7 @@ async def list_customers(
     phone: Annotated[str | None, Query(max_length=40, description="Exact phone, any format")] = None,
 ) -> Page[CustomerRead]:
     repo = CustomerRepository(session, principal.tenant_id)
-    e164 = normalize_phone(phone) if phone else None
+    e164 = await service.normalize_tenant_phone(session, principal.tenant_id, phone) if phone else None
     rows, cursor = await repo.paginate(
         repo.filtered(q=q, segment=segment, vip=vip, language=language, phone=e164), page
     )

@@ -19,6 +19,11 @@ async def _region(session: AsyncSession, tenant_id: uuid.UUID) -> str:
     return tenants.policy_of(await tenants.get_or_raise(session, tenant_id)).default_region
 
 
+async def normalize_tenant_phone(session: AsyncSession, tenant_id: uuid.UUID, raw: str) -> str:
+    """E.164 form of `raw`; a national number is read in the tenant's default region."""
+    return normalize_phone(raw, await _region(session, tenant_id))
+
+
 async def _ensure_unique(
     repo: CustomerRepository, customer_id: uuid.UUID | None, *, phone: str | None, email: str | None
 ) -> None:
@@ -34,7 +39,15 @@ async def _ensure_unique(
             )
 
 
-def _identities(tenant_id: uuid.UUID, items: list[IdentityIn]) -> list[CustomerIdentity]:
+def _identities(
+    tenant_id: uuid.UUID, items: list[IdentityIn], existing: list[CustomerIdentity] | None = None
+) -> list[CustomerIdentity]:
+    """The identity rows for `items`, keeping the existing row of an identity that stays.
+
+    A flush inserts before it deletes, so a new row for an identity the customer already has would
+    collide with the old one on the unique (tenant, channel, external id).
+    """
+    kept = {(i.channel.value, i.external_id): i for i in existing or []}
     seen: set[tuple[str, str]] = set()
     result = []
     for item in items:
@@ -43,7 +56,8 @@ def _identities(tenant_id: uuid.UUID, items: list[IdentityIn]) -> list[CustomerI
             continue
         seen.add(key)
         result.append(
-            CustomerIdentity(tenant_id=tenant_id, channel=item.channel, external_id=item.external_id)
+            kept.get(key)
+            or CustomerIdentity(tenant_id=tenant_id, channel=item.channel, external_id=item.external_id)
         )
     return result
 
@@ -68,8 +82,11 @@ async def create_customer(session: AsyncSession, principal: Principal, data: Cus
     await flush_or_conflict(
         session, "A customer with this phone, e-mail or identity already exists.", code="customer_exists"
     )
-    await record_by(session, principal, "customer.create", "customer", customer.id)
-    return await repo.get_or_raise(customer.id)
+    customer_id = customer.id
+    await record_by(session, principal, "customer.create", "customer", customer_id)
+    # Reloaded so that the identities come back in the order every later read gives them.
+    session.expire(customer)
+    return await repo.get_or_raise(customer_id)
 
 
 async def update_customer(
@@ -94,7 +111,7 @@ async def update_customer(
     for field, value in changes.items():
         setattr(customer, field, value)
     if identities is not None:
-        customer.identities = _identities(principal.tenant_id, data.identities or [])
+        customer.identities = _identities(principal.tenant_id, data.identities or [], customer.identities)
     await flush_or_conflict(
         session, "A customer with this phone, e-mail or identity already exists.", code="customer_exists"
     )
@@ -106,8 +123,9 @@ async def update_customer(
         customer.id,
         {"fields": sorted(data.model_fields_set)},
     )
+    # Reading customer.id once it is expired would load it synchronously: use the id we were given.
     session.expire(customer)
-    return await repo.get_or_raise(customer.id)
+    return await repo.get_or_raise(customer_id)
 
 
 async def delete_customer(session: AsyncSession, principal: Principal, customer_id: uuid.UUID) -> None:

@@ -51,7 +51,12 @@ def decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
         created, row_id = orjson.loads(raw)
-        return datetime.fromisoformat(created), uuid.UUID(row_id)
+        if not isinstance(created, str) or not isinstance(row_id, str):
+            raise TypeError("cursor fields must be strings")
+        moment = datetime.fromisoformat(created)
+        if moment.tzinfo is None:
+            raise ValueError("cursor timestamps carry their time zone")
+        return moment, uuid.UUID(row_id)
     except (ValueError, TypeError, binascii.Error, orjson.JSONDecodeError) as exc:
         raise BadRequest("The pagination cursor is not valid.", code="invalid_cursor") from exc
 

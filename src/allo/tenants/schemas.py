@@ -5,6 +5,7 @@ import uuid
 from datetime import date, datetime
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+import phonenumbers
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from allo.kit.schemas import ReadModel, StrictInput
@@ -104,6 +105,14 @@ class TenantPolicy(BaseModel):
     sla: dict[str, SlaTarget] = Field(default_factory=_default_sla)
     business_hours: BusinessHours = Field(default_factory=BusinessHours)
     reopen_window_hours: int = Field(default=72, ge=0, le=24 * 90)
+
+    @field_validator("default_region")
+    @classmethod
+    def _known_region(cls, value: str) -> str:
+        # Every national phone number of the tenant is read in this region; an unknown one refuses them all.
+        if value not in phonenumbers.SUPPORTED_REGIONS:
+            raise ValueError(f"unknown region {value!r} (an ISO 3166 country code such as FR, BJ or SN)")
+        return value
 
     @field_validator("sla")
     @classmethod
