@@ -105,8 +105,10 @@ def create_engine(url: str, *, pool_size: int = 10, echo: bool = False) -> Async
         _configure_sqlite(engine)
         return engine
     if url.startswith("postgresql"):
+        # No pre-ping: it costs a round trip per request. A connection found dead is invalidated with
+        # the whole pool on first use, so a database restart fails the requests in flight, not later ones.
         return create_async_engine(
-            url, echo=echo, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True
+            url, echo=echo, pool_size=pool_size, max_overflow=pool_size, pool_recycle=1800
         )
     raise ValueError(f"unsupported database URL scheme: {url.split(':', 1)[0]!r}")
 
