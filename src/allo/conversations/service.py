@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import uuid
 
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from allo.audit.service import record_by
@@ -10,7 +11,6 @@ from allo.conversations.repository import ConversationRepository, MessageReposit
 from allo.conversations.schemas import ConversationCreate, MessageCreate
 from allo.customers.repository import CustomerRepository
 from allo.kit.bus import Event, publish_on_commit
-from allo.kit.db import flush_or_conflict
 from allo.kit.errors import Conflict, Forbidden
 from allo.kit.text import check_message_body
 from allo.kit.time import utc_now
@@ -61,25 +61,33 @@ async def post_message(
         if existing is not None:
             raise _duplicate(data.channel_message_id, existing.id)
     now = utc_now()
-    message = messages.add(
-        Message(
-            conversation_id=conversation.id,
-            channel=conversation.channel,
-            direction=Direction.outbound if data.author_kind in _OUTBOUND_AUTHORS else Direction.inbound,
-            author_kind=data.author_kind,
-            author_user_id=principal.user_id if data.author_kind is AuthorKind.agent else None,
-            body=data.body,
-            channel_message_id=data.channel_message_id,
-            meta=data.meta,
-            created_at=now,
-        )
+    message = Message(
+        conversation_id=conversation.id,
+        channel=conversation.channel,
+        direction=Direction.outbound if data.author_kind in _OUTBOUND_AUTHORS else Direction.inbound,
+        author_kind=data.author_kind,
+        author_user_id=principal.user_id if data.author_kind is AuthorKind.agent else None,
+        body=data.body,
+        channel_message_id=data.channel_message_id,
+        meta=data.meta,
+        created_at=now,
     )
+    try:
+        # The row is added inside the SAVEPOINT so that a failed insert leaves the session usable.
+        async with session.begin_nested():
+            messages.add(message)
+            await session.flush()
+    except IntegrityError as exc:
+        # A concurrent delivery of the same message was inserted between our lookup and our insert.
+        if data.channel_message_id is not None:
+            existing = await messages.find_by_channel_id(conversation.channel, data.channel_message_id)
+            if existing is not None:
+                raise _duplicate(data.channel_message_id, existing.id) from exc
+        raise Conflict("This message could not be stored.", code="conflict") from exc
     conversation.last_message_at = now
     if data.author_kind is AuthorKind.agent and conversation.first_agent_response_at is None:
         conversation.first_agent_response_at = now
-    await flush_or_conflict(
-        session, "This channel message id was already received.", code="duplicate_message"
-    )
+    await session.flush()
     publish_on_commit(
         session,
         Event(

@@ -188,13 +188,16 @@ def is_postgresql(session: AsyncSession | Session) -> bool:
 
 
 async def flush_or_conflict(session: AsyncSession, message: str, *, code: str = "conflict") -> None:
-    """Flush inside a SAVEPOINT so that a uniqueness race becomes a 409, leaving the transaction usable."""
+    """Flush, turning a uniqueness race lost to a concurrent request into a 409.
+
+    The transaction cannot go on after the failed statement: the 409 ends the request, which rolls
+    it back. A caller that must continue adds its rows inside `session.begin_nested()` instead.
+    """
     from sqlalchemy.exc import IntegrityError
 
     from allo.kit.errors import Conflict
 
     try:
-        async with session.begin_nested():
-            await session.flush()
+        await session.flush()
     except IntegrityError as exc:
         raise Conflict(message, code=code) from exc

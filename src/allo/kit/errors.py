@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from typing import Any
 
 import orjson
@@ -79,8 +80,10 @@ def error_body(code: str, message: str, details: Any = None) -> dict[str, Any]:
     return {"error": {"code": code, "message": message, "details": details}}
 
 
-def error_response(status: int, code: str, message: str, details: Any = None) -> Response:
-    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+def error_response(
+    status: int, code: str, message: str, details: Any = None, headers: Mapping[str, str] | None = None
+) -> Response:
+    headers = {**({"WWW-Authenticate": "Bearer"} if status == 401 else {}), **(headers or {})}
     return Response(
         orjson.dumps(error_body(code, message, details)),
         status_code=status,
@@ -123,7 +126,8 @@ def install_error_handlers(app: FastAPI) -> None:
                 "malformed_body",
                 "The request body could not be decoded (JSON in UTF-8 expected).",
             )
-        return error_response(exc.status_code, code, message)
+        # Keep the exception's headers: a 405 must say which methods are allowed (Allow).
+        return error_response(exc.status_code, code, message, headers=exc.headers)
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> Response:

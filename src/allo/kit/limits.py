@@ -2,13 +2,24 @@
 
 from __future__ import annotations
 
+from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from allo.kit.errors import error_response
+from allo.kit.errors import PayloadTooLarge, error_response
 
 
-class _TooLarge(Exception):
-    pass
+class _TooLarge(PayloadTooLarge, HTTPException):
+    """Raised by `receive` once a body without Content-Length goes over the limit.
+
+    An HTTPException, because FastAPI turns any other error raised while it reads the body into a
+    400 "error parsing the body"; a PayloadTooLarge, so that the app's handler answers the 413.
+    """
+
+    def __init__(self, max_bytes: int) -> None:
+        # Not AppError.__init__: its super() call would land in HTTPException's (status, detail).
+        HTTPException.__init__(self, 413, f"The request body exceeds {max_bytes} bytes.")
+        self.message = self.detail
+        self.details = {"limit": max_bytes}
 
 
 class BodySizeLimit:
@@ -33,7 +44,7 @@ class BodySizeLimit:
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > self.max_bytes:
-                    raise _TooLarge
+                    raise _TooLarge(self.max_bytes)
             return message
 
         async def tracking_send(message: Message) -> None:
@@ -48,10 +59,6 @@ class BodySizeLimit:
                 await self._refuse(scope, receive, send)
 
     async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
-        response = error_response(
-            413,
-            "payload_too_large",
-            f"The request body exceeds {self.max_bytes} bytes.",
-            {"limit": self.max_bytes},
-        )
+        too_large = _TooLarge(self.max_bytes)
+        response = error_response(413, too_large.code, too_large.message, too_large.details)
         await response(scope, receive, send)

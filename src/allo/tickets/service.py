@@ -44,6 +44,13 @@ def sla_due_times(policy: TenantPolicy, priority: Priority, start: datetime) -> 
     )
 
 
+def _key_actor(principal: Principal) -> dict[str, str]:
+    """Who acted when it was no user: the history must name the integration's API key."""
+    if principal.user_id is None and principal.api_key_id is not None:
+        return {"actor_api_key_id": str(principal.api_key_id)}
+    return {}
+
+
 async def _team_id(session: AsyncSession, tenant_id: uuid.UUID, code: str | None) -> uuid.UUID | None:
     if code is None:
         return None
@@ -103,7 +110,12 @@ async def create_ticket(session: AsyncSession, principal: Principal, data: Ticke
             ticket_id=ticket.id,
             actor_user_id=principal.user_id,
             kind="created",
-            data={"priority": data.priority.value, "category": data.category.value, "tier": data.tier.value},
+            data={
+                "priority": data.priority.value,
+                "category": data.category.value,
+                "tier": data.tier.value,
+                **_key_actor(principal),
+            },
         )
     )
     publish_on_commit(session, Event("ticket.created", principal.tenant_id, {"ticket_id": str(ticket.id)}))
@@ -130,6 +142,7 @@ async def update_ticket(
                 from_value=None if old is None else str(getattr(old, "value", old)),
                 to_value=None if new is None else str(getattr(new, "value", new)),
                 reason=data.reason,
+                data=_key_actor(principal),
             )
         )
 
