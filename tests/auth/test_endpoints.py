@@ -595,3 +595,16 @@ async def test_a_key_only_ever_reaches_its_own_tenant(
     key_id = me.json()["api_key_id"]
     assert_error(await client.delete(f"{KEYS}/{key_id}", headers=other_tenant_admin.bearer), 404, "not_found")
     assert (await client.get(ME, headers=tenant_actors["agent"].bearer)).status_code == 200
+
+
+async def test_a_deactivated_tenant_loses_its_sessions_and_keys(
+    client: httpx.AsyncClient, db: Database, tenant_actors: dict[str, Actor]
+) -> None:
+    agent = tenant_actors["agent"]
+    await login(client, agent)
+    assert (await client.get("/api/v1/auth/me")).status_code == 200
+    assert (await client.get("/api/v1/auth/me", headers=agent.bearer)).status_code == 200
+    async with db.unit_of_work() as s:
+        await s.execute(update(Tenant).where(Tenant.id == agent.tenant_id).values(active=False))
+    assert (await client.get("/api/v1/auth/me")).status_code == 401
+    assert (await client.get("/api/v1/auth/me", headers=agent.bearer)).status_code == 401

@@ -13,8 +13,13 @@ class ApiKeyRepository(TenantRepository[ApiKey]):
 
 
 async def find_api_key_by_prefix(session: AsyncSession, prefix: str) -> ApiKey | None:
-    """Not tenant-scoped: the key itself is what tells us the tenant."""
-    return (await session.execute(select(ApiKey).where(ApiKey.prefix == prefix))).scalar_one_or_none()
+    """Not tenant-scoped: the key itself tells the tenant. Keys of inactive tenants are not found."""
+    stmt = (
+        select(ApiKey)
+        .join(Tenant, Tenant.id == ApiKey.tenant_id)
+        .where(ApiKey.prefix == prefix, Tenant.active.is_(True))
+    )
+    return (await session.execute(stmt)).scalar_one_or_none()
 
 
 async def find_session_by_token_hash(
@@ -23,7 +28,8 @@ async def find_session_by_token_hash(
     stmt = (
         select(AuthSession, User)
         .join(User, User.id == AuthSession.user_id)
-        .where(AuthSession.token_hash == token_hash)
+        .join(Tenant, Tenant.id == AuthSession.tenant_id)
+        .where(AuthSession.token_hash == token_hash, Tenant.active.is_(True))
     )
     row = (await session.execute(stmt)).first()
     return None if row is None else (row[0], row[1])
