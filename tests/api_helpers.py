@@ -1,14 +1,26 @@
-"""Assertions shared by the API tests: the one error shape."""
+"""Helpers shared by the API tests: the one error shape, listing, counting rows, the audit trail."""
 
 from __future__ import annotations
 
+import socket
+import uuid
 from typing import Any
 
 import httpx
+from sqlalchemy import ColumnElement, func, select
+
+from allo.kit.db import Database
+from allo.models import AuditEvent
+from allo.models.base import Base
+from tests.factories import Actor
 
 
-def assert_error(response: httpx.Response, status: int, code: str | None = None) -> dict[str, Any]:
-    """The response is `status` in the one error shape {"error": {"code", "message", "details"}}."""
+def assert_api_error(response: httpx.Response, status: int, code: str | None = None) -> dict[str, Any]:
+    """The error object of a response that is `status` in the API's one error shape.
+
+    The shape is {"error": {"code", "message", "details"}} with a non-empty code and message; when
+    `code` is given, the error's code must be it.
+    """
     assert response.status_code == status, response.text
     assert response.headers["content-type"].startswith("application/json"), response.headers
     body = response.json()
@@ -23,3 +35,39 @@ def assert_error(response: httpx.Response, status: int, code: str | None = None)
     if code is not None:
         assert error["code"] == code, error
     return error
+
+
+async def list_all(
+    client: httpx.AsyncClient, url: str, actor: Actor, /, **params: str
+) -> list[dict[str, Any]]:
+    """Every item a list endpoint returns for `params`, all on one page of up to 200."""
+    response = await client.get(url, params={"limit": "200", **params}, headers=actor.bearer)
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["next_cursor"] is None
+    items: list[dict[str, Any]] = body["items"]
+    return items
+
+
+async def audit_events(db: Database, tenant_id: uuid.UUID, action: str | None = None) -> list[AuditEvent]:
+    """The tenant's audit events, oldest first; only those of `action` when it is given."""
+    stmt = select(AuditEvent).where(AuditEvent.tenant_id == tenant_id).order_by(AuditEvent.created_at)
+    if action is not None:
+        stmt = stmt.where(AuditEvent.action == action)
+    async with db.unit_of_work(write=False) as s:
+        return list((await s.execute(stmt)).scalars())
+
+
+async def count_rows(db: Database, model: type[Base], *conditions: ColumnElement[bool]) -> int:
+    """How many rows of `model` meet every condition."""
+    async with db.session(write=False) as s:
+        count = await s.scalar(select(func.count()).select_from(model).where(*conditions))
+    return int(count or 0)
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on, for a server the test starts."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port

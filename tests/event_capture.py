@@ -37,6 +37,12 @@ class CapturedEvents:
                 self._add(self._queue.get_nowait())
         return list(self._seen)
 
+    def drain(self) -> list[Event]:
+        """The events captured since the last drain; they are not returned again."""
+        events = self.events
+        self._seen.clear()
+        return events
+
     def of_type(self, event_type: str) -> list[Event]:
         return [ev for ev in self.events if ev.type == event_type]
 

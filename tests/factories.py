@@ -90,3 +90,26 @@ async def create_conversation(
     assert response.status_code == 201, response.text
     data: dict[str, Any] = response.json()
     return data
+
+
+async def create_ticket(
+    client: httpx.AsyncClient, actor: Actor, customer: dict[str, Any] | None = None, **fields: Any
+) -> dict[str, Any]:
+    """A ticket for `customer`, or for a new customer when none is given."""
+    customer = customer or await create_customer(client, actor)
+    body = {"subject": "Fibre down since this morning", "customer_id": customer["id"], **fields}
+    response = await client.post("/api/v1/tickets", json=body, headers=actor.bearer)
+    assert response.status_code == 201, response.text
+    data: dict[str, Any] = response.json()
+    return data
+
+
+async def create_team(
+    client: httpx.AsyncClient, admin: Actor, code: str, name: str | None = None
+) -> dict[str, Any]:
+    response = await client.post(
+        "/api/v1/teams", json={"code": code, "name": name or code.title()}, headers=admin.bearer
+    )
+    assert response.status_code == 201, response.text
+    data: dict[str, Any] = response.json()
+    return data

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -18,6 +17,7 @@ from allo.demo.seed import CUSTOMER_COUNT, DEMO_PASSWORD
 from allo.kit.db import Database, create_nullpool_engine
 from allo.kit.security import sha256_hex
 from allo.models import ApiKey, Customer, Tenant, User
+from tests.api_helpers import free_port
 
 
 def _allo(
@@ -130,15 +130,8 @@ def test_production_mode_refuses_the_default_secret(tmp_path: Path) -> None:
     assert demo.returncode == 2 and "dev mode" in demo.stderr
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
 def test_allo_demo_serves_the_api_console_chat_and_docs(fresh_database_url: str, tmp_path: Path) -> None:
-    port = _free_port()
+    port = free_port()
     log = (tmp_path / "demo.log").open("w")
     process = subprocess.Popen(
         [sys.executable, "-m", "allo", "demo", "--port", str(port)],

@@ -16,7 +16,7 @@ from fastapi.routing import APIRoute, iter_route_contexts
 from allo.kit.db import Database
 from allo.models import Job
 from allo.models.enums import JobStatus
-from tests.api_helpers import assert_error
+from tests.api_helpers import assert_api_error
 from tests.factories import Actor, create_conversation, create_customer
 
 API = "/api/v1"
@@ -28,27 +28,27 @@ JSON = {"Content-Type": "application/json"}
 
 @pytest.mark.parametrize("path", [f"{API}/no-such-thing", "/no-such-page", f"{API}/tickets/{uuid.uuid4()}/x"])
 async def test_404_for_an_unknown_route(client: httpx.AsyncClient, path: str) -> None:
-    assert_error(await client.get(path), 404, "not_found")
+    assert_api_error(await client.get(path), 404, "not_found")
 
 
 async def test_405_says_which_methods_are_allowed(
     client: httpx.AsyncClient, tenant_actors: dict[str, Actor]
 ) -> None:
     response = await client.delete(f"{API}/tickets", headers=tenant_actors["agent"].bearer)
-    assert_error(response, 405, "method_not_allowed")
+    assert_api_error(response, 405, "method_not_allowed")
     # Starlette names the methods of the first route matching the path only (here GET).
     assert "GET" in response.headers["allow"].replace(" ", "").split(",")
 
 
 async def test_401_without_credentials(client: httpx.AsyncClient) -> None:
     response = await client.get(f"{API}/tickets")
-    assert_error(response, 401, "not_authenticated")
+    assert_api_error(response, 401, "not_authenticated")
     assert response.headers["www-authenticate"] == "Bearer"
 
 
 async def test_403_for_a_role_too_low(client: httpx.AsyncClient, tenant_actors: dict[str, Actor]) -> None:
     response = await client.get(f"{API}/api-keys", headers=tenant_actors["agent"].bearer)
-    error = assert_error(response, 403, "insufficient_role")
+    error = assert_api_error(response, 403, "insufficient_role")
     assert "admin" in error["message"]
 
 
@@ -61,7 +61,7 @@ async def test_404_for_an_unknown_id(
     response = await client.request(
         method, f"{API}/{resource}/{unknown}", headers=tenant_actors["admin"].bearer
     )
-    error = assert_error(response, 404, "not_found")
+    error = assert_api_error(response, 404, "not_found")
     assert error["details"] == {"id": str(unknown)}
 
 
@@ -69,7 +69,7 @@ async def test_422_for_an_id_that_is_not_a_uuid(
     client: httpx.AsyncClient, tenant_actors: dict[str, Actor]
 ) -> None:
     response = await client.get(f"{API}/tickets/42", headers=tenant_actors["agent"].bearer)
-    error = assert_error(response, 422, "validation_error")
+    error = assert_api_error(response, 422, "validation_error")
     assert error["details"][0]["loc"] == ["path", "ticket_id"]
 
 
@@ -81,7 +81,7 @@ async def test_409_for_a_conflict(client: httpx.AsyncClient, tenant_actors: dict
     )
     url = f"{API}/tickets/{ticket.json()['id']}"
     assert (await client.patch(url, json={"status": "closed"}, headers=agent.bearer)).status_code == 200
-    error = assert_error(await client.patch(url, json={"status": "open"}, headers=agent.bearer), 409)
+    error = assert_api_error(await client.patch(url, json={"status": "open"}, headers=agent.bearer), 409)
     assert error["code"] == "invalid_transition"
 
 
@@ -94,7 +94,7 @@ async def test_413_for_a_body_too_large(
         content=b"[" + b" " * limit + b"]",
         headers={**tenant_actors["agent"].bearer, **JSON},
     )
-    error = assert_error(response, 413, "payload_too_large")
+    error = assert_api_error(response, 413, "payload_too_large")
     assert error["details"] == {"limit": limit}
 
 
@@ -106,7 +106,7 @@ async def test_422_lists_every_invalid_field(
         json={"subject": "", "customer_id": "nope", "priority": "P9", "colour": "red"},
         headers=tenant_actors["agent"].bearer,
     )
-    error = assert_error(response, 422, "validation_error")
+    error = assert_api_error(response, 422, "validation_error")
     locs = {tuple(d["loc"]) for d in error["details"]}
     assert {("body", "subject"), ("body", "customer_id"), ("body", "priority"), ("body", "colour")} <= locs
     for detail in error["details"]:
@@ -128,7 +128,7 @@ async def test_400_for_a_body_that_cannot_be_read(
     response = await client.post(
         f"{API}/customers", content=raw, headers={**tenant_actors["agent"].bearer, **JSON}
     )
-    assert_error(response, 400, code)
+    assert_api_error(response, 400, code)
 
 
 async def test_500_in_the_same_shape_without_internals(
@@ -148,7 +148,7 @@ async def test_500_in_the_same_shape_without_internals(
             json={"subject": "x", "customer_id": customer["id"]},
             headers=tenant_actors["agent"].bearer,
         )
-    assert_error(response, 500, "internal_error")
+    assert_api_error(response, 500, "internal_error")
     assert "secret internal detail" not in response.text
     assert "Traceback" not in response.text
 
@@ -266,7 +266,7 @@ async def test_no_route_reaches_another_tenants_record_by_id(
         response = await client.request(route.method, url, json=body, headers=other_tenant_admin.bearer)
         label = f"{route.method} {route.path}"
         assert response.status_code == 404, f"{label}: {response.status_code} {response.text}"
-        assert_error(response, 404, "not_found")
+        assert_api_error(response, 404, "not_found")
         for secret in a.secrets:
             assert secret not in response.text, f"{label} leaks {secret!r}"
         checked.append(label)

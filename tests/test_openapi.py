@@ -13,7 +13,7 @@ import pytest
 from fastapi import FastAPI
 from fastapi.routing import APIRoute, iter_route_contexts
 
-from tests.api_helpers import assert_error
+from tests.api_helpers import assert_api_error
 
 API = "/api/v1"
 PUBLIC = {("POST", f"{API}/auth/login")}
@@ -101,9 +101,9 @@ async def test_every_operation_requires_authentication(
     client: httpx.AsyncClient, method: str, path: str
 ) -> None:
     url = with_ids(path)
-    assert_error(await client.request(method, url), 401, "not_authenticated")
-    assert_error(await client.request(method, url, headers={"Authorization": "Bearer nope"}), 401)
-    assert_error(await client.request(method, url, headers={"Cookie": "allo_session=forged"}), 401)
+    assert_api_error(await client.request(method, url), 401, "not_authenticated")
+    assert_api_error(await client.request(method, url, headers={"Authorization": "Bearer nope"}), 401)
+    assert_api_error(await client.request(method, url, headers={"Cookie": "allo_session=forged"}), 401)
 
 
 async def test_the_sweep_covers_the_application(app: FastAPI) -> None:
@@ -116,4 +116,4 @@ async def test_login_is_the_one_public_operation(client: httpx.AsyncClient) -> N
     response = await client.post(
         f"{API}/auth/login", json={"tenant": "nowhere", "email": "a@b.c", "password": "x"}
     )
-    assert_error(response, 401, "invalid_credentials")
+    assert_api_error(response, 401, "invalid_credentials")

@@ -4,23 +4,24 @@ from __future__ import annotations
 
 import contextlib
 import uuid
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
 import pytest
 from fastapi import FastAPI
-from sqlalchemy import event, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from allo.agents import service as agents_service
 from allo.agents.schemas import StatusUpdate
 from allo.auth.principal import AuthMethod, Principal
-from allo.kit.bus import EVENTS_CHANNEL, Bus, Event
+from allo.kit.bus import Bus
 from allo.kit.db import Database
-from allo.models import AuditEvent, User
+from allo.models import User
 from allo.models.enums import ActorKind, AgentStatus, Role
-from tests.factories import PASSWORD, Actor, login
+from tests.api_helpers import assert_api_error, audit_events, list_all
+from tests.event_capture import capture_events
+from tests.factories import PASSWORD, Actor, create_team, login
 
 AGENTS = "/api/v1/agents"
 TEAMS = "/api/v1/teams"
@@ -50,27 +51,6 @@ AGENT_FIELDS = {
 }
 
 
-def error_of(response: httpx.Response, status: int, code: str) -> dict[str, Any]:
-    """The error object of a response in the API's one error shape, checked for status and code."""
-    assert response.status_code == status, response.text
-    body = response.json()
-    assert set(body) == {"error"}
-    error: dict[str, Any] = body["error"]
-    assert set(error) == {"code", "message", "details"}
-    assert error["code"] == code, error
-    assert isinstance(error["message"], str)
-    assert error["message"]
-    return error
-
-
-async def audit_events(db: Database, tenant_id: uuid.UUID, action: str | None = None) -> list[AuditEvent]:
-    stmt = select(AuditEvent).where(AuditEvent.tenant_id == tenant_id).order_by(AuditEvent.created_at)
-    if action is not None:
-        stmt = stmt.where(AuditEvent.action == action)
-    async with db.unit_of_work(write=False) as s:
-        return list((await s.execute(stmt)).scalars())
-
-
 @contextlib.asynccontextmanager
 async def another_client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
     """A second browser: its own cookie jar on the same application."""
@@ -87,17 +67,6 @@ async def login_as(
     )
 
 
-async def create_team(
-    client: httpx.AsyncClient, admin: Actor, code: str, name: str | None = None
-) -> dict[str, Any]:
-    response = await client.post(
-        TEAMS, json={"code": code, "name": name or code.title()}, headers=admin.bearer
-    )
-    assert response.status_code == 201, response.text
-    team: dict[str, Any] = response.json()
-    return team
-
-
 async def create_user(client: httpx.AsyncClient, admin: Actor, **fields: Any) -> dict[str, Any]:
     body = {
         "email": f"user-{uuid.uuid4().hex[:8]}@example.fr",
@@ -109,79 +78,6 @@ async def create_user(client: httpx.AsyncClient, admin: Actor, **fields: Any) ->
     assert response.status_code == 201, response.text
     user: dict[str, Any] = response.json()
     return user
-
-
-async def list_all(client: httpx.AsyncClient, actor: Actor, **params: str) -> list[dict[str, Any]]:
-    response = await client.get(AGENTS, params={"limit": "200", **params}, headers=actor.bearer)
-    assert response.status_code == 200, response.text
-    body = response.json()
-    assert body["next_cursor"] is None
-    items: list[dict[str, Any]] = body["items"]
-    return items
-
-
-class LiveEvents:
-    """The live events of one tenant that left with a commit while the block ran.
-
-    On SQLite they reach the in-process bus after the commit. On PostgreSQL they leave as pg_notify
-    at commit time, which the never-committed test transaction does not deliver, so the statements
-    sent on the test connection are watched instead.
-    """
-
-    def __init__(self, tenant_id: uuid.UUID) -> None:
-        self.tenant_id = tenant_id
-        self.drain: Callable[[], list[Event]] = list
-
-
-@contextlib.asynccontextmanager
-async def live_events(
-    bus: Bus, connection: AsyncConnection, tenant_id: uuid.UUID
-) -> AsyncIterator[LiveEvents]:
-    live = LiveEvents(tenant_id)
-    if connection.dialect.name != "postgresql":
-        async with bus.subscribe(tenant_id) as queue:
-
-            def drain_queue() -> list[Event]:
-                out = []
-                while not queue.empty():
-                    out.append(queue.get_nowait())
-                return out
-
-            live.drain = drain_queue
-            yield live
-        return
-
-    notified: list[Event] = []
-
-    def on_execute(
-        _conn: Any, _cursor: Any, statement: str, parameters: Any, _context: Any, _many: bool
-    ) -> None:
-        if "pg_notify" not in statement:
-            return
-        values: Sequence[Any] = (
-            list(parameters.values()) if isinstance(parameters, Mapping) else list(parameters)
-        )
-        if EVENTS_CHANNEL not in values:
-            return
-        for value in values:
-            if isinstance(value, str) and value.startswith("{"):
-                ev = Event.from_json(value)
-                if ev.tenant_id == tenant_id:
-                    notified.append(ev)
-
-    def drain_notified() -> list[Event]:
-        out = list(notified)
-        notified.clear()
-        return out
-
-    live.drain = drain_notified
-    sync_connection = connection.sync_connection
-    assert sync_connection is not None
-    event.listen(sync_connection, "before_cursor_execute", on_execute)
-    try:
-        yield live
-    finally:
-        event.remove(sync_connection, "before_cursor_execute", on_execute)
 
 
 # --- create ----------------------------------------------------------------------------------------
@@ -252,14 +148,14 @@ async def test_an_email_is_unique_per_tenant_whatever_its_case(
     admin = tenant_actors["admin"]
     await create_user(client, admin, email="dup@example.fr")
     body = {"email": "DUP@example.fr", "full_name": "Twin", "password": PASSWORD}
-    error = error_of(await client.post(AGENTS, json=body, headers=admin.bearer), 409, "user_exists")
+    error = assert_api_error(await client.post(AGENTS, json=body, headers=admin.bearer), 409, "user_exists")
     assert error["details"] == {"field": "email"}
-    error_of(
+    assert_api_error(
         await client.post(AGENTS, json={**body, "email": admin.email}, headers=admin.bearer),
         409,
         "user_exists",
     )
-    assert len(await list_all(client, admin)) == 4
+    assert len(await list_all(client, AGENTS, admin)) == 4
 
     elsewhere = await client.post(AGENTS, json=body, headers=other_tenant_admin.bearer)
     assert elsewhere.status_code == 201, elsewhere.text
@@ -272,13 +168,15 @@ async def test_an_unknown_team_is_refused(
     await create_team(client, other_tenant_admin, "legal")  # another tenant's team is not ours
     for code in ("nope", "legal"):
         body = {"email": f"{code}@example.fr", "full_name": "X", "password": PASSWORD, "team": code}
-        error = error_of(await client.post(AGENTS, json=body, headers=admin.bearer), 422, "unknown_team")
+        error = assert_api_error(
+            await client.post(AGENTS, json=body, headers=admin.bearer), 422, "unknown_team"
+        )
         assert error["details"] == {"team": code}
         response = await client.patch(
             f"{AGENTS}/{tenant_actors['agent'].user_id}", json={"team": code}, headers=admin.bearer
         )
-        assert error_of(response, 422, "unknown_team")["details"] == {"team": code}
-    assert len(await list_all(client, admin)) == 3
+        assert assert_api_error(response, 422, "unknown_team")["details"] == {"team": code}
+    assert len(await list_all(client, AGENTS, admin)) == 3
     assert (await client.get(f"{AGENTS}/{tenant_actors['agent'].user_id}", headers=admin.bearer)).json()[
         "team"
     ] is None
@@ -311,14 +209,14 @@ async def test_invalid_user_bodies_are_refused(
     admin = tenant_actors["admin"]
     full = {"email": "new@example.fr", "full_name": "New", "password": PASSWORD, **body}
     response = await client.post(AGENTS, json=full, headers=admin.bearer)
-    assert loc in [d["loc"] for d in error_of(response, 422, "validation_error")["details"]]
+    assert loc in [d["loc"] for d in assert_api_error(response, 422, "validation_error")["details"]]
     assert "tiny-pw" not in response.text
     patch = {k: v for k, v in body.items() if k != "email"} or {"email": "x@example.fr"}
     response = await client.patch(
         f"{AGENTS}/{tenant_actors['agent'].user_id}", json=patch, headers=admin.bearer
     )
-    error_of(response, 422, "validation_error")
-    assert len(await list_all(client, admin)) == 3
+    assert_api_error(response, 422, "validation_error")
+    assert len(await list_all(client, AGENTS, admin)) == 3
 
 
 # --- roles and authentication ----------------------------------------------------------------------
@@ -339,13 +237,13 @@ async def test_only_admins_manage_users_and_teams(
     client: httpx.AsyncClient, tenant_actors: dict[str, Actor], role: str, db: Database
 ) -> None:
     actor = tenant_actors[role]
-    before = await list_all(client, actor)
+    before = await list_all(client, AGENTS, actor)
     # Their own record included: an agent cannot promote or deactivate themselves.
     for target in (actor.user_id, tenant_actors["agent"].user_id):
         for method, path, body in admin_routes(target):
             response = await client.request(method, path, json=body or None, headers=actor.bearer)
-            error_of(response, 403, "insufficient_role")
-    assert await list_all(client, actor) == before
+            assert_api_error(response, 403, "insufficient_role")
+    assert await list_all(client, AGENTS, actor) == before
     assert (await client.get(TEAMS, headers=actor.bearer)).json() == []
     assert [
         e.action for e in await audit_events(db, actor.tenant_id) if e.action.startswith(("user.", "team."))
@@ -358,7 +256,7 @@ async def test_an_agent_cannot_change_their_own_role_through_a_session(
     agent = tenant_actors["agent"]
     csrf = await login(client, agent)
     response = await client.patch(f"{AGENTS}/{agent.user_id}", json={"role": "admin"}, headers=csrf)
-    error_of(response, 403, "insufficient_role")
+    assert_api_error(response, 403, "insufficient_role")
     me = await client.get(f"{AGENTS}/me")
     assert me.json()["role"] == "agent"
 
@@ -377,7 +275,7 @@ async def test_every_route_needs_authentication(
         ("GET", TEAMS, {}),
     ]
     for method, path, body in routes:
-        error_of(await client.request(method, path, json=body or None), 401, "not_authenticated")
+        assert_api_error(await client.request(method, path, json=body or None), 401, "not_authenticated")
     assert (await client.get(f"{AGENTS}/{target}", headers=tenant_actors["agent"].bearer)).json()[
         "status"
     ] == "offline"
@@ -392,9 +290,9 @@ async def test_reading_users(client: httpx.AsyncClient, tenant_actors: dict[str,
     assert response.status_code == 200
     assert (response.json()["email"], response.json()["role"]) == (tenant_actors["admin"].email, "admin")
     missing = uuid.uuid4()
-    error = error_of(await client.get(f"{AGENTS}/{missing}", headers=agent.bearer), 404, "not_found")
+    error = assert_api_error(await client.get(f"{AGENTS}/{missing}", headers=agent.bearer), 404, "not_found")
     assert error["details"] == {"id": str(missing)}
-    error_of(await client.get(f"{AGENTS}/not-a-uuid", headers=agent.bearer), 422, "validation_error")
+    assert_api_error(await client.get(f"{AGENTS}/not-a-uuid", headers=agent.bearer), 422, "validation_error")
 
 
 async def test_another_tenant_cannot_see_or_touch_a_user(
@@ -405,18 +303,20 @@ async def test_another_tenant_cannot_see_or_touch_a_user(
     before = (await client.get(path, headers=agent.bearer)).json()
     outsider = other_tenant_admin.bearer
 
-    error_of(await client.get(path, headers=outsider), 404, "not_found")
-    error_of(
+    assert_api_error(await client.get(path, headers=outsider), 404, "not_found")
+    assert_api_error(
         await client.patch(path, json={"full_name": "Stolen", "password": NEW_PASSWORD}, headers=outsider),
         404,
         "not_found",
     )
-    error_of(await client.delete(path, headers=outsider), 404, "not_found")
-    assert [u["id"] for u in await list_all(client, other_tenant_admin)] == [str(other_tenant_admin.user_id)]
+    assert_api_error(await client.delete(path, headers=outsider), 404, "not_found")
+    assert [u["id"] for u in await list_all(client, AGENTS, other_tenant_admin)] == [
+        str(other_tenant_admin.user_id)
+    ]
     assert (await client.get(path, headers=agent.bearer)).json() == before
     # Still able to log in with the old password: the outsider changed nothing.
     assert (await login_as(client, agent.tenant.slug, agent.email)).status_code == 200
-    ids = {u["id"] for u in await list_all(client, agent)}
+    ids = {u["id"] for u in await list_all(client, AGENTS, agent)}
     assert ids == {str(a.user_id) for a in tenant_actors.values()}
 
 
@@ -437,22 +337,22 @@ async def test_list_filters(client: httpx.AsyncClient, tenant_actors: dict[str, 
         return {u["id"] for u in items}
 
     everyone = {str(a.user_id) for a in tenant_actors.values()} | {billing["id"], tech["id"]}
-    assert ids(await list_all(client, admin)) == everyone
-    assert ids(await list_all(client, admin, role="admin")) == {str(admin.user_id)}
-    assert ids(await list_all(client, admin, role="supervisor")) == {
+    assert ids(await list_all(client, AGENTS, admin)) == everyone
+    assert ids(await list_all(client, AGENTS, admin, role="admin")) == {str(admin.user_id)}
+    assert ids(await list_all(client, AGENTS, admin, role="supervisor")) == {
         str(tenant_actors["supervisor"].user_id),
         tech["id"],
     }
-    assert ids(await list_all(client, admin, tier="n2")) == {billing["id"]}
-    assert ids(await list_all(client, admin, tier="specialist")) == {tech["id"]}
-    assert ids(await list_all(client, admin, team="billing")) == {billing["id"]}
-    assert ids(await list_all(client, admin, team="nope")) == set()
-    assert ids(await list_all(client, admin, status="available")) == {str(agent.user_id)}
-    assert ids(await list_all(client, admin, status="offline")) == everyone - {str(agent.user_id)}
-    assert ids(await list_all(client, admin, active="false")) == {gone["id"]}
-    assert ids(await list_all(client, admin, team="billing", active="false")) == {gone["id"]}
+    assert ids(await list_all(client, AGENTS, admin, tier="n2")) == {billing["id"]}
+    assert ids(await list_all(client, AGENTS, admin, tier="specialist")) == {tech["id"]}
+    assert ids(await list_all(client, AGENTS, admin, team="billing")) == {billing["id"]}
+    assert ids(await list_all(client, AGENTS, admin, team="nope")) == set()
+    assert ids(await list_all(client, AGENTS, admin, status="available")) == {str(agent.user_id)}
+    assert ids(await list_all(client, AGENTS, admin, status="offline")) == everyone - {str(agent.user_id)}
+    assert ids(await list_all(client, AGENTS, admin, active="false")) == {gone["id"]}
+    assert ids(await list_all(client, AGENTS, admin, team="billing", active="false")) == {gone["id"]}
     for bad in ({"role": "root"}, {"tier": "n9"}, {"status": "asleep"}, {"active": "maybe"}):
-        error_of(await client.get(AGENTS, params=bad, headers=admin.bearer), 422, "validation_error")
+        assert_api_error(await client.get(AGENTS, params=bad, headers=admin.bearer), 422, "validation_error")
 
 
 async def test_cursor_pagination_over_users(
@@ -461,7 +361,7 @@ async def test_cursor_pagination_over_users(
     admin = tenant_actors["admin"]
     for _ in range(3):
         await create_user(client, admin)
-    expected = {u["id"] for u in await list_all(client, admin)}
+    expected = {u["id"] for u in await list_all(client, AGENTS, admin)}
     assert len(expected) == 6
     seen: list[str] = []
     sizes: list[int] = []
@@ -478,11 +378,11 @@ async def test_cursor_pagination_over_users(
     assert sizes == [2, 2, 2]
     assert len(seen) == 6
     assert set(seen) == expected
-    error_of(
+    assert_api_error(
         await client.get(AGENTS, params={"cursor": "garbage!"}, headers=admin.bearer), 400, "invalid_cursor"
     )
     for limit in ("0", "201"):
-        error_of(
+        assert_api_error(
             await client.get(AGENTS, params={"limit": limit}, headers=admin.bearer), 422, "validation_error"
         )
 
@@ -566,7 +466,7 @@ async def test_an_admin_cannot_change_their_own_role(
     admin = tenant_actors["admin"]
     csrf = await login(client, admin)
     path = f"{AGENTS}/{admin.user_id}"
-    error_of(await client.patch(path, json={"role": "agent"}, headers=csrf), 403, "own_role")
+    assert_api_error(await client.patch(path, json={"role": "agent"}, headers=csrf), 403, "own_role")
     assert (await client.get(f"{AGENTS}/me")).json()["role"] == "admin"
     # Repeating their current role, or changing anything else, is fine.
     response = await client.patch(path, json={"role": "admin", "full_name": "Chief"}, headers=csrf)
@@ -580,8 +480,8 @@ async def test_an_admin_cannot_deactivate_themselves(
     admin = tenant_actors["admin"]
     csrf = await login(client, admin)
     path = f"{AGENTS}/{admin.user_id}"
-    error_of(await client.delete(path, headers=csrf), 403, "own_account")
-    error_of(await client.patch(path, json={"active": False}, headers=csrf), 403, "own_account")
+    assert_api_error(await client.delete(path, headers=csrf), 403, "own_account")
+    assert_api_error(await client.patch(path, json={"active": False}, headers=csrf), 403, "own_account")
     me = await client.get(f"{AGENTS}/me")
     assert me.status_code == 200, me.text
     assert me.json()["active"] is True
@@ -606,20 +506,20 @@ async def test_deactivating_a_user_ends_their_sessions(
         assert response.status_code == 204
         assert response.content == b""
 
-        error_of(await browser.get(f"{AGENTS}/me"), 401, "invalid_session")
-        error_of(
+        assert_api_error(await browser.get(f"{AGENTS}/me"), 401, "invalid_session")
+        assert_api_error(
             await browser.put(f"{AGENTS}/me/status", json={"status": "busy"}, headers=csrf),
             401,
             "invalid_session",
         )
-        error_of(await login_as(browser, agent.tenant.slug, agent.email), 401, "invalid_credentials")
+        assert_api_error(await login_as(browser, agent.tenant.slug, agent.email), 401, "invalid_credentials")
 
     user = (await client.get(f"{AGENTS}/{agent.user_id}", headers=admin.bearer)).json()
     assert (user["active"], user["status"]) == (False, "offline")
-    assert str(agent.user_id) not in {u["id"] for u in await list_all(client, admin)}
+    assert str(agent.user_id) not in {u["id"] for u in await list_all(client, AGENTS, admin)}
     [audit] = await audit_events(db, admin.tenant_id, "user.deactivate")
     assert (audit.entity_id, audit.actor_kind) == (str(agent.user_id), ActorKind.api_key)
-    error_of(await client.delete(f"{AGENTS}/{uuid.uuid4()}", headers=admin.bearer), 404, "not_found")
+    assert_api_error(await client.delete(f"{AGENTS}/{uuid.uuid4()}", headers=admin.bearer), 404, "not_found")
 
 
 async def test_deactivating_through_patch_also_ends_sessions_and_can_be_undone(
@@ -636,8 +536,8 @@ async def test_deactivating_through_patch_also_ends_sessions_and_can_be_undone(
         assert response.status_code == 200, response.text
         # An inactive user must not look available to routing.
         assert (response.json()["active"], response.json()["status"]) == (False, "offline")
-        error_of(await browser.get(f"{AGENTS}/me"), 401, "invalid_session")
-        error_of(await login_as(browser, agent.tenant.slug, agent.email), 401, "invalid_credentials")
+        assert_api_error(await browser.get(f"{AGENTS}/me"), 401, "invalid_session")
+        assert_api_error(await login_as(browser, agent.tenant.slug, agent.email), 401, "invalid_credentials")
 
         response = await client.patch(path, json={"active": True}, headers=admin.bearer)
         assert response.json()["active"] is True
@@ -657,8 +557,8 @@ async def test_a_new_password_ends_sessions(
         )
         assert response.status_code == 200, response.text
         assert NEW_PASSWORD not in response.text
-        error_of(await browser.get(f"{AGENTS}/me"), 401, "invalid_session")
-        error_of(
+        assert_api_error(await browser.get(f"{AGENTS}/me"), 401, "invalid_session")
+        assert_api_error(
             await login_as(browser, agent.tenant.slug, agent.email, PASSWORD), 401, "invalid_credentials"
         )
         assert (await login_as(browser, agent.tenant.slug, agent.email, NEW_PASSWORD)).status_code == 200
@@ -723,7 +623,7 @@ async def test_me_is_the_logged_in_user(client: httpx.AsyncClient, tenant_actors
     )
     assert me.json()["last_login_at"] is not None
     # An API key is not a person.
-    error_of(await client.get(f"{AGENTS}/me", headers=supervisor.bearer), 403, "user_required")
+    assert_api_error(await client.get(f"{AGENTS}/me", headers=supervisor.bearer), 403, "user_required")
 
 
 async def test_a_status_change_is_published_after_commit(
@@ -736,7 +636,7 @@ async def test_a_status_change_is_published_after_commit(
     agent = tenant_actors["agent"]
     csrf = await login(client, agent)
     before = (await client.get(f"{AGENTS}/me")).json()
-    async with live_events(bus, connection, agent.tenant_id) as live:
+    async with capture_events(bus, connection, agent.tenant_id) as live:
         response = await client.put(f"{AGENTS}/me/status", json={"status": "available"}, headers=csrf)
         assert response.status_code == 200, response.text
         body = response.json()
@@ -758,18 +658,18 @@ async def test_a_status_change_is_published_after_commit(
         assert [(e.type, e.data["status"]) for e in live.drain()] == [("agent.status", "away")]
 
         # Refused requests publish nothing.
-        error_of(
+        assert_api_error(
             await client.put(f"{AGENTS}/me/status", json={"status": "asleep"}, headers=csrf),
             422,
             "validation_error",
         )
-        error_of(await client.put(f"{AGENTS}/me/status", json={"status": "busy"}), 403, "csrf_failed")
-        error_of(
+        assert_api_error(await client.put(f"{AGENTS}/me/status", json={"status": "busy"}), 403, "csrf_failed")
+        assert_api_error(
             await client.put(f"{AGENTS}/me/status", json={"status": "busy"}, headers=agent.bearer),
             403,
             "user_required",
         )
-        error_of(
+        assert_api_error(
             await client.put(
                 f"{AGENTS}/me/status", json={"status": "busy", "reason": "x" * 121}, headers=csrf
             ),
@@ -796,7 +696,7 @@ async def test_status_events_wait_for_the_commit_and_vanish_on_rollback(
     class Abort(Exception):
         pass
 
-    async with live_events(bus, connection, agent.tenant_id) as live:
+    async with capture_events(bus, connection, agent.tenant_id) as live:
         with pytest.raises(Abort):
             async with db.unit_of_work() as s:
                 await agents_service.set_status(s, principal, StatusUpdate(status=AgentStatus.busy))
@@ -824,8 +724,8 @@ async def test_events_stay_in_their_tenant(
     agent = tenant_actors["agent"]
     csrf = await login(client, agent)
     async with (
-        live_events(bus, connection, other_tenant_admin.tenant_id) as theirs,
-        live_events(bus, connection, agent.tenant_id) as ours,
+        capture_events(bus, connection, other_tenant_admin.tenant_id) as theirs,
+        capture_events(bus, connection, agent.tenant_id) as ours,
     ):
         assert (
             await client.put(f"{AGENTS}/me/status", json={"status": "busy"}, headers=csrf)
@@ -884,7 +784,9 @@ async def test_out_of_range_locations_are_refused(
 ) -> None:
     agent = tenant_actors["agent"]
     csrf = await login(client, agent)
-    error_of(await client.put(f"{AGENTS}/me/location", json=body, headers=csrf), 422, "validation_error")
+    assert_api_error(
+        await client.put(f"{AGENTS}/me/location", json=body, headers=csrf), 422, "validation_error"
+    )
     me = (await client.get(f"{AGENTS}/me")).json()
     assert (me["last_latitude"], me["last_location_at"]) == (None, None)
 
@@ -893,7 +795,7 @@ async def test_an_api_key_has_no_location(client: httpx.AsyncClient, tenant_acto
     response = await client.put(
         f"{AGENTS}/me/location", json={"latitude": 1, "longitude": 2}, headers=tenant_actors["agent"].bearer
     )
-    error_of(response, 403, "user_required")
+    assert_api_error(response, 403, "user_required")
 
 
 # --- teams -----------------------------------------------------------------------------------------
@@ -909,14 +811,14 @@ async def test_teams(
     billing = await create_team(client, admin, "billing", "Facturation")
 
     response = await client.post(TEAMS, json={"code": "tech", "name": "Again"}, headers=admin.bearer)
-    error_of(response, 409, "team_exists")
+    assert_api_error(response, 409, "team_exists")
     for bad in (
         {"code": "Tech Team", "name": "x"},
         {"code": "ok", "name": ""},
         {"code": "ok"},
         {"code": "ok", "name": "x", "lead": "me"},
     ):
-        error_of(await client.post(TEAMS, json=bad, headers=admin.bearer), 422, "validation_error")
+        assert_api_error(await client.post(TEAMS, json=bad, headers=admin.bearer), 422, "validation_error")
 
     listed = await client.get(TEAMS, headers=agent.bearer)
     assert listed.status_code == 200

@@ -19,8 +19,8 @@ from allo.kit.security import sha256_hex
 from allo.kit.time import utc_now
 from allo.models import ApiKey, AuditEvent, AuthSession, Customer, Tenant, Ticket, User
 from allo.models.enums import Role
-from tests.api_helpers import assert_error
-from tests.factories import PASSWORD, Actor, create_customer, login
+from tests.api_helpers import assert_api_error, count_rows
+from tests.factories import PASSWORD, Actor, create_customer, create_ticket, login
 
 LOGIN = "/api/v1/auth/login"
 ME = "/api/v1/auth/me"
@@ -162,7 +162,7 @@ async def test_every_login_failure_gets_the_same_answer(
     answers: dict[str, tuple[str, Any]] = {}
     for label, body in attempts.items():
         response = await client.post(LOGIN, json=body)
-        error = assert_error(response, 401, "invalid_credentials")
+        error = assert_api_error(response, 401, "invalid_credentials")
         assert not response.headers.get_list("set-cookie"), label
         answers[label] = (error["message"], error["details"])
     assert len(set(map(repr, answers.values()))) == 1, answers
@@ -180,7 +180,7 @@ async def test_users_of_an_inactive_tenant_cannot_log_in(
     async with db.unit_of_work() as s:
         await s.execute(update(Tenant).where(Tenant.id == other_tenant_admin.tenant_id).values(active=False))
     response = await client.post(LOGIN, json=login_body(other_tenant_admin))
-    assert_error(response, 401, "invalid_credentials")
+    assert_api_error(response, 401, "invalid_credentials")
 
 
 async def test_passwords_are_stored_as_argon2id_hashes(tenant_actors: dict[str, Actor], db: Database) -> None:
@@ -218,7 +218,7 @@ async def test_me_through_an_api_key(client: httpx.AsyncClient, tenant_actors: d
 
 async def test_me_without_credentials_is_refused(client: httpx.AsyncClient) -> None:
     response = await client.get(ME)
-    assert_error(response, 401, "not_authenticated")
+    assert_api_error(response, 401, "not_authenticated")
     assert response.headers["www-authenticate"] == "Bearer"
 
 
@@ -241,7 +241,7 @@ async def test_logout_ends_the_session_on_the_server(
     assert left == 0
 
     # Someone who kept a copy of the cookie gets nothing from it.
-    assert_error(await use_session_token(client, token), 401, "invalid_session")
+    assert_api_error(await use_session_token(client, token), 401, "invalid_session")
 
 
 async def test_logout_only_ends_the_callers_session(
@@ -269,11 +269,11 @@ async def test_an_expired_session_is_refused(
             .where(AuthSession.user_id == agent.user_id)
             .values(expires_at=utc_now() - timedelta(seconds=1))
         )
-    assert_error(await client.get(ME), 401, "session_expired")
+    assert_api_error(await client.get(ME), 401, "session_expired")
 
 
 async def test_an_unknown_session_token_is_refused(client: httpx.AsyncClient) -> None:
-    assert_error(await use_session_token(client, "made-up-token"), 401, "invalid_session")
+    assert_api_error(await use_session_token(client, "made-up-token"), 401, "invalid_session")
 
 
 async def test_the_session_of_a_disabled_user_is_refused(
@@ -283,30 +283,14 @@ async def test_the_session_of_a_disabled_user_is_refused(
     await login(client, agent)
     async with db.unit_of_work() as s:
         await s.execute(update(User).where(User.id == agent.user_id).values(active=False))
-    assert_error(await client.get(ME), 401, "account_disabled")
+    assert_api_error(await client.get(ME), 401, "account_disabled")
 
 
 # --- CSRF ---------------------------------------------------------------------------------------
 
 
-async def _ticket(client: httpx.AsyncClient, actor: Actor) -> dict[str, Any]:
-    customer = await create_customer(client, actor)
-    response = await client.post(
-        "/api/v1/tickets",
-        json={"subject": "Box offline", "customer_id": customer["id"]},
-        headers=actor.bearer,
-    )
-    assert response.status_code == 201, response.text
-    data: dict[str, Any] = response.json()
-    return data
-
-
 async def _count_customers(db: Database, tenant_id: uuid.UUID) -> int:
-    async with db.session(write=False) as s:
-        count = await s.scalar(
-            select(func.count()).select_from(Customer).where(Customer.tenant_id == tenant_id)
-        )
-    return int(count or 0)
+    return await count_rows(db, Customer, Customer.tenant_id == tenant_id)
 
 
 @pytest.mark.parametrize("token", [None, "wrong", "other session"])
@@ -322,7 +306,7 @@ async def test_a_cookie_post_without_the_right_csrf_token_writes_nothing(
         headers = {"X-CSRF-Token": token}
     await login(client, agent)
     response = await client.post("/api/v1/customers", json={"name": "Ada"}, headers=headers)
-    assert_error(response, 403, "csrf_failed")
+    assert_api_error(response, 403, "csrf_failed")
     assert await _count_customers(db, agent.tenant_id) == 0
 
 
@@ -341,13 +325,13 @@ async def test_a_cookie_patch_without_the_right_csrf_token_writes_nothing(
     client: httpx.AsyncClient, tenant_actors: dict[str, Actor], db: Database, token: str | None
 ) -> None:
     agent = tenant_actors["agent"]
-    ticket = await _ticket(client, agent)
+    ticket = await create_ticket(client, agent, subject="Box offline")
     await login(client, agent)
     headers = {} if token is None else {"X-CSRF-Token": token}
     response = await client.patch(
         f"/api/v1/tickets/{ticket['id']}", json={"subject": "Changed"}, headers=headers
     )
-    assert_error(response, 403, "csrf_failed")
+    assert_api_error(response, 403, "csrf_failed")
     async with db.session(write=False) as s:
         subject = await s.scalar(select(Ticket.subject).where(Ticket.id == uuid.UUID(ticket["id"])))
     assert subject == "Box offline"
@@ -357,7 +341,7 @@ async def test_a_cookie_patch_with_the_csrf_token_is_accepted(
     client: httpx.AsyncClient, tenant_actors: dict[str, Actor]
 ) -> None:
     agent = tenant_actors["agent"]
-    ticket = await _ticket(client, agent)
+    ticket = await create_ticket(client, agent, subject="Box offline")
     csrf = await login(client, agent)
     response = await client.patch(
         f"/api/v1/tickets/{ticket['id']}", json={"subject": "Changed"}, headers=csrf
@@ -374,7 +358,7 @@ async def test_a_cookie_delete_without_the_right_csrf_token_writes_nothing(
     key = await create_key(client, admin)
     await login(client, admin)
     headers = {} if token is None else {"X-CSRF-Token": token}
-    assert_error(await client.delete(f"{KEYS}/{key['id']}", headers=headers), 403, "csrf_failed")
+    assert_api_error(await client.delete(f"{KEYS}/{key['id']}", headers=headers), 403, "csrf_failed")
     client.cookies.clear()
     assert (await client.get(ME, headers=bearer(key["key"]))).status_code == 200
 
@@ -387,14 +371,14 @@ async def test_a_cookie_delete_with_the_csrf_token_is_accepted(
     csrf = await login(client, admin)
     assert (await client.delete(f"{KEYS}/{key['id']}", headers=csrf)).status_code == 204
     client.cookies.clear()
-    assert_error(await client.get(ME, headers=bearer(key["key"])), 401, "invalid_api_key")
+    assert_api_error(await client.get(ME, headers=bearer(key["key"])), 401, "invalid_api_key")
 
 
 async def test_logout_needs_the_csrf_token(
     client: httpx.AsyncClient, tenant_actors: dict[str, Actor]
 ) -> None:
     await login(client, tenant_actors["agent"])
-    assert_error(await client.post("/api/v1/auth/logout"), 403, "csrf_failed")
+    assert_api_error(await client.post("/api/v1/auth/logout"), 403, "csrf_failed")
     assert (await client.get(ME)).status_code == 200
 
 
@@ -462,11 +446,11 @@ async def test_only_admins_create_keys(
 ) -> None:
     actor = tenant_actors[creator]
     response = await client.post(KEYS, json={"name": "escalate", "role": role}, headers=actor.bearer)
-    assert_error(response, 403, "insufficient_role")
+    assert_api_error(response, 403, "insufficient_role")
     csrf = await login(client, actor)
     response = await client.post(KEYS, json={"name": "escalate", "role": role}, headers=csrf)
-    assert_error(response, 403, "insufficient_role")
-    assert_error(await client.get(KEYS, headers=actor.bearer), 403, "insufficient_role")
+    assert_api_error(response, 403, "insufficient_role")
+    assert_api_error(await client.get(KEYS, headers=actor.bearer), 403, "insufficient_role")
     async with db.session(write=False) as s:
         names = list(
             (await s.execute(select(ApiKey.name).where(ApiKey.tenant_id == actor.tenant_id))).scalars()
@@ -482,7 +466,7 @@ async def test_a_key_expiry_needs_a_time_zone(
         json={"name": "naive", "expires_at": "2099-01-01T00:00:00"},
         headers=tenant_actors["admin"].bearer,
     )
-    assert_error(response, 422, "naive_datetime")
+    assert_api_error(response, 422, "naive_datetime")
 
 
 async def test_a_revoked_key_is_refused(
@@ -492,7 +476,7 @@ async def test_a_revoked_key_is_refused(
     created = await create_key(client, admin)
     assert (await client.get(ME, headers=bearer(created["key"]))).status_code == 200
     assert (await client.delete(f"{KEYS}/{created['id']}", headers=admin.bearer)).status_code == 204
-    assert_error(await client.get(ME, headers=bearer(created["key"])), 401, "invalid_api_key")
+    assert_api_error(await client.get(ME, headers=bearer(created["key"])), 401, "invalid_api_key")
     async with db.session(write=False) as s:
         row = await s.get(ApiKey, uuid.UUID(created["id"]))
     assert row is not None
@@ -514,7 +498,7 @@ async def test_revocation_takes_effect_at_once_despite_the_key_cache(
         revoked = await cached_client.delete(f"{KEYS}/{created['id']}", headers=admin.bearer)
         assert revoked.status_code == 204
         response = await cached_client.get(ME, headers=bearer(created["key"]))
-    assert_error(response, 401, "invalid_api_key")
+    assert_api_error(response, 401, "invalid_api_key")
 
 
 async def test_an_expired_key_is_refused(
@@ -529,7 +513,7 @@ async def test_an_expired_key_is_refused(
             .where(ApiKey.id == uuid.UUID(created["id"]))
             .values(expires_at=utc_now() - timedelta(seconds=1))
         )
-    assert_error(await client.get(ME, headers=bearer(created["key"])), 401, "api_key_expired")
+    assert_api_error(await client.get(ME, headers=bearer(created["key"])), 401, "api_key_expired")
 
 
 async def test_a_used_key_records_when_it_was_last_used(
@@ -566,7 +550,7 @@ async def test_malformed_authorization_headers_are_refused(
     # A valid session cookie next to it must not rescue a bad Authorization header.
     await login(client, tenant_actors["agent"])
     response = await client.get(ME, headers={"Authorization": authorization})
-    assert_error(response, 401, code)
+    assert_api_error(response, 401, code)
     assert response.headers["www-authenticate"] == "Bearer"
 
 
@@ -575,7 +559,7 @@ async def test_a_key_with_a_wrong_secret_is_refused(
 ) -> None:
     _, prefix, secret = tenant_actors["agent"].api_key.split("_")
     forged = f"allo_{prefix}_{secret[:-1]}{'A' if secret[-1] != 'A' else 'B'}"
-    assert_error(await client.get(ME, headers=bearer(forged)), 401, "invalid_api_key")
+    assert_api_error(await client.get(ME, headers=bearer(forged)), 401, "invalid_api_key")
 
 
 async def test_a_key_only_ever_reaches_its_own_tenant(
@@ -585,7 +569,7 @@ async def test_a_key_only_ever_reaches_its_own_tenant(
     theirs = await create_customer(client, other_tenant_admin, name="Theirs")
     listed = await client.get("/api/v1/customers", headers=other_tenant_admin.bearer)
     assert [c["id"] for c in listed.json()["items"]] == [theirs["id"]]
-    assert_error(
+    assert_api_error(
         await client.get(f"/api/v1/customers/{ours['id']}", headers=other_tenant_admin.bearer),
         404,
         "not_found",
@@ -593,7 +577,9 @@ async def test_a_key_only_ever_reaches_its_own_tenant(
     # Nor can its admin revoke our keys.
     me = await client.get(ME, headers=tenant_actors["agent"].bearer)
     key_id = me.json()["api_key_id"]
-    assert_error(await client.delete(f"{KEYS}/{key_id}", headers=other_tenant_admin.bearer), 404, "not_found")
+    assert_api_error(
+        await client.delete(f"{KEYS}/{key_id}", headers=other_tenant_admin.bearer), 404, "not_found"
+    )
     assert (await client.get(ME, headers=tenant_actors["agent"].bearer)).status_code == 200
 
 

@@ -17,7 +17,7 @@ from allo.conversations.repository import MessageRepository
 from allo.kit.bus import Bus
 from allo.kit.db import Database
 from allo.models import Conversation, Message
-from tests.api_helpers import assert_error
+from tests.api_helpers import assert_api_error, count_rows
 from tests.event_capture import capture_events
 from tests.factories import Actor, create_conversation, create_customer, login
 
@@ -55,11 +55,7 @@ async def stored_messages(db: Database, conversation: dict[str, Any]) -> list[Me
 
 
 async def message_count(db: Database, tenant_id: uuid.UUID) -> int:
-    async with db.session(write=False) as s:
-        count = await s.scalar(
-            select(func.count()).select_from(Message).where(Message.tenant_id == tenant_id)
-        )
-    return int(count or 0)
+    return await count_rows(db, Message, Message.tenant_id == tenant_id)
 
 
 # --- opening and reading ------------------------------------------------------------------------
@@ -98,7 +94,7 @@ async def test_open_a_conversation_for_an_unknown_customer(
             json={"customer_id": customer_id, "channel": "webchat"},
             headers=tenant_actors["agent"].bearer,
         )
-        assert_error(response, 404, "not_found")
+        assert_api_error(response, 404, "not_found")
 
 
 async def test_a_customer_message_is_inbound(
@@ -137,7 +133,7 @@ async def test_agent_messages_need_a_user_not_an_api_key(
     agent = tenant_actors["agent"]
     conversation = await open_one(client, agent)
     response = await post(client, conversation, agent.bearer, body="Hello", author_kind="agent")
-    assert_error(response, 403, "user_required")
+    assert_api_error(response, 403, "user_required")
     assert await stored_messages(db, conversation) == []
 
 
@@ -149,7 +145,7 @@ async def test_nobody_writes_bot_messages_through_the_api(
     conversation = await open_one(client, admin)
     headers = admin.bearer if credentials == "api key" else await login(client, admin)
     response = await post(client, conversation, headers, body="I am a bot", author_kind="bot")
-    assert_error(response, 403, "author_not_allowed")
+    assert_api_error(response, 403, "author_not_allowed")
     assert await stored_messages(db, conversation) == []
 
 
@@ -217,7 +213,7 @@ async def test_list_filters(
     assert await ids(status="bot") == {alice_sms["id"], alice_chat["id"], bob_sms["id"]}
     assert await ids(status="assigned") == set()
     assert await ids(assigned_agent_id=str(agent.user_id)) == set()
-    assert_error(await client.get(CONVERSATIONS, params={"channel": "pigeon"}, headers=agent.bearer), 422)
+    assert_api_error(await client.get(CONVERSATIONS, params={"channel": "pigeon"}, headers=agent.bearer), 422)
 
 
 async def test_list_pages_through_everything_newest_first(
@@ -245,8 +241,8 @@ async def test_list_pages_through_everything_newest_first(
             break
     assert pages == 3
     assert seen == list(reversed(opened))
-    assert_error(await client.get(CONVERSATIONS, params={"cursor": "???"}, headers=agent.bearer), 400)
-    assert_error(await client.get(CONVERSATIONS, params={"limit": 0}, headers=agent.bearer), 422)
+    assert_api_error(await client.get(CONVERSATIONS, params={"cursor": "???"}, headers=agent.bearer), 400)
+    assert_api_error(await client.get(CONVERSATIONS, params={"limit": 0}, headers=agent.bearer), 422)
 
 
 # --- channel message ids ------------------------------------------------------------------------
@@ -261,7 +257,7 @@ async def test_a_channel_message_id_is_accepted_once(
     assert first["channel_message_id"] == "SM123"
 
     replay = await post(client, conversation, agent.bearer, body="STOP", channel_message_id="SM123")
-    error = assert_error(replay, 409, "duplicate_message")
+    error = assert_api_error(replay, 409, "duplicate_message")
     assert error["details"]["message_id"] == first["id"]
     assert error["details"]["channel_message_id"] == "SM123"
     stored = await stored_messages(db, conversation)
@@ -275,7 +271,7 @@ async def test_a_channel_message_id_is_unique_across_the_channels_conversations(
     one = await open_one(client, agent, "sms")
     another = await open_one(client, agent, "sms")
     first = await post_ok(client, one, agent.bearer, body="hi", channel_message_id="SM1")
-    error = assert_error(
+    error = assert_api_error(
         await post(client, another, agent.bearer, body="hi", channel_message_id="SM1"),
         409,
         "duplicate_message",
@@ -337,7 +333,7 @@ async def test_a_duplicate_that_slips_past_the_check_is_still_refused_with_the_e
 
     monkeypatch.setattr(MessageRepository, "find_by_channel_id", lookup_before_the_other_insert)
     response = await post(client, conversation, agent.bearer, body="hi", channel_message_id="RACE")
-    error = assert_error(response, 409, "duplicate_message")
+    error = assert_api_error(response, 409, "duplicate_message")
     assert error["details"] is not None
     assert error["details"]["message_id"] == first["id"]
     assert [m.id for m in await stored_messages(db, conversation)] == [uuid.UUID(first["id"])]
@@ -381,7 +377,9 @@ async def test_a_body_one_byte_over_the_limit_is_refused(
     limit = settings.max_message_bytes
     body: str = make_body(limit)
     assert len(body.encode()) == limit + 1
-    error = assert_error(await post(client, conversation, agent.bearer, body=body), 413, "message_too_large")
+    error = assert_api_error(
+        await post(client, conversation, agent.bearer, body=body), 413, "message_too_large"
+    )
     assert error["details"] == {"size": limit + 1, "limit": limit}
     assert await stored_messages(db, conversation) == []
 
@@ -392,7 +390,7 @@ async def test_an_empty_or_blank_body_is_refused(
 ) -> None:
     agent = tenant_actors["agent"]
     conversation = await open_one(client, agent)
-    assert_error(await post(client, conversation, agent.bearer, body=body), 422)
+    assert_api_error(await post(client, conversation, agent.bearer, body=body), 422)
     assert await stored_messages(db, conversation) == []
 
 
@@ -401,7 +399,7 @@ async def test_a_body_with_a_nul_character_is_refused(
 ) -> None:
     agent = tenant_actors["agent"]
     conversation = await open_one(client, agent)
-    assert_error(await post(client, conversation, agent.bearer, body="a\x00b"), 422, "invalid_text")
+    assert_api_error(await post(client, conversation, agent.bearer, body="a\x00b"), 422, "invalid_text")
     assert await stored_messages(db, conversation) == []
 
 
@@ -414,7 +412,7 @@ async def test_a_lone_surrogate_is_refused(
     response = await client.post(
         messages_url(conversation), content=raw, headers={**agent.bearer, "Content-Type": "application/json"}
     )
-    assert_error(response, 422)
+    assert_api_error(response, 422)
     assert await stored_messages(db, conversation) == []
 
 
@@ -427,7 +425,7 @@ async def test_a_request_over_the_global_limit_is_refused_by_its_content_length(
     response = await client.post(
         messages_url(conversation), content=raw, headers={**agent.bearer, "Content-Type": "application/json"}
     )
-    error = assert_error(response, 413, "payload_too_large")
+    error = assert_api_error(response, 413, "payload_too_large")
     assert error["details"] == {"limit": settings.max_request_bytes}
     assert await message_count(db, agent.tenant_id) == 0
 
@@ -457,7 +455,7 @@ async def test_a_streamed_request_over_the_global_limit_is_refused(
     )
     assert "content-length" not in request.headers
     response = await client.send(request)
-    assert_error(response, 413, "payload_too_large")
+    assert_api_error(response, 413, "payload_too_large")
     assert await message_count(db, agent.tenant_id) == 0
 
 
@@ -472,7 +470,7 @@ async def test_a_request_just_under_the_global_limit_reaches_the_message_limit(
     response = await client.post(
         messages_url(conversation), content=raw, headers={**agent.bearer, "Content-Type": "application/json"}
     )
-    assert_error(response, 413, "message_too_large")
+    assert_api_error(response, 413, "message_too_large")
 
 
 async def test_invalid_utf8_in_a_json_body_is_a_400(
@@ -484,7 +482,7 @@ async def test_invalid_utf8_in_a_json_body_is_a_400(
     response = await client.post(
         messages_url(conversation), content=raw, headers={**agent.bearer, "Content-Type": "application/json"}
     )
-    assert_error(response, 400)
+    assert_api_error(response, 400)
     assert await stored_messages(db, conversation) == []
 
 
@@ -497,7 +495,7 @@ async def test_malformed_json_is_a_400(
     response = await client.post(
         messages_url(conversation), content=raw, headers={**agent.bearer, "Content-Type": "application/json"}
     )
-    assert_error(response, 400, "malformed_json")
+    assert_api_error(response, 400, "malformed_json")
     assert await stored_messages(db, conversation) == []
 
 
@@ -506,7 +504,7 @@ async def test_unknown_fields_are_refused(
 ) -> None:
     agent = tenant_actors["agent"]
     conversation = await open_one(client, agent)
-    error = assert_error(
+    error = assert_api_error(
         await post(client, conversation, agent.bearer, body="hi", direction="outbound"),
         422,
         "validation_error",
@@ -522,7 +520,7 @@ async def test_a_message_to_an_unknown_conversation(
     response = await client.post(
         f"{CONVERSATIONS}/{uuid.uuid4()}/messages", json={"body": "hi"}, headers=agent.bearer
     )
-    assert_error(response, 404, "not_found")
+    assert_api_error(response, 404, "not_found")
 
 
 # --- live events --------------------------------------------------------------------------------
@@ -567,9 +565,11 @@ async def test_a_failed_request_publishes_nothing(
     conversation = await open_one(client, agent, "sms")
     await post_ok(client, conversation, agent.bearer, body="hi", channel_message_id="SM9")
     async with capture_events(bus, connection, agent.tenant_id) as captured:
-        assert_error(await post(client, conversation, agent.bearer, body="hi", channel_message_id="SM9"), 409)
-        assert_error(await post(client, conversation, agent.bearer, body="a" * 70_000), 413)
-        assert_error(await post(client, conversation, agent.bearer, body="x", author_kind="agent"), 403)
+        assert_api_error(
+            await post(client, conversation, agent.bearer, body="hi", channel_message_id="SM9"), 409
+        )
+        assert_api_error(await post(client, conversation, agent.bearer, body="a" * 70_000), 413)
+        assert_api_error(await post(client, conversation, agent.bearer, body="x", author_kind="agent"), 403)
         assert captured.events == []
 
 
@@ -596,7 +596,7 @@ async def test_an_event_queued_by_a_request_that_then_fails_is_dropped(
         response = await client.post(
             CONVERSATIONS, json={"customer_id": customer["id"], "channel": "webchat"}, headers=agent.bearer
         )
-        assert_error(response, 409, "audit_failed")
+        assert_api_error(response, 409, "audit_failed")
         assert captured.events == []
     async with db.session(write=False) as s:
         count = await s.scalar(

@@ -7,52 +7,19 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import select
 
 from allo.kit.db import Database
-from allo.models import AuditEvent
 from allo.models.enums import ActorKind
+from tests.api_helpers import assert_api_error, audit_events, list_all
 from tests.factories import Actor, create_conversation, create_customer, login
 
 API = "/api/v1/customers"
-
-
-def error_of(response: httpx.Response, status: int, code: str) -> dict[str, Any]:
-    """The error object of a response in the API's one error shape, checked for status and code."""
-    assert response.status_code == status, response.text
-    body = response.json()
-    assert set(body) == {"error"}
-    error: dict[str, Any] = body["error"]
-    assert set(error) == {"code", "message", "details"}
-    assert error["code"] == code, error
-    assert isinstance(error["message"], str)
-    assert error["message"]
-    return error
-
-
-async def audit_events(db: Database, tenant_id: uuid.UUID, action: str) -> list[AuditEvent]:
-    async with db.unit_of_work(write=False) as s:
-        result = await s.execute(
-            select(AuditEvent)
-            .where(AuditEvent.tenant_id == tenant_id, AuditEvent.action == action)
-            .order_by(AuditEvent.created_at)
-        )
-        return list(result.scalars())
 
 
 async def new_customer(client: httpx.AsyncClient, actor: Actor, **fields: Any) -> dict[str, Any]:
     """A customer with a phone number that is always valid (some random 06 numbers are not)."""
     fields.setdefault("phone", f"0612{uuid.uuid4().int % 10**6:06d}")
     return await create_customer(client, actor, **fields)
-
-
-async def list_all(client: httpx.AsyncClient, actor: Actor, **params: str) -> list[dict[str, Any]]:
-    response = await client.get(API, params={"limit": "200", **params}, headers=actor.bearer)
-    assert response.status_code == 200, response.text
-    body = response.json()
-    assert body["next_cursor"] is None
-    items: list[dict[str, Any]] = body["items"]
-    return items
 
 
 # --- create and read -------------------------------------------------------------------------------
@@ -138,9 +105,9 @@ async def test_reading_an_unknown_or_malformed_id(
 ) -> None:
     agent = tenant_actors["agent"]
     missing = uuid.uuid4()
-    error = error_of(await client.get(f"{API}/{missing}", headers=agent.bearer), 404, "not_found")
+    error = assert_api_error(await client.get(f"{API}/{missing}", headers=agent.bearer), 404, "not_found")
     assert error["details"] == {"id": str(missing)}
-    error_of(await client.get(f"{API}/not-a-uuid", headers=agent.bearer), 422, "validation_error")
+    assert_api_error(await client.get(f"{API}/not-a-uuid", headers=agent.bearer), 422, "validation_error")
 
 
 # --- phone numbers ---------------------------------------------------------------------------------
@@ -171,15 +138,17 @@ async def test_invalid_phone_numbers_are_refused(
     client: httpx.AsyncClient, tenant_actors: dict[str, Actor], raw: str
 ) -> None:
     agent = tenant_actors["agent"]
-    error = error_of(await client.post(API, json={"phone": raw}, headers=agent.bearer), 422, "invalid_phone")
+    error = assert_api_error(
+        await client.post(API, json={"phone": raw}, headers=agent.bearer), 422, "invalid_phone"
+    )
     assert error["details"] == {"phone": raw}
     existing = await new_customer(client, agent)
     response = await client.patch(f"{API}/{existing['id']}", json={"phone": raw}, headers=agent.bearer)
-    assert error_of(response, 422, "invalid_phone")["details"] == {"phone": raw}
+    assert assert_api_error(response, 422, "invalid_phone")["details"] == {"phone": raw}
     assert (await client.get(f"{API}/{existing['id']}", headers=agent.bearer)).json()["phone"] == existing[
         "phone"
     ]
-    assert [c["id"] for c in await list_all(client, agent)] == [existing["id"]]
+    assert [c["id"] for c in await list_all(client, API, agent)] == [existing["id"]]
 
 
 async def test_national_numbers_are_read_in_the_tenant_region(
@@ -196,7 +165,7 @@ async def test_national_numbers_are_read_in_the_tenant_region(
     assert (await new_customer(client, agent, phone="+33 6 12 34 56 78"))["phone"] == "+33612345678"
 
     for written in ("+221 77 123 45 67", "77 123 45 67"):
-        found = await list_all(client, agent, phone=written)
+        found = await list_all(client, API, agent, phone=written)
         assert [c["id"] for c in found] == [created["id"]], written
 
 
@@ -285,7 +254,7 @@ async def test_updating_an_unknown_customer_is_not_found(
     response = await client.patch(
         f"{API}/{uuid.uuid4()}", json={"name": "x"}, headers=tenant_actors["agent"].bearer
     )
-    error_of(response, 404, "not_found")
+    assert_api_error(response, 404, "not_found")
 
 
 # --- delete ----------------------------------------------------------------------------------------
@@ -300,9 +269,9 @@ async def test_supervisors_and_admins_delete(
     response = await client.delete(f"{API}/{created['id']}", headers=actor.bearer)
     assert response.status_code == 204
     assert response.content == b""
-    error_of(await client.get(f"{API}/{created['id']}", headers=actor.bearer), 404, "not_found")
-    error_of(await client.delete(f"{API}/{created['id']}", headers=actor.bearer), 404, "not_found")
-    assert await list_all(client, actor) == []
+    assert_api_error(await client.get(f"{API}/{created['id']}", headers=actor.bearer), 404, "not_found")
+    assert_api_error(await client.delete(f"{API}/{created['id']}", headers=actor.bearer), 404, "not_found")
+    assert await list_all(client, API, actor) == []
 
 
 async def test_agents_cannot_delete(
@@ -310,7 +279,9 @@ async def test_agents_cannot_delete(
 ) -> None:
     agent = tenant_actors["agent"]
     created = await new_customer(client, agent)
-    error_of(await client.delete(f"{API}/{created['id']}", headers=agent.bearer), 403, "insufficient_role")
+    assert_api_error(
+        await client.delete(f"{API}/{created['id']}", headers=agent.bearer), 403, "insufficient_role"
+    )
     assert (await client.get(f"{API}/{created['id']}", headers=agent.bearer)).status_code == 200
     assert await audit_events(db, agent.tenant_id, "customer.delete") == []
 
@@ -325,7 +296,7 @@ async def test_deleting_a_customer_with_a_conversation(
     await create_conversation(client, agent, created["id"])
     response = await client.delete(f"{API}/{created['id']}", headers=supervisor.bearer)
     assert response.status_code == 204, response.text
-    error_of(await client.get(f"{API}/{created['id']}", headers=agent.bearer), 404, "not_found")
+    assert_api_error(await client.get(f"{API}/{created['id']}", headers=agent.bearer), 404, "not_found")
     # The identity went with the customer: another customer may now use it.
     again = await new_customer(client, agent, identities=[{"channel": "sms", "external_id": "+33600000001"}])
     assert again["identities"] == [{"channel": "sms", "external_id": "+33600000001"}]
@@ -352,11 +323,11 @@ async def test_every_route_needs_authentication(
     body: dict[str, Any] | None,
 ) -> None:
     response = await client.request(method, path, json=body)
-    error_of(response, 401, "not_authenticated")
+    assert_api_error(response, 401, "not_authenticated")
     assert response.headers["www-authenticate"] == "Bearer"
     bad_key = {"Authorization": "Bearer allo_nothing_here"}
-    error_of(await client.request(method, path, json=body, headers=bad_key), 401, "invalid_api_key")
-    assert await list_all(client, tenant_actors["agent"]) == []
+    assert_api_error(await client.request(method, path, json=body, headers=bad_key), 401, "invalid_api_key")
+    assert await list_all(client, API, tenant_actors["agent"]) == []
 
 
 async def test_another_tenant_cannot_see_or_touch_a_customer(
@@ -367,17 +338,17 @@ async def test_another_tenant_cannot_see_or_touch_a_customer(
     path = f"{API}/{created['id']}"
     outsider = other_tenant_admin.bearer
 
-    error_of(await client.get(path, headers=outsider), 404, "not_found")
-    error_of(await client.patch(path, json={"name": "Stolen"}, headers=outsider), 404, "not_found")
-    error_of(await client.delete(path, headers=outsider), 404, "not_found")
-    assert await list_all(client, other_tenant_admin) == []
-    assert await list_all(client, other_tenant_admin, phone="06 12 34 56 78") == []
-    assert await list_all(client, other_tenant_admin, q="Mine") == []
+    assert_api_error(await client.get(path, headers=outsider), 404, "not_found")
+    assert_api_error(await client.patch(path, json={"name": "Stolen"}, headers=outsider), 404, "not_found")
+    assert_api_error(await client.delete(path, headers=outsider), 404, "not_found")
+    assert await list_all(client, API, other_tenant_admin) == []
+    assert await list_all(client, API, other_tenant_admin, phone="06 12 34 56 78") == []
+    assert await list_all(client, API, other_tenant_admin, q="Mine") == []
 
     assert (await client.get(path, headers=owner.bearer)).json() == created
     theirs = await new_customer(client, other_tenant_admin, name="Theirs")
-    assert [c["id"] for c in await list_all(client, owner)] == [created["id"]]
-    assert [c["id"] for c in await list_all(client, other_tenant_admin)] == [theirs["id"]]
+    assert [c["id"] for c in await list_all(client, API, owner)] == [created["id"]]
+    assert [c["id"] for c in await list_all(client, API, other_tenant_admin)] == [theirs["id"]]
 
 
 # --- uniqueness ------------------------------------------------------------------------------------
@@ -391,9 +362,9 @@ async def test_a_phone_number_belongs_to_one_customer_per_tenant(
     response = await client.post(
         API, json={"name": "Twin", "phone": "+33 6 12 34 56 78"}, headers=agent.bearer
     )
-    error = error_of(response, 409, "customer_exists")
+    error = assert_api_error(response, 409, "customer_exists")
     assert error["details"] == {"field": "phone", "customer_id": first["id"]}
-    assert [c["id"] for c in await list_all(client, agent)] == [first["id"]]
+    assert [c["id"] for c in await list_all(client, API, agent)] == [first["id"]]
     assert len(await audit_events(db, agent.tenant_id, "customer.create")) == 1
 
     elsewhere = await new_customer(client, other_tenant_admin, phone="0033612345678")
@@ -406,7 +377,7 @@ async def test_an_email_belongs_to_one_customer_per_tenant_whatever_its_case(
     agent = tenant_actors["agent"]
     first = await new_customer(client, agent, email="marie@example.fr")
     response = await client.post(API, json={"email": "Marie@EXAMPLE.fr"}, headers=agent.bearer)
-    assert error_of(response, 409, "customer_exists")["details"] == {
+    assert assert_api_error(response, 409, "customer_exists")["details"] == {
         "field": "email",
         "customer_id": first["id"],
     }
@@ -424,12 +395,12 @@ async def test_update_cannot_take_another_customers_phone_or_email(
     path = f"{API}/{second['id']}"
 
     response = await client.patch(path, json={"phone": "0612345678"}, headers=agent.bearer)
-    assert error_of(response, 409, "customer_exists")["details"] == {
+    assert assert_api_error(response, 409, "customer_exists")["details"] == {
         "field": "phone",
         "customer_id": first["id"],
     }
     response = await client.patch(path, json={"email": "FIRST@example.fr"}, headers=agent.bearer)
-    assert error_of(response, 409, "customer_exists")["details"] == {
+    assert assert_api_error(response, 409, "customer_exists")["details"] == {
         "field": "email",
         "customer_id": first["id"],
     }
@@ -450,13 +421,13 @@ async def test_a_channel_identity_belongs_to_one_customer_per_tenant(
     identity = {"channel": "messenger", "external_id": "psid-123"}
     await new_customer(client, agent, identities=[identity])
     response = await client.post(API, json={"name": "Other", "identities": [identity]}, headers=agent.bearer)
-    error_of(response, 409, "customer_exists")
+    assert_api_error(response, 409, "customer_exists")
     second = await new_customer(client, agent)
     response = await client.patch(
         f"{API}/{second['id']}", json={"identities": [identity]}, headers=agent.bearer
     )
-    error_of(response, 409, "customer_exists")
-    assert len(await list_all(client, agent)) == 2
+    assert_api_error(response, 409, "customer_exists")
+    assert len(await list_all(client, API, agent)) == 2
     assert (await new_customer(client, other_tenant_admin, identities=[identity]))["identities"] == [identity]
 
 
@@ -484,19 +455,19 @@ async def test_invalid_bodies_are_refused(
     client: httpx.AsyncClient, tenant_actors: dict[str, Actor], body: dict[str, Any], loc: list[str]
 ) -> None:
     agent = tenant_actors["agent"]
-    error = error_of(await client.post(API, json=body, headers=agent.bearer), 422, "validation_error")
+    error = assert_api_error(await client.post(API, json=body, headers=agent.bearer), 422, "validation_error")
     assert loc in [d["loc"] for d in error["details"]]
     existing = await new_customer(client, agent)
     response = await client.patch(f"{API}/{existing['id']}", json=body, headers=agent.bearer)
-    assert loc in [d["loc"] for d in error_of(response, 422, "validation_error")["details"]]
-    assert [c["id"] for c in await list_all(client, agent)] == [existing["id"]]
+    assert loc in [d["loc"] for d in assert_api_error(response, 422, "validation_error")["details"]]
+    assert [c["id"] for c in await list_all(client, API, agent)] == [existing["id"]]
 
 
 async def test_a_body_that_is_not_json_is_a_bad_request(
     client: httpx.AsyncClient, tenant_actors: dict[str, Actor]
 ) -> None:
     headers = {**tenant_actors["agent"].bearer, "Content-Type": "application/json"}
-    error_of(await client.post(API, content=b'{"name": ', headers=headers), 400, "malformed_json")
+    assert_api_error(await client.post(API, content=b'{"name": ', headers=headers), 400, "malformed_json")
 
 
 # --- filters and paging ----------------------------------------------------------------------------
@@ -522,25 +493,29 @@ async def test_filters(client: httpx.AsyncClient, tenant_actors: dict[str, Actor
     def ids(items: list[dict[str, Any]]) -> set[str]:
         return {c["id"] for c in items}
 
-    assert ids(await list_all(client, agent)) == {alice["id"], bob["id"], chloe["id"]}
-    assert ids(await list_all(client, agent, q="martin")) == {alice["id"]}
-    assert ids(await list_all(client, agent, q="DIALLO")) == {bob["id"]}
-    assert ids(await list_all(client, agent, q="example.sn")) == {bob["id"]}
-    assert ids(await list_all(client, agent, q="+22901")) == {chloe["id"]}
-    assert ids(await list_all(client, agent, q="nobody")) == set()
-    assert ids(await list_all(client, agent, segment="premium")) == {alice["id"], chloe["id"]}
-    assert ids(await list_all(client, agent, vip="true")) == {alice["id"]}
-    assert ids(await list_all(client, agent, vip="false")) == {bob["id"], chloe["id"]}
-    assert ids(await list_all(client, agent, language="en")) == {bob["id"]}
-    assert ids(await list_all(client, agent, segment="premium", vip="false")) == {chloe["id"]}
-    assert ids(await list_all(client, agent, phone="00221 77 123 45 67")) == {bob["id"]}
-    assert ids(await list_all(client, agent, phone="+2290197000000")) == {chloe["id"]}
-    assert ids(await list_all(client, agent, phone=alice["phone"])) == {alice["id"]}
+    assert ids(await list_all(client, API, agent)) == {alice["id"], bob["id"], chloe["id"]}
+    assert ids(await list_all(client, API, agent, q="martin")) == {alice["id"]}
+    assert ids(await list_all(client, API, agent, q="DIALLO")) == {bob["id"]}
+    assert ids(await list_all(client, API, agent, q="example.sn")) == {bob["id"]}
+    assert ids(await list_all(client, API, agent, q="+22901")) == {chloe["id"]}
+    assert ids(await list_all(client, API, agent, q="nobody")) == set()
+    assert ids(await list_all(client, API, agent, segment="premium")) == {alice["id"], chloe["id"]}
+    assert ids(await list_all(client, API, agent, vip="true")) == {alice["id"]}
+    assert ids(await list_all(client, API, agent, vip="false")) == {bob["id"], chloe["id"]}
+    assert ids(await list_all(client, API, agent, language="en")) == {bob["id"]}
+    assert ids(await list_all(client, API, agent, segment="premium", vip="false")) == {chloe["id"]}
+    assert ids(await list_all(client, API, agent, phone="00221 77 123 45 67")) == {bob["id"]}
+    assert ids(await list_all(client, API, agent, phone="+2290197000000")) == {chloe["id"]}
+    assert ids(await list_all(client, API, agent, phone=alice["phone"])) == {alice["id"]}
 
     response = await client.get(API, params={"phone": "hello"}, headers=agent.bearer)
-    assert error_of(response, 422, "invalid_phone")["details"] == {"phone": "hello"}
-    error_of(await client.get(API, params={"vip": "perhaps"}, headers=agent.bearer), 422, "validation_error")
-    error_of(await client.get(API, params={"q": "x" * 101}, headers=agent.bearer), 422, "validation_error")
+    assert assert_api_error(response, 422, "invalid_phone")["details"] == {"phone": "hello"}
+    assert_api_error(
+        await client.get(API, params={"vip": "perhaps"}, headers=agent.bearer), 422, "validation_error"
+    )
+    assert_api_error(
+        await client.get(API, params={"q": "x" * 101}, headers=agent.bearer), 422, "validation_error"
+    )
 
 
 async def test_cursor_pagination_walks_every_customer_once(
@@ -586,7 +561,9 @@ async def test_bad_paging_parameters(
     client: httpx.AsyncClient, tenant_actors: dict[str, Actor], params: dict[str, str], status: int, code: str
 ) -> None:
     await new_customer(client, tenant_actors["agent"])
-    error_of(await client.get(API, params=params, headers=tenant_actors["agent"].bearer), status, code)
+    assert_api_error(
+        await client.get(API, params=params, headers=tenant_actors["agent"].bearer), status, code
+    )
 
 
 async def test_the_largest_page_is_allowed(

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import socket
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -17,14 +16,8 @@ from allo.app import create_app
 from allo.config import Settings
 from allo.kit.db import Database, create_nullpool_engine
 from allo.kit.migrate import upgrade
+from tests.api_helpers import free_port
 from tests.factories import Actor, make_actor
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 @pytest.fixture
@@ -38,7 +31,7 @@ async def live_server(fresh_database_url: str) -> AsyncIterator[tuple[str, dict[
         }
     await setup.dispose()
     settings = Settings(database_url=fresh_database_url, run_worker=False, _env_file=None)
-    port = _free_port()
+    port = free_port()
     server = uvicorn.Server(
         uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning")
     )

@@ -7,37 +7,13 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import select
 
 from allo.kit.db import Database
-from allo.models import AuditEvent
 from allo.models.enums import ActorKind
+from tests.api_helpers import assert_api_error, audit_events, list_all
 from tests.factories import Actor, login
 
 API = "/api/v1/knowledge/articles"
-
-
-def error_of(response: httpx.Response, status: int, code: str) -> dict[str, Any]:
-    """The error object of a response in the API's one error shape, checked for status and code."""
-    assert response.status_code == status, response.text
-    body = response.json()
-    assert set(body) == {"error"}
-    error: dict[str, Any] = body["error"]
-    assert set(error) == {"code", "message", "details"}
-    assert error["code"] == code, error
-    assert isinstance(error["message"], str)
-    assert error["message"]
-    return error
-
-
-async def audit_events(db: Database, tenant_id: uuid.UUID, action: str) -> list[AuditEvent]:
-    async with db.unit_of_work(write=False) as s:
-        result = await s.execute(
-            select(AuditEvent)
-            .where(AuditEvent.tenant_id == tenant_id, AuditEvent.action == action)
-            .order_by(AuditEvent.created_at)
-        )
-        return list(result.scalars())
 
 
 async def create_article(client: httpx.AsyncClient, actor: Actor, **fields: Any) -> dict[str, Any]:
@@ -46,15 +22,6 @@ async def create_article(client: httpx.AsyncClient, actor: Actor, **fields: Any)
     assert response.status_code == 201, response.text
     article: dict[str, Any] = response.json()
     return article
-
-
-async def list_all(client: httpx.AsyncClient, actor: Actor, **params: str) -> list[dict[str, Any]]:
-    response = await client.get(API, params={"limit": "200", **params}, headers=actor.bearer)
-    assert response.status_code == 200, response.text
-    body = response.json()
-    assert body["next_cursor"] is None
-    items: list[dict[str, Any]] = body["items"]
-    return items
 
 
 async def test_a_supervisor_writes_an_article(
@@ -174,14 +141,14 @@ async def test_deleting(
     response = await client.delete(f"{API}/{article['id']}", headers=actor.bearer)
     assert response.status_code == 204
     assert response.content == b""
-    error_of(await client.get(f"{API}/{article['id']}", headers=actor.bearer), 404, "not_found")
-    error_of(await client.delete(f"{API}/{article['id']}", headers=actor.bearer), 404, "not_found")
-    error_of(
+    assert_api_error(await client.get(f"{API}/{article['id']}", headers=actor.bearer), 404, "not_found")
+    assert_api_error(await client.delete(f"{API}/{article['id']}", headers=actor.bearer), 404, "not_found")
+    assert_api_error(
         await client.patch(f"{API}/{article['id']}", json={"title": "x"}, headers=actor.bearer),
         404,
         "not_found",
     )
-    assert await list_all(client, actor) == []
+    assert await list_all(client, API, actor) == []
     [audit] = await audit_events(db, actor.tenant_id, "article.delete")
     assert (audit.entity_type, audit.entity_id, audit.actor_kind) == (
         "article",
@@ -197,17 +164,17 @@ async def test_agents_read_but_do_not_write(
     article = await create_article(client, tenant_actors["supervisor"])
     path = f"{API}/{article['id']}"
     assert (await client.get(path, headers=agent.bearer)).status_code == 200
-    assert [a["id"] for a in await list_all(client, agent)] == [article["id"]]
+    assert [a["id"] for a in await list_all(client, API, agent)] == [article["id"]]
 
     body = {"category": "billing", "title": "t", "body": "b"}
-    error_of(await client.post(API, json=body, headers=agent.bearer), 403, "insufficient_role")
-    error_of(
+    assert_api_error(await client.post(API, json=body, headers=agent.bearer), 403, "insufficient_role")
+    assert_api_error(
         await client.patch(path, json={"title": "Hijacked"}, headers=agent.bearer), 403, "insufficient_role"
     )
-    error_of(await client.delete(path, headers=agent.bearer), 403, "insufficient_role")
+    assert_api_error(await client.delete(path, headers=agent.bearer), 403, "insufficient_role")
     # Through a console session too.
     csrf = await login(client, agent)
-    error_of(await client.post(API, json=body, headers=csrf), 403, "insufficient_role")
+    assert_api_error(await client.post(API, json=body, headers=csrf), 403, "insufficient_role")
     assert (await client.get(path, headers=agent.bearer)).json() == article
     assert len(await audit_events(db, agent.tenant_id, "article.create")) == 1
     assert await audit_events(db, agent.tenant_id, "article.update") == []
@@ -231,8 +198,8 @@ async def test_every_route_needs_authentication(
     path: str,
     body: dict[str, Any] | None,
 ) -> None:
-    error_of(await client.request(method, path, json=body), 401, "not_authenticated")
-    assert await list_all(client, tenant_actors["supervisor"]) == []
+    assert_api_error(await client.request(method, path, json=body), 401, "not_authenticated")
+    assert await list_all(client, API, tenant_actors["supervisor"]) == []
 
 
 async def test_another_tenant_cannot_see_or_touch_an_article(
@@ -243,20 +210,20 @@ async def test_another_tenant_cannot_see_or_touch_an_article(
     path = f"{API}/{article['id']}"
     outsider = other_tenant_admin.bearer
 
-    error_of(await client.get(path, headers=outsider), 404, "not_found")
-    error_of(
+    assert_api_error(await client.get(path, headers=outsider), 404, "not_found")
+    assert_api_error(
         await client.patch(path, json={"title": "Stolen", "published": False}, headers=outsider),
         404,
         "not_found",
     )
-    error_of(await client.delete(path, headers=outsider), 404, "not_found")
-    assert await list_all(client, other_tenant_admin) == []
-    assert await list_all(client, other_tenant_admin, q="Secret") == []
+    assert_api_error(await client.delete(path, headers=outsider), 404, "not_found")
+    assert await list_all(client, API, other_tenant_admin) == []
+    assert await list_all(client, API, other_tenant_admin, q="Secret") == []
     assert (await client.get(path, headers=supervisor.bearer)).json() == article
 
     theirs = await create_article(client, other_tenant_admin)
-    assert [a["id"] for a in await list_all(client, supervisor)] == [article["id"]]
-    assert [a["id"] for a in await list_all(client, other_tenant_admin)] == [theirs["id"]]
+    assert [a["id"] for a in await list_all(client, API, supervisor)] == [article["id"]]
+    assert [a["id"] for a in await list_all(client, API, other_tenant_admin)] == [theirs["id"]]
 
 
 @pytest.mark.parametrize(
@@ -281,17 +248,19 @@ async def test_invalid_bodies_are_refused(
 ) -> None:
     supervisor = tenant_actors["supervisor"]
     full = {"category": "billing", "title": "t", "body": "b", **body}
-    error = error_of(await client.post(API, json=full, headers=supervisor.bearer), 422, "validation_error")
+    error = assert_api_error(
+        await client.post(API, json=full, headers=supervisor.bearer), 422, "validation_error"
+    )
     assert loc in [d["loc"] for d in error["details"]]
     article = await create_article(client, supervisor)
     response = await client.patch(f"{API}/{article['id']}", json=body, headers=supervisor.bearer)
-    assert loc in [d["loc"] for d in error_of(response, 422, "validation_error")["details"]]
-    assert [a["id"] for a in await list_all(client, supervisor)] == [article["id"]]
+    assert loc in [d["loc"] for d in assert_api_error(response, 422, "validation_error")["details"]]
+    assert [a["id"] for a in await list_all(client, API, supervisor)] == [article["id"]]
     assert (await client.get(f"{API}/{article['id']}", headers=supervisor.bearer)).json() == article
 
 
 async def test_missing_required_fields(client: httpx.AsyncClient, tenant_actors: dict[str, Actor]) -> None:
-    error = error_of(
+    error = assert_api_error(
         await client.post(API, json={}, headers=tenant_actors["supervisor"].bearer), 422, "validation_error"
     )
     assert {tuple(d["loc"]) for d in error["details"]} == {
@@ -326,18 +295,18 @@ async def test_filters(client: httpx.AsyncClient, tenant_actors: dict[str, Actor
     def ids(items: list[dict[str, Any]]) -> set[str]:
         return {a["id"] for a in items}
 
-    assert ids(await list_all(client, agent, category="billing")) == {invoice["id"]}
-    assert ids(await list_all(client, agent, category="delivery")) == set()
-    assert ids(await list_all(client, agent, language="en")) == {roaming["id"]}
-    assert ids(await list_all(client, agent, published="true")) == {invoice["id"], router["id"]}
-    assert ids(await list_all(client, agent, published="false")) == {roaming["id"]}
+    assert ids(await list_all(client, API, agent, category="billing")) == {invoice["id"]}
+    assert ids(await list_all(client, API, agent, category="delivery")) == set()
+    assert ids(await list_all(client, API, agent, language="en")) == {roaming["id"]}
+    assert ids(await list_all(client, API, agent, published="true")) == {invoice["id"], router["id"]}
+    assert ids(await list_all(client, API, agent, published="false")) == {roaming["id"]}
     # q searches titles and bodies, whatever the case.
-    assert ids(await list_all(client, agent, q="facture")) == {invoice["id"], router["id"]}
-    assert ids(await list_all(client, agent, q="ROAMING")) == {roaming["id"]}
-    assert ids(await list_all(client, agent, q="facture", category="technical")) == {router["id"]}
-    assert ids(await list_all(client, agent, q="nothing like this")) == set()
+    assert ids(await list_all(client, API, agent, q="facture")) == {invoice["id"], router["id"]}
+    assert ids(await list_all(client, API, agent, q="ROAMING")) == {roaming["id"]}
+    assert ids(await list_all(client, API, agent, q="facture", category="technical")) == {router["id"]}
+    assert ids(await list_all(client, API, agent, q="nothing like this")) == set()
     for bad in ({"category": "weather"}, {"published": "maybe"}, {"q": "x" * 101}, {"language": "x" * 9}):
-        error_of(await client.get(API, params=bad, headers=agent.bearer), 422, "validation_error")
+        assert_api_error(await client.get(API, params=bad, headers=agent.bearer), 422, "validation_error")
 
 
 async def test_cursor_pagination(client: httpx.AsyncClient, tenant_actors: dict[str, Actor]) -> None:
@@ -362,11 +331,11 @@ async def test_cursor_pagination(client: httpx.AsyncClient, tenant_actors: dict[
     stamps = [a["created_at"] for a in seen]
     assert stamps == sorted(stamps, reverse=True)
 
-    error_of(
+    assert_api_error(
         await client.get(API, params={"cursor": "%%%"}, headers=supervisor.bearer), 400, "invalid_cursor"
     )
     for limit in ("0", "201", "x"):
-        error_of(
+        assert_api_error(
             await client.get(API, params={"limit": limit}, headers=supervisor.bearer), 422, "validation_error"
         )
 

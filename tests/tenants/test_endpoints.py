@@ -3,16 +3,14 @@
 from __future__ import annotations
 
 import copy
-import uuid
 from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import select
 
 from allo.kit.db import Database
-from allo.models import AuditEvent
 from allo.models.enums import ActorKind
+from tests.api_helpers import assert_api_error, audit_events
 from tests.factories import Actor, login
 
 API = "/api/v1/tenant"
@@ -49,29 +47,6 @@ A_POLICY: dict[str, Any] = {
     },
     "reopen_window_hours": 48,
 }
-
-
-def error_of(response: httpx.Response, status: int, code: str) -> dict[str, Any]:
-    """The error object of a response in the API's one error shape, checked for status and code."""
-    assert response.status_code == status, response.text
-    body = response.json()
-    assert set(body) == {"error"}
-    error: dict[str, Any] = body["error"]
-    assert set(error) == {"code", "message", "details"}
-    assert error["code"] == code, error
-    assert isinstance(error["message"], str)
-    assert error["message"]
-    return error
-
-
-async def audit_events(db: Database, tenant_id: uuid.UUID, action: str) -> list[AuditEvent]:
-    async with db.unit_of_work(write=False) as s:
-        result = await s.execute(
-            select(AuditEvent)
-            .where(AuditEvent.tenant_id == tenant_id, AuditEvent.action == action)
-            .order_by(AuditEvent.created_at)
-        )
-        return list(result.scalars())
 
 
 def with_change(path: str, value: Any) -> dict[str, Any]:
@@ -114,9 +89,11 @@ async def test_everyone_reads_their_tenant(
 
 
 async def test_reading_needs_authentication(client: httpx.AsyncClient) -> None:
-    error_of(await client.get(API), 401, "not_authenticated")
-    error_of(await client.patch(API, json={"name": "x"}), 401, "not_authenticated")
-    error_of(await client.get(API, headers={"Authorization": "Bearer allo_x_y"}), 401, "invalid_api_key")
+    assert_api_error(await client.get(API), 401, "not_authenticated")
+    assert_api_error(await client.patch(API, json={"name": "x"}), 401, "not_authenticated")
+    assert_api_error(
+        await client.get(API, headers={"Authorization": "Bearer allo_x_y"}), 401, "invalid_api_key"
+    )
 
 
 async def test_an_admin_renames_the_tenant(
@@ -174,14 +151,16 @@ async def test_only_admins_change_the_tenant(
 ) -> None:
     actor = tenant_actors[role]
     before = (await client.get(API, headers=actor.bearer)).json()
-    error_of(
+    assert_api_error(
         await client.patch(API, json={"name": "Mine now"}, headers=actor.bearer), 403, "insufficient_role"
     )
-    error_of(
+    assert_api_error(
         await client.patch(API, json={"policy": A_POLICY}, headers=actor.bearer), 403, "insufficient_role"
     )
     csrf = await login(client, actor)
-    error_of(await client.patch(API, json={"name": "Mine now"}, headers=csrf), 403, "insufficient_role")
+    assert_api_error(
+        await client.patch(API, json={"name": "Mine now"}, headers=csrf), 403, "insufficient_role"
+    )
     assert (await client.get(API, headers=actor.bearer)).json() == before
     assert await audit_events(db, actor.tenant_id, "tenant.update") == []
 
@@ -259,7 +238,7 @@ async def test_invalid_policies_are_refused(
     admin = tenant_actors["admin"]
     before = (await client.get(API, headers=admin.bearer)).json()
     response = await client.patch(API, json={"name": "Never saved", "policy": policy}, headers=admin.bearer)
-    error = error_of(response, 422, "validation_error")
+    error = assert_api_error(response, 422, "validation_error")
     relevant = [d for d in error["details"] if d["loc"][:2] == ["body", "policy"] and loc in d["loc"]]
     assert relevant, error["details"]
     assert any(message in d["message"] for d in relevant), relevant
@@ -284,7 +263,9 @@ async def test_invalid_tenant_bodies_are_refused(
 ) -> None:
     admin = tenant_actors["admin"]
     before = (await client.get(API, headers=admin.bearer)).json()
-    error = error_of(await client.patch(API, json=body, headers=admin.bearer), 422, "validation_error")
+    error = assert_api_error(
+        await client.patch(API, json=body, headers=admin.bearer), 422, "validation_error"
+    )
     assert loc in [d["loc"] for d in error["details"]]
     assert (await client.get(API, headers=admin.bearer)).json() == before
 

@@ -9,7 +9,7 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import func, select, update
+from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from allo.kit.bus import Bus
@@ -17,9 +17,9 @@ from allo.kit.db import Database
 from allo.kit.time import utc_now
 from allo.models import Tenant, Ticket, TicketEvent, User
 from allo.tenants.schemas import SlaTarget, TenantPolicy
-from tests.api_helpers import assert_error
+from tests.api_helpers import assert_api_error, count_rows
 from tests.event_capture import capture_events
-from tests.factories import Actor, create_conversation, create_customer, login
+from tests.factories import Actor, create_conversation, create_customer, create_team, create_ticket, login
 
 TICKETS = "/api/v1/tickets"
 
@@ -36,17 +36,6 @@ DEFAULT_SLA_MINUTES = {"P1": (15, 60), "P2": (60, 240), "P3": (240, 1440), "P4":
 
 def at(value: str) -> datetime:
     return datetime.fromisoformat(value)
-
-
-async def open_ticket(
-    client: httpx.AsyncClient, actor: Actor, customer: dict[str, Any] | None = None, **fields: Any
-) -> dict[str, Any]:
-    customer = customer or await create_customer(client, actor)
-    body = {"subject": "Fibre down since this morning", "customer_id": customer["id"], **fields}
-    response = await client.post(TICKETS, json=body, headers=actor.bearer)
-    assert response.status_code == 201, response.text
-    data: dict[str, Any] = response.json()
-    return data
 
 
 async def patch(
@@ -71,23 +60,8 @@ async def read(client: httpx.AsyncClient, ticket: dict[str, Any], actor: Actor) 
     return data
 
 
-async def create_team(client: httpx.AsyncClient, admin: Actor, code: str) -> dict[str, Any]:
-    response = await client.post(
-        "/api/v1/teams", json={"code": code, "name": code.title()}, headers=admin.bearer
-    )
-    assert response.status_code == 201, response.text
-    data: dict[str, Any] = response.json()
-    return data
-
-
 async def event_count(db: Database, ticket: dict[str, Any]) -> int:
-    async with db.session(write=False) as s:
-        count = await s.scalar(
-            select(func.count())
-            .select_from(TicketEvent)
-            .where(TicketEvent.ticket_id == uuid.UUID(ticket["id"]))
-        )
-    return int(count or 0)
+    return await count_rows(db, TicketEvent, TicketEvent.ticket_id == uuid.UUID(ticket["id"]))
 
 
 # --- numbering ----------------------------------------------------------------------------------
@@ -102,7 +76,7 @@ async def test_numbers_are_allocated_per_tenant(
     numbers: dict[str, list[tuple[int, str]]] = {"ours": [], "theirs": []}
     for side in ("ours", "theirs", "ours", "ours", "theirs"):
         actor, customer = (ours, our_customer) if side == "ours" else (theirs, their_customer)
-        ticket = await open_ticket(client, actor, customer)
+        ticket = await create_ticket(client, actor, customer)
         numbers[side].append((ticket["number"], ticket["reference"]))
     assert numbers["ours"] == [(1, "T-000001"), (2, "T-000002"), (3, "T-000003")]
     assert numbers["theirs"] == [(1, "T-000001"), (2, "T-000002")]
@@ -118,18 +92,18 @@ async def test_a_refused_ticket_does_not_use_up_a_number(
         json={"subject": "x", "customer_id": customer["id"], "assignee_id": str(uuid.uuid4())},
         headers=agent.bearer,
     )
-    assert_error(refused, 422, "unknown_assignee")
+    assert_api_error(refused, 422, "unknown_assignee")
     refused = await client.post(
         TICKETS, json={"subject": "x", "customer_id": customer["id"], "team": "nope"}, headers=agent.bearer
     )
-    assert_error(refused, 422, "unknown_team")
-    assert (await open_ticket(client, agent, customer))["number"] == 1
+    assert_api_error(refused, 422, "unknown_team")
+    assert (await create_ticket(client, agent, customer))["number"] == 1
 
 
 async def test_create_and_read(client: httpx.AsyncClient, tenant_actors: dict[str, Actor]) -> None:
     agent = tenant_actors["agent"]
     customer = await create_customer(client, agent)
-    ticket = await open_ticket(
+    ticket = await create_ticket(
         client, agent, customer, description="Red light on the box", category="technical", priority="P2"
     )
     assert ticket["status"] == "new"
@@ -158,7 +132,7 @@ async def test_create_and_read(client: httpx.AsyncClient, tenant_actors: dict[st
 async def test_due_times_follow_the_default_policy(
     client: httpx.AsyncClient, tenant_actors: dict[str, Actor], priority: str
 ) -> None:
-    ticket = await open_ticket(client, tenant_actors["agent"], priority=priority)
+    ticket = await create_ticket(client, tenant_actors["agent"], priority=priority)
     first_response, resolution = DEFAULT_SLA_MINUTES[priority]
     created = at(ticket["created_at"])
     assert at(ticket["first_response_due_at"]) == created + timedelta(minutes=first_response)
@@ -175,7 +149,7 @@ async def test_due_times_follow_the_tenants_own_policy(
         await s.execute(
             update(Tenant).where(Tenant.id == agent.tenant_id).values(policy=policy.model_dump(mode="json"))
         )
-    ticket = await open_ticket(client, agent, priority="P2")
+    ticket = await create_ticket(client, agent, priority="P2")
     created = at(ticket["created_at"])
     assert at(ticket["first_response_due_at"]) == created + timedelta(minutes=7)
     assert at(ticket["resolution_due_at"]) == created + timedelta(minutes=95)
@@ -185,7 +159,7 @@ async def test_a_priority_change_recomputes_due_times_from_creation(
     client: httpx.AsyncClient, tenant_actors: dict[str, Actor]
 ) -> None:
     agent = tenant_actors["agent"]
-    ticket = await open_ticket(client, agent, priority="P4")
+    ticket = await create_ticket(client, agent, priority="P4")
     changed = await patch_ok(client, ticket, agent.bearer, priority="P1", reason="Whole building is down")
     created = at(ticket["created_at"])
     assert changed["created_at"] == ticket["created_at"]
@@ -217,7 +191,7 @@ async def test_allowed_transitions(
     client: httpx.AsyncClient, tenant_actors: dict[str, Actor], source: str, target: str
 ) -> None:
     agent = tenant_actors["agent"]
-    ticket = await _bring_to(client, await open_ticket(client, agent), agent, source)
+    ticket = await _bring_to(client, await create_ticket(client, agent), agent, source)
     changed = await patch_ok(client, ticket, agent.bearer, status=target)
     assert changed["status"] == target
     events = (await read(client, ticket, agent))["events"]
@@ -235,10 +209,10 @@ async def test_forbidden_transitions_change_nothing(
     client: httpx.AsyncClient, tenant_actors: dict[str, Actor], db: Database, source: str, target: str
 ) -> None:
     agent = tenant_actors["agent"]
-    ticket = await _bring_to(client, await open_ticket(client, agent), agent, source)
+    ticket = await _bring_to(client, await create_ticket(client, agent), agent, source)
     events_before = await event_count(db, ticket)
     response = await patch(client, ticket, agent.bearer, status=target, priority="P1", reason="try")
-    error = assert_error(response, 409, "invalid_transition")
+    error = assert_api_error(response, 409, "invalid_transition")
     assert error["details"] == {"from": source, "to": target}
     after = await read(client, ticket, agent)
     assert after["status"] == source
@@ -250,7 +224,7 @@ async def test_setting_the_current_status_again_is_no_change(
     client: httpx.AsyncClient, tenant_actors: dict[str, Actor], db: Database
 ) -> None:
     agent = tenant_actors["agent"]
-    ticket = await _bring_to(client, await open_ticket(client, agent), agent, "closed")
+    ticket = await _bring_to(client, await create_ticket(client, agent), agent, "closed")
     before = await event_count(db, ticket)
     unchanged = await patch_ok(client, ticket, agent.bearer, status="closed")
     assert unchanged["updated_at"] == ticket["updated_at"]
@@ -259,7 +233,7 @@ async def test_setting_the_current_status_again_is_no_change(
 
 async def test_lifecycle_timestamps(client: httpx.AsyncClient, tenant_actors: dict[str, Actor]) -> None:
     agent = tenant_actors["agent"]
-    ticket = await open_ticket(client, agent)
+    ticket = await create_ticket(client, agent)
 
     opened = await patch_ok(client, ticket, agent.bearer, status="open")
     assert opened["first_responded_at"] is not None
@@ -283,14 +257,14 @@ async def test_lifecycle_timestamps(client: httpx.AsyncClient, tenant_actors: di
     assert closed["closed_at"] is not None
     assert closed["resolved_at"] == resolved_again["resolved_at"], "closing keeps the resolution time"
 
-    assert_error(await patch(client, ticket, agent.bearer, status="open"), 409, "invalid_transition")
+    assert_api_error(await patch(client, ticket, agent.bearer, status="open"), 409, "invalid_transition")
 
 
 async def test_closing_an_unresolved_ticket_also_resolves_it(
     client: httpx.AsyncClient, tenant_actors: dict[str, Actor]
 ) -> None:
     agent = tenant_actors["agent"]
-    closed = await patch_ok(client, await open_ticket(client, agent), agent.bearer, status="closed")
+    closed = await patch_ok(client, await create_ticket(client, agent), agent.bearer, status="closed")
     assert closed["closed_at"] is not None
     assert closed["resolved_at"] == closed["closed_at"]
     assert closed["first_responded_at"] is not None
@@ -303,7 +277,7 @@ async def test_tier_changes_are_recorded_as_escalations(
     client: httpx.AsyncClient, tenant_actors: dict[str, Actor]
 ) -> None:
     agent = tenant_actors["agent"]
-    ticket = await open_ticket(client, agent)
+    ticket = await create_ticket(client, agent)
     assert (await patch_ok(client, ticket, agent.bearer, tier="n2", reason="Needs line tests"))[
         "tier"
     ] == "n2"
@@ -323,7 +297,7 @@ async def test_the_history_lists_every_change_with_its_actor_and_reason(
 ) -> None:
     agent, admin, supervisor = tenant_actors["agent"], tenant_actors["admin"], tenant_actors["supervisor"]
     team = await create_team(client, admin, "billing")
-    ticket = await open_ticket(client, agent, category="technical", priority="P3")
+    ticket = await create_ticket(client, agent, category="technical", priority="P3")
     csrf = await login(client, supervisor)
     changes = {
         "status": "open",
@@ -370,7 +344,7 @@ async def test_the_history_names_the_api_key_of_an_integration(
 ) -> None:
     agent = tenant_actors["agent"]
     key_id = (await client.get("/api/v1/auth/me", headers=agent.bearer)).json()["api_key_id"]
-    ticket = await open_ticket(client, agent)
+    ticket = await create_ticket(client, agent)
     await patch_ok(client, ticket, agent.bearer, tier="n2", reason="Escalated by the monitoring")
     events = (await read(client, ticket, agent))["events"]
     assert [e["kind"] for e in events] == ["created", "escalated"]
@@ -390,7 +364,7 @@ async def test_an_update_that_changes_nothing_records_nothing(
     client: httpx.AsyncClient, tenant_actors: dict[str, Actor], db: Database
 ) -> None:
     agent = tenant_actors["agent"]
-    ticket = await open_ticket(client, agent, priority="P2", category="plan")
+    ticket = await create_ticket(client, agent, priority="P2", category="plan")
     unchanged = await patch_ok(
         client, ticket, agent.bearer, status="new", priority="P2", category="plan", tier="n1", reason="noop"
     )
@@ -407,18 +381,18 @@ async def test_assignees_must_be_active_users_of_the_tenant(
         await s.execute(update(User).where(User.id == supervisor.user_id).values(active=False))
     for assignee in (uuid.uuid4(), other_tenant_admin.user_id, supervisor.user_id):
         body = {"subject": "x", "customer_id": customer["id"], "assignee_id": str(assignee)}
-        error = assert_error(
+        error = assert_api_error(
             await client.post(TICKETS, json=body, headers=agent.bearer), 422, "unknown_assignee"
         )
         assert error["details"] == {"assignee_id": str(assignee)}
 
-    ticket = await open_ticket(client, agent, customer)
+    ticket = await create_ticket(client, agent, customer)
     for assignee in (uuid.uuid4(), other_tenant_admin.user_id, supervisor.user_id):
         response = await patch(client, ticket, agent.bearer, assignee_id=str(assignee))
-        assert_error(response, 422, "unknown_assignee")
+        assert_api_error(response, 422, "unknown_assignee")
     assert (await read(client, ticket, agent))["assignee_id"] is None
 
-    assigned = await open_ticket(client, agent, customer, assignee_id=str(agent.user_id))
+    assigned = await create_ticket(client, agent, customer, assignee_id=str(agent.user_id))
     assert assigned["assignee_id"] == str(agent.user_id)
 
 
@@ -430,15 +404,15 @@ async def test_the_conversation_must_be_the_customers(
     bob = await create_customer(client, agent, name="Bob")
     bobs_conversation = await create_conversation(client, agent, bob["id"])
     body = {"subject": "x", "customer_id": alice["id"], "conversation_id": bobs_conversation["id"]}
-    assert_error(await client.post(TICKETS, json=body, headers=agent.bearer), 422, "customer_mismatch")
+    assert_api_error(await client.post(TICKETS, json=body, headers=agent.bearer), 422, "customer_mismatch")
 
     theirs = await create_conversation(
         client, other_tenant_admin, (await create_customer(client, other_tenant_admin))["id"]
     )
     body = {"subject": "x", "customer_id": alice["id"], "conversation_id": theirs["id"]}
-    assert_error(await client.post(TICKETS, json=body, headers=agent.bearer), 404, "not_found")
+    assert_api_error(await client.post(TICKETS, json=body, headers=agent.bearer), 404, "not_found")
 
-    ticket = await open_ticket(client, agent, bob, conversation_id=bobs_conversation["id"])
+    ticket = await create_ticket(client, agent, bob, conversation_id=bobs_conversation["id"])
     assert ticket["conversation_id"] == bobs_conversation["id"]
     assert ticket["number"] == 1
 
@@ -448,15 +422,15 @@ async def test_a_customer_of_another_tenant_is_not_found(
 ) -> None:
     theirs = await create_customer(client, other_tenant_admin)
     body = {"subject": "x", "customer_id": theirs["id"]}
-    assert_error(
+    assert_api_error(
         await client.post(TICKETS, json=body, headers=tenant_actors["agent"].bearer), 404, "not_found"
     )
 
 
 async def test_unknown_ticket(client: httpx.AsyncClient, tenant_actors: dict[str, Actor]) -> None:
     agent = tenant_actors["agent"]
-    assert_error(await client.get(f"{TICKETS}/{uuid.uuid4()}", headers=agent.bearer), 404, "not_found")
-    assert_error(
+    assert_api_error(await client.get(f"{TICKETS}/{uuid.uuid4()}", headers=agent.bearer), 404, "not_found")
+    assert_api_error(
         await client.patch(f"{TICKETS}/{uuid.uuid4()}", json={}, headers=agent.bearer), 404, "not_found"
     )
 
@@ -473,18 +447,18 @@ async def test_list_filters(
     alice = await create_customer(client, agent, name="Alice")
     bob = await create_customer(client, agent, name="Bob")
     t = {
-        "outage": await open_ticket(
+        "outage": await create_ticket(
             client, agent, alice, priority="P1", category="technical", team="network"
         ),
-        "invoice": await open_ticket(client, agent, bob, priority="P3", category="billing", team="billing"),
-        "plan": await open_ticket(client, agent, alice, priority="P4", category="plan", tier="n2"),
-        "late": await open_ticket(client, agent, bob, priority="P2", assignee_id=str(agent.user_id)),
-        "done": await open_ticket(client, agent, bob, priority="P2", category="technical"),
+        "invoice": await create_ticket(client, agent, bob, priority="P3", category="billing", team="billing"),
+        "plan": await create_ticket(client, agent, alice, priority="P4", category="plan", tier="n2"),
+        "late": await create_ticket(client, agent, bob, priority="P2", assignee_id=str(agent.user_id)),
+        "done": await create_ticket(client, agent, bob, priority="P2", category="technical"),
     }
     await patch_ok(client, t["invoice"], agent.bearer, status="open")
     await patch_ok(client, t["plan"], agent.bearer, status="pending")
     await patch_ok(client, t["done"], agent.bearer, status="closed")
-    await open_ticket(client, other_tenant_admin, priority="P1", category="technical")
+    await create_ticket(client, other_tenant_admin, priority="P1", category="technical")
     past = utc_now() - timedelta(minutes=1)
     async with db.unit_of_work() as s:
         await s.execute(
@@ -515,13 +489,13 @@ async def test_list_filters(
     assert await names([("overdue", "true")]) == {"late"}, "closed tickets are never overdue"
     assert await names([("overdue", "true"), ("priority", "P1")]) == set()
     assert await names([("status", "new"), ("priority", "P1"), ("category", "technical")]) == {"outage"}
-    assert_error(await client.get(TICKETS, params={"status": "frozen"}, headers=agent.bearer), 422)
+    assert_api_error(await client.get(TICKETS, params={"status": "frozen"}, headers=agent.bearer), 422)
 
 
 async def test_list_pages_newest_first(client: httpx.AsyncClient, tenant_actors: dict[str, Actor]) -> None:
     agent = tenant_actors["agent"]
     customer = await create_customer(client, agent)
-    numbers = [(await open_ticket(client, agent, customer))["number"] for _ in range(5)]
+    numbers = [(await create_ticket(client, agent, customer))["number"] for _ in range(5)]
     seen: list[int] = []
     cursor: str | None = None
     while True:
@@ -543,11 +517,11 @@ async def test_creating_and_updating_publish_events(
     agent = tenant_actors["agent"]
     customer = await create_customer(client, agent)
     async with capture_events(bus, connection, agent.tenant_id) as captured:
-        ticket = await open_ticket(client, agent, customer)
+        ticket = await create_ticket(client, agent, customer)
         await patch_ok(client, ticket, agent.bearer, status="open", tier="n2")
         await patch_ok(client, ticket, agent.bearer, status="open")  # no change, no event
-        assert_error(await patch(client, ticket, agent.bearer, status="new"), 409)
-        assert_error(await patch(client, ticket, agent.bearer, assignee_id=str(uuid.uuid4())), 422)
+        assert_api_error(await patch(client, ticket, agent.bearer, status="new"), 409)
+        assert_api_error(await patch(client, ticket, agent.bearer, assignee_id=str(uuid.uuid4())), 422)
         events = captured.events
     assert [e.type for e in events] == ["ticket.created", "ticket.updated"]
     assert events[0].data == {"ticket_id": ticket["id"]}
@@ -562,5 +536,5 @@ async def test_a_refused_ticket_publishes_nothing(
     customer = await create_customer(client, agent)
     async with capture_events(bus, connection, agent.tenant_id) as captured:
         body = {"subject": "x", "customer_id": customer["id"], "team": "ghosts"}
-        assert_error(await client.post(TICKETS, json=body, headers=agent.bearer), 422, "unknown_team")
+        assert_api_error(await client.post(TICKETS, json=body, headers=agent.bearer), 422, "unknown_team")
         assert captured.events == []
