@@ -46,7 +46,7 @@ class Settings(BaseSettings):
     job_backoff_base_seconds: float = Field(default=2.0, gt=0)
     job_backoff_max_seconds: float = Field(default=3600.0, gt=0)
 
-    db_pool_size: int = Field(default=10, ge=1)
+    db_pool_size: int = Field(default=20, ge=1, le=500)
     api_key_cache_seconds: float = Field(default=30.0, ge=0)
 
     @property

@@ -20,19 +20,25 @@ CSRF_HEADER = "x-csrf-token"
 _SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
-def get_settings(request: Request) -> Settings:
+# Dependencies are coroutines on purpose: FastAPI runs plain functions in a thread pool, which costs a
+# thread round trip per dependency per request.
+async def get_settings(request: Request) -> Settings:
     settings: Settings = request.app.state.settings
     return settings
 
 
-def get_db(request: Request) -> Database:
+def database_of(request: Request) -> Database:
     db: Database = request.app.state.db
     return db
 
 
+async def get_db(request: Request) -> Database:
+    return database_of(request)
+
+
 async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
     """The request's unit of work: committed when the handler returns, rolled back when it raises."""
-    db = get_db(request)
+    db = database_of(request)
     async with db.session(write=request.method not in _SAFE_METHODS) as session:
         try:
             yield session
@@ -75,7 +81,7 @@ async def _touch_api_key(request: Request, session: AsyncSession, principal: Pri
         await auth_service.touch_api_key(session, principal.api_key_id)
         return
     # A read-only request must not take the write lock for this: a short transaction of its own.
-    async with get_db(request).unit_of_work(write=True) as own_session:
+    async with database_of(request).unit_of_work(write=True) as own_session:
         await auth_service.touch_api_key(own_session, principal.api_key_id)
 
 
