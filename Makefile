@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 ALLO_PORT ?= 8000
 export ALLO_PORT
 
-.PHONY: run test lint typecheck pytest install install-dev clean bench i18n
+.PHONY: run test lint typecheck pytest install install-dev clean bench i18n nlu
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -22,7 +22,16 @@ $(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
 install: $(VENV)/.installed
 install-dev: $(VENV)/.installed-dev
 
-run: $(VENV)/.installed
+# The assistant's model is trained from the corpus the project ships; rebuilt when the data changes.
+NLU_MODEL := var/nlu/model.npz
+NLU_DATA := $(wildcard data/nlu/train/*.jsonl data/nlu/heldout/*.jsonl src/allo/assistant/nlu/*.py)
+
+$(NLU_MODEL): $(NLU_DATA) | $(VENV)/.installed
+	ALLO_NLU_MODEL_PATH=$(NLU_MODEL) $(BIN)/allo nlu train
+
+nlu: $(NLU_MODEL)
+
+run: $(VENV)/.installed $(NLU_MODEL)
 	mkdir -p var
 	$(BIN)/allo demo --port $(ALLO_PORT)
 
@@ -34,7 +43,7 @@ typecheck: $(VENV)/.installed-dev
 	$(BIN)/mypy
 
 # The suite runs on SQLite always, and again on PostgreSQL when ALLO_TEST_DATABASE_URL is set.
-pytest: $(VENV)/.installed-dev
+pytest: $(VENV)/.installed-dev $(NLU_MODEL)
 	@echo "== pytest on SQLite =="
 	env -u ALLO_TEST_DATABASE_URL $(BIN)/pytest
 	@if [ -n "$$ALLO_TEST_DATABASE_URL" ]; then \

@@ -6,7 +6,9 @@ import asyncio
 import os
 import signal
 import sys
-from typing import Annotated
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, TypeVar
 
 import typer
 from rich.console import Console
@@ -22,14 +24,17 @@ users_app = typer.Typer(help="Console users.", no_args_is_help=True)
 apikey_app = typer.Typer(help="API keys for integrations.", no_args_is_help=True)
 tenants_app = typer.Typer(help="Tenants (client companies).", no_args_is_help=True)
 jobs_app = typer.Typer(help="Background jobs.", no_args_is_help=True)
+nlu_app = typer.Typer(help="The assistant's language models.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(seed_app, name="seed")
 app.add_typer(users_app, name="users")
 app.add_typer(apikey_app, name="apikey")
 app.add_typer(tenants_app, name="tenants")
 app.add_typer(jobs_app, name="jobs")
+app.add_typer(nlu_app, name="nlu")
 
 out = Console()
+T = TypeVar("T")
 err = Console(stderr=True)
 
 
@@ -286,6 +291,109 @@ def jobs_stats() -> None:
     for kind, status, count in asyncio.run(job_counts(_settings())):
         table.add_row(kind, status, str(count))
     out.print(table)
+
+
+@nlu_app.command("train")
+def nlu_train(
+    if_missing: Annotated[
+        bool, typer.Option("--if-missing", help="Do nothing when the model exists")
+    ] = False,
+) -> None:
+    """Train the intent, sub-intent, sentiment, flag and language models from data/nlu (reproducible)."""
+    from allo.assistant.nlu.training import train_and_save
+
+    settings = _settings()
+    if if_missing and settings.nlu_model_path.exists():
+        return
+    with err.status("Training…") as status:
+        report = train_and_save(
+            settings.data_dir,
+            settings.nlu_model_path,
+            progress=lambda step: status.update(f"Training: {step}…"),
+        )
+    err.print(
+        f"[green]Model written to {settings.nlu_model_path}[/green]: {report.examples} examples "
+        f"({report.dropped_overlapping_heldout} left out because they also stand in the held-out split), "
+        f"{report.seconds:.1f} s"
+    )
+
+
+@nlu_app.command("evaluate")
+def nlu_evaluate() -> None:
+    """Figures on the held-out split, as one JSON object."""
+    import json
+
+    from allo.assistant.nlu.training import evaluate, heldout, load_analyzer
+
+    settings = _settings()
+    analyzer = _analyzer_or_exit(settings, load_analyzer)
+    out.print_json(json.dumps(evaluate(analyzer, heldout(settings.data_dir))))
+
+
+@nlu_app.command("compare")
+def nlu_compare() -> None:
+    """Cross-validate every candidate model on the training split (how the default was chosen)."""
+    from rich.table import Table
+
+    from allo.assistant.nlu.training import compare
+
+    settings = _settings()
+    with err.status("Cross-validating…") as status:
+        results = compare(settings.data_dir, progress=lambda step: status.update(f"Cross-validating {step}…"))
+    table = Table("features", "L2", "intent macro-F1", "accuracy")
+    for r in results:
+        table.add_row(r.spec.name(), f"{r.l2:g}", f"{r.macro_f1:.3f}", f"{r.accuracy:.3f}")
+    out.print(table)
+
+
+def _analyzer_or_exit(settings: Settings, loader: Callable[[Path, Path], T]) -> T:
+    if not settings.nlu_model_path.exists():
+        err.print(f"[red]No model at {settings.nlu_model_path}[/red]; run `allo nlu train` first.")
+        raise typer.Exit(2)
+    return loader(settings.nlu_model_path, settings.data_dir)
+
+
+@app.command()
+def analyze(
+    file: Annotated[
+        typer.FileText | None, typer.Argument(help="JSON lines with a 'text' field, or plain text lines")
+    ] = None,
+) -> None:
+    """Analyse messages: one JSON object per input line on stdout, in the same order."""
+    import json
+
+    from allo.assistant.nlu.training import load_analyzer
+
+    settings = _settings()
+    analyzer = _analyzer_or_exit(settings, load_analyzer)
+    source = file or sys.stdin
+    count = 0
+    for number, line in enumerate(source, 1):
+        raw = line.rstrip("\n")
+        if not raw.strip():
+            continue
+        extra: dict[str, object] = {}
+        text = raw
+        if raw.lstrip().startswith("{"):
+            try:
+                obj = json.loads(raw)
+            except json.JSONDecodeError:
+                obj = None
+            if isinstance(obj, dict) and isinstance(obj.get("text"), str):
+                extra = {k: v for k, v in obj.items() if k != "text"}
+                text = obj["text"]
+            elif obj is not None:
+                err.print(f"line {number}: a JSON object needs a string 'text' field; skipped")
+                continue
+        if len(text.encode("utf-8", errors="surrogatepass")) > settings.max_message_bytes:
+            err.print(f"line {number}: longer than {settings.max_message_bytes} bytes; skipped")
+            continue
+        result = analyzer.analyze(text).to_dict()
+        print(json.dumps({**extra, **result}, ensure_ascii=False), flush=False)
+        count += 1
+        if count % 500 == 0:
+            err.print(f"{count} messages analysed", highlight=False)
+    sys.stdout.flush()
 
 
 def main() -> None:

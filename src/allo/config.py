@@ -9,6 +9,8 @@ from pathlib import Path
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+# The repository's data/ folder (corpus, lexicons, knowledge base) when running from a checkout.
+DEFAULT_DATA_DIR = Path(__file__).resolve().parent.parent.parent / "data"
 DEV_SECRET_KEY = "dev-insecure-secret-key-change-me"  # noqa: S105 - the known dev default, refused in production
 
 
@@ -45,6 +47,9 @@ class Settings(BaseSettings):
     job_poll_seconds: float = Field(default=1.0, gt=0)
     job_backoff_base_seconds: float = Field(default=2.0, gt=0)
     job_backoff_max_seconds: float = Field(default=3600.0, gt=0)
+
+    data_dir: Path = DEFAULT_DATA_DIR
+    nlu_model_path: Path = Path("var/nlu/model.npz")
 
     db_pool_size: int = Field(default=20, ge=1, le=500)
     api_key_cache_seconds: float = Field(default=30.0, ge=0)

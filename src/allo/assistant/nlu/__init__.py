@@ -1,0 +1,1 @@
+"""The embedded language understanding: text normalisation, hashed n-gram features, linear models."""

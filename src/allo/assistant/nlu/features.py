@@ -1,0 +1,61 @@
+"""Hashed n-gram features: word uni- and bigrams and character n-grams within words.
+
+Hashing keeps the model small and free of a vocabulary file; crc32 is stable across processes (unlike
+Python's hash()), so a model trained once predicts the same everywhere.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import zlib
+from collections import Counter
+from dataclasses import dataclass
+
+from allo.assistant.nlu.text import tokens
+
+DIMENSIONS = 1 << 20
+
+
+@dataclass(frozen=True)
+class FeatureSpec:
+    words: bool = True
+    word_bigrams: bool = True
+    chars: bool = True
+    char_min: int = 2
+    char_max: int = 5
+
+    def name(self) -> str:
+        parts = []
+        if self.words:
+            parts.append("words" + ("+bigrams" if self.word_bigrams else ""))
+        if self.chars:
+            parts.append(f"chars{self.char_min}-{self.char_max}")
+        return " + ".join(parts)
+
+
+def _index(feature: str) -> int:
+    return zlib.crc32(feature.encode()) & (DIMENSIONS - 1)
+
+
+def featurize(text: str, spec: FeatureSpec) -> dict[int, float]:
+    """Sparse feature vector: log-scaled counts, L2-normalised."""
+    words = tokens(text)
+    counts: Counter[int] = Counter()
+    if spec.words:
+        for w in words:
+            counts[_index("w:" + w)] += 1
+        if spec.word_bigrams:
+            for a, b in itertools.pairwise(words):
+                counts[_index("b:" + a + " " + b)] += 1
+    if spec.chars:
+        for w in words:
+            padded = f" {w} "
+            for n in range(spec.char_min, spec.char_max + 1):
+                for i in range(len(padded) - n + 1):
+                    counts[_index("c:" + padded[i : i + n])] += 1
+    if not counts:
+        counts[_index("empty")] = 1
+    weights = {k: 1.0 + math.log(v) for k, v in counts.items()}
+    norm = math.sqrt(sum(v * v for v in weights.values()))
+    return {k: v / norm for k, v in weights.items()}

@@ -1,0 +1,112 @@
+"""Multinomial logistic regression over hashed sparse features, with temperature calibration.
+
+Training uses SciPy's L-BFGS; prediction needs only NumPy, so loading a model is reading a few arrays.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+FloatArray = npt.NDArray[np.float64]
+
+
+@dataclass
+class LinearModel:
+    classes: list[str]
+    feature_ids: npt.NDArray[np.int64]  # sorted hashed ids seen in training
+    weights: npt.NDArray[np.float32]  # (len(feature_ids), len(classes))
+    bias: npt.NDArray[np.float32]
+    temperature: float = 1.0
+
+    def logits(self, features: dict[int, float]) -> FloatArray:
+        ids = np.fromiter(features.keys(), dtype=np.int64, count=len(features))
+        values = np.fromiter(features.values(), dtype=np.float64, count=len(features))
+        positions = np.searchsorted(self.feature_ids, ids)
+        positions[positions >= len(self.feature_ids)] = 0
+        known = self.feature_ids[positions] == ids
+        result: FloatArray = values[known] @ self.weights[positions[known]].astype(np.float64) + self.bias
+        return result
+
+    def probabilities(self, features: dict[int, float]) -> FloatArray:
+        return softmax(self.logits(features) / self.temperature)
+
+    def predict(self, features: dict[int, float]) -> tuple[str, float, FloatArray]:
+        probs = self.probabilities(features)
+        best = int(np.argmax(probs))
+        return self.classes[best], float(probs[best]), probs
+
+
+def softmax(z: FloatArray) -> FloatArray:
+    shifted = z - np.max(z, axis=-1, keepdims=True)
+    exp = np.exp(shifted)
+    result: FloatArray = exp / np.sum(exp, axis=-1, keepdims=True)
+    return result
+
+
+def _design(rows: Sequence[dict[int, float]]) -> tuple[object, npt.NDArray[np.int64]]:
+    from scipy import sparse
+
+    ids = np.array(sorted({k for row in rows for k in row}), dtype=np.int64)
+    column = {int(k): i for i, k in enumerate(ids)}
+    data, indices, indptr = [], [], [0]
+    for row in rows:
+        for k, v in row.items():
+            indices.append(column[k])
+            data.append(v)
+        indptr.append(len(indices))
+    matrix = sparse.csr_matrix((data, indices, indptr), shape=(len(rows), len(ids)), dtype=np.float64)
+    return matrix, ids
+
+
+def fit(
+    rows: Sequence[dict[int, float]],
+    labels: Sequence[str],
+    *,
+    l2: float = 1e-3,
+    max_iter: int = 300,
+    classes: list[str] | None = None,
+) -> LinearModel:
+    """Fit by minimising the mean cross-entropy plus an L2 penalty (deterministic for a given input)."""
+    from scipy.optimize import minimize
+
+    classes = classes or sorted(set(labels))
+    index = {c: i for i, c in enumerate(classes)}
+    x, ids = _design(rows)
+    n, d, k = len(rows), len(ids), len(classes)
+    y = np.zeros((n, k))
+    y[np.arange(n), [index[label] for label in labels]] = 1.0
+
+    def loss_and_grad(theta: FloatArray) -> tuple[float, FloatArray]:
+        w = theta[: d * k].reshape(d, k)
+        b = theta[d * k :]
+        z = x @ w + b  # type: ignore[operator]
+        z -= z.max(axis=1, keepdims=True)
+        log_norm = np.log(np.exp(z).sum(axis=1, keepdims=True))
+        log_p = z - log_norm
+        loss = -float(np.sum(y * log_p)) / n + 0.5 * l2 * float(np.sum(w * w))
+        diff = (np.exp(log_p) - y) / n
+        grad_w = x.T @ diff + l2 * w  # type: ignore[attr-defined]
+        grad_b = diff.sum(axis=0)
+        return loss, np.concatenate([np.asarray(grad_w).ravel(), grad_b])
+
+    theta0 = np.zeros(d * k + k)
+    result = minimize(loss_and_grad, theta0, jac=True, method="L-BFGS-B", options={"maxiter": max_iter})
+    w = result.x[: d * k].reshape(d, k).astype(np.float32)
+    b = result.x[d * k :].astype(np.float32)
+    return LinearModel(classes=classes, feature_ids=ids, weights=w, bias=b)
+
+
+def fit_temperature(logits: FloatArray, labels: Sequence[int]) -> float:
+    """The temperature that minimises the negative log-likelihood of out-of-fold predictions."""
+    target = np.asarray(labels)
+    best_t, best_nll = 1.0, float("inf")
+    for t in np.exp(np.linspace(np.log(0.05), np.log(5.0), 200)):
+        probs = softmax(logits / t)
+        nll = -float(np.mean(np.log(probs[np.arange(len(target)), target] + 1e-12)))
+        if nll < best_nll:
+            best_t, best_nll = float(t), nll
+    return best_t

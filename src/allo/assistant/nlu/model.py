@@ -1,0 +1,195 @@
+"""The intent, sub-intent and language classifiers, trained together and stored in one file."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from allo.assistant.nlu import linear
+from allo.assistant.nlu.corpus import Example
+from allo.assistant.nlu.features import FeatureSpec, featurize
+from allo.assistant.nlu.linear import LinearModel
+
+FORMAT_VERSION = 1
+LANGUAGE_SPEC = FeatureSpec(words=True, word_bigrams=False, chars=True, char_min=1, char_max=3)
+
+
+FLAG_NAMES = ("legal", "urgent", "outage", "cancellation", "human_requested")
+SENTIMENT_CENTRES = {"very_negative": -0.85, "negative": -0.45, "neutral": 0.0, "positive": 0.6}
+
+
+@dataclass(frozen=True)
+class Prediction:
+    intent: str
+    confidence: float
+    sub_intent: str
+    sub_confidence: float
+    language: str
+    language_confidence: float
+    sentiment: float  # expected value over the sentiment buckets, in [-1, 1]
+    flag_probabilities: dict[str, float]
+
+
+@dataclass
+class NluModel:
+    spec: FeatureSpec
+    intent: LinearModel
+    sub_intents: dict[str, LinearModel]
+    language: LinearModel
+    sentiment: LinearModel
+    flags: dict[str, LinearModel]
+    l2: float
+
+    def predict(self, text: str) -> Prediction:
+        features = featurize(text, self.spec)
+        intent, confidence, _ = self.intent.predict(features)
+        sub_intent, sub_confidence, _ = self.sub_intents[intent].predict(features)
+        language, language_confidence, _ = self.language.predict(featurize(text, LANGUAGE_SPEC))
+        sentiment_probs = self.sentiment.probabilities(features)
+        expected = sum(
+            float(p) * SENTIMENT_CENTRES[c]
+            for c, p in zip(self.sentiment.classes, sentiment_probs, strict=True)
+        )
+        flag_probs = {
+            name: float(model.probabilities(features)[model.classes.index("yes")])
+            for name, model in self.flags.items()
+        }
+        return Prediction(
+            intent,
+            confidence,
+            sub_intent,
+            sub_confidence,
+            language,
+            language_confidence,
+            expected,
+            flag_probs,
+        )
+
+    def save(self, path: Path) -> None:
+        arrays: dict[str, np.ndarray] = {}
+        meta: dict[str, object] = {
+            "version": FORMAT_VERSION,
+            "spec": asdict(self.spec),
+            "l2": self.l2,
+            "models": {},
+        }
+        models: dict[str, LinearModel] = {
+            "intent": self.intent,
+            "language": self.language,
+            "sentiment": self.sentiment,
+        }
+        models.update({f"sub:{k}": v for k, v in self.sub_intents.items()})
+        models.update({f"flag:{k}": v for k, v in self.flags.items()})
+        for name, model in models.items():
+            arrays[f"{name}/ids"] = model.feature_ids
+            arrays[f"{name}/w"] = model.weights
+            arrays[f"{name}/b"] = model.bias
+            meta["models"][name] = {"classes": model.classes, "temperature": model.temperature}  # type: ignore[index]
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp.npz")
+        arrays["meta"] = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
+        np.savez_compressed(tmp, **arrays)  # type: ignore[arg-type]
+        tmp.replace(path)
+
+    @classmethod
+    def load(cls, path: Path) -> NluModel:
+        with np.load(path, allow_pickle=False) as data:
+            meta = json.loads(bytes(data["meta"]).decode())
+            if meta.get("version") != FORMAT_VERSION:
+                raise ValueError(f"{path} was written by another version of Allo; run `allo nlu train`")
+            models = {
+                name: LinearModel(
+                    classes=info["classes"],
+                    feature_ids=data[f"{name}/ids"],
+                    weights=data[f"{name}/w"],
+                    bias=data[f"{name}/b"],
+                    temperature=info["temperature"],
+                )
+                for name, info in meta["models"].items()
+            }
+        return cls(
+            spec=FeatureSpec(**meta["spec"]),
+            intent=models["intent"],
+            language=models["language"],
+            sentiment=models["sentiment"],
+            sub_intents={k.removeprefix("sub:"): v for k, v in models.items() if k.startswith("sub:")},
+            flags={k.removeprefix("flag:"): v for k, v in models.items() if k.startswith("flag:")},
+            l2=meta["l2"],
+        )
+
+
+# Chosen by `allo nlu compare` (5-fold cross-validation on the training split; see docs/benchmarks.md).
+DEFAULT_SPEC = FeatureSpec(words=True, word_bigrams=True, chars=True, char_min=2, char_max=5)
+DEFAULT_L2 = 1e-5
+
+
+def _folds(n: int, k: int) -> list[np.ndarray]:
+    order = np.random.default_rng(20261122).permutation(n)
+    return [order[i::k] for i in range(k)]
+
+
+def _calibrated(
+    rows: Sequence[dict[int, float]], labels: Sequence[str], *, l2: float, folds: int
+) -> LinearModel:
+    """A model fitted on all rows, with the temperature fitted on out-of-fold predictions."""
+    classes = sorted(set(labels))
+    model = linear.fit(rows, labels, l2=l2, classes=classes)
+    if len(rows) < folds * 2 or len(classes) < 2:
+        return model
+    logits = np.zeros((len(rows), len(classes)))
+    for held in _folds(len(rows), folds):
+        mask = np.ones(len(rows), dtype=bool)
+        mask[held] = False
+        train_idx = [int(i) for i in np.flatnonzero(mask)]
+        fold_labels = [labels[i] for i in train_idx]
+        fold_model = linear.fit([rows[i] for i in train_idx], fold_labels, l2=l2, classes=classes)
+        for i in held:
+            logits[i] = fold_model.logits(rows[int(i)])
+    model.temperature = linear.fit_temperature(logits, [classes.index(label) for label in labels])
+    return model
+
+
+def train(
+    examples: Sequence[Example],
+    spec: FeatureSpec = DEFAULT_SPEC,
+    *,
+    l2: float = DEFAULT_L2,
+    folds: int = 5,
+    progress: Callable[[str], None] | None = None,
+) -> NluModel:
+    say = progress or (lambda _msg: None)
+    rows = [featurize(e.text, spec) for e in examples]
+    say("intent")
+    intent = _calibrated(rows, [e.intent for e in examples], l2=l2, folds=folds)
+    sub_intents = {}
+    for name in intent.classes:
+        say(f"sub-intents of {name}")
+        idx = [i for i, e in enumerate(examples) if e.intent == name]
+        sub_intents[name] = _calibrated(
+            [rows[i] for i in idx], [examples[i].sub_intent for i in idx], l2=l2, folds=folds
+        )
+    say("language")
+    language = linear.fit(
+        [featurize(e.text, LANGUAGE_SPEC) for e in examples], [e.language for e in examples], l2=l2
+    )
+    say("sentiment")
+    sentiment = linear.fit(rows, [e.sentiment for e in examples], l2=l2)
+    flags = {}
+    for name in FLAG_NAMES:
+        say(f"flag {name}")
+        flags[name] = linear.fit(
+            rows, ["yes" if name in e.flags else "no" for e in examples], l2=l2, classes=["no", "yes"]
+        )
+    return NluModel(
+        spec=spec,
+        intent=intent,
+        sub_intents=sub_intents,
+        language=language,
+        sentiment=sentiment,
+        flags=flags,
+        l2=l2,
+    )
