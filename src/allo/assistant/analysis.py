@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +49,11 @@ class Analysis:
         return {**self.extra, **data}
 
 
+@lru_cache(maxsize=1024)
+def _normalized(keyword: str) -> str:
+    return normalize(keyword)
+
+
 class Analyzer:
     def __init__(self, model: NluModel, lexicon: Lexicon) -> None:
         self.model = model
@@ -65,7 +71,8 @@ class Analyzer:
 
     def analyze(self, text: str, *, policy: EscalationPolicy | None = None, vip: bool = False) -> Analysis:
         policy = policy or EscalationPolicy()
-        if not normalize(text).strip():
+        normalized = normalize(text)
+        if not normalized.strip():
             # Emojis or punctuation only: nothing to classify, but the feeling may still be clear.
             sentiment = round(lexicon_score(text, self.lexicon), 3)
             return Analysis(text, "und", "other", "unrelated", 0.0, sentiment, [], False, [])
@@ -85,9 +92,10 @@ class Analyzer:
             team = policy.legal_team
         if "human_requested" in found:
             reasons.append(Reason("human_requested", ""))
-        folded = normalize(text)
+        padded = f" {normalized} "
         for keyword in policy.keywords:
-            if normalize(keyword) and f" {normalize(keyword)} " in f" {folded} ":
+            wanted = _normalized(keyword)
+            if wanted and f" {wanted} " in padded:
                 reasons.append(Reason("keyword", keyword))
                 break
         if policy.escalate_cancellations and ("cancellation" in found or prediction.intent == "cancellation"):

@@ -71,14 +71,20 @@ def load_lexicon(directory: Path) -> Lexicon:
                 (lex.irony_contextual if contextual else lex.irony_always).add(term)
     for _section, cols in _rows(directory / "emoji.tsv"):
         lex.emoji[_SKIN_TONES.sub("", cols[0])] = float(cols[1])
-    keys = list(lex.terms) + list(lex.negators) + list(lex.multipliers) + list(lex.postposed)
+    keys = [
+        *lex.terms,
+        *lex.negators,
+        *lex.multipliers,
+        *lex.postposed,
+        *lex.irony_always,
+        *lex.irony_contextual,
+    ]
     lex.longest = max((len(k) for k in keys), default=1)
     return lex
 
 
-def _contains(tokens: list[str], phrase: tuple[str, ...]) -> bool:
-    n = len(phrase)
-    return n > 0 and any(tuple(tokens[i : i + n]) == phrase for i in range(len(tokens) - n + 1))
+def _ngrams(tokens: list[str], longest: int) -> set[tuple[str, ...]]:
+    return {tuple(tokens[i : i + n]) for n in range(1, longest + 1) for i in range(len(tokens) - n + 1)}
 
 
 def score(text: str, lexicon: Lexicon) -> float:
@@ -144,8 +150,9 @@ def score(text: str, lexicon: Lexicon) -> float:
                 terms.append(value)
         i += width
 
-    irony = any(_contains(words_only, m) for m in lexicon.irony_always)
-    if not irony and any(_contains(words_only, m) for m in lexicon.irony_contextual):
+    grams = _ngrams(words_only, lexicon.longest)
+    irony = not grams.isdisjoint(lexicon.irony_always)
+    if not irony and not grams.isdisjoint(lexicon.irony_contextual):
         irony = any(t < 0 for t in terms) or any(lexicon.emoji.get(ch, 0) < 0 for ch in original)
     if irony:
         terms = [-abs(t) for t in terms]

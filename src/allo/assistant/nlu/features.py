@@ -11,6 +11,7 @@ import math
 import zlib
 from collections import Counter
 from dataclasses import dataclass
+from functools import lru_cache
 
 from allo.assistant.nlu.text import tokens
 
@@ -38,24 +39,34 @@ def _index(feature: str) -> int:
     return zlib.crc32(feature.encode()) & (DIMENSIONS - 1)
 
 
-def featurize(text: str, spec: FeatureSpec) -> dict[int, float]:
-    """Sparse feature vector: log-scaled counts, L2-normalised."""
-    words = tokens(text)
-    counts: Counter[int] = Counter()
+@lru_cache(maxsize=100_000)
+def _word_features(word: str, spec: FeatureSpec) -> tuple[int, ...]:
+    """The hashed ids a word contributes by itself (its unigram and its character n-grams)."""
+    ids = []
     if spec.words:
-        for w in words:
-            counts[_index("w:" + w)] += 1
-        if spec.word_bigrams:
-            for a, b in itertools.pairwise(words):
-                counts[_index("b:" + a + " " + b)] += 1
+        ids.append(_index("w:" + word))
     if spec.chars:
-        for w in words:
-            padded = f" {w} "
-            for n in range(spec.char_min, spec.char_max + 1):
-                for i in range(len(padded) - n + 1):
-                    counts[_index("c:" + padded[i : i + n])] += 1
+        padded = f" {word} "
+        for n in range(spec.char_min, spec.char_max + 1):
+            for i in range(len(padded) - n + 1):
+                ids.append(_index("c:" + padded[i : i + n]))
+    return tuple(ids)
+
+
+def featurize_tokens(words: list[str], spec: FeatureSpec) -> dict[int, float]:
+    """Sparse feature vector: log-scaled counts, L2-normalised."""
+    counts: Counter[int] = Counter()
+    for w in words:
+        counts.update(_word_features(w, spec))
+    if spec.words and spec.word_bigrams:
+        for a, b in itertools.pairwise(words):
+            counts[_index("b:" + a + " " + b)] += 1
     if not counts:
         counts[_index("empty")] = 1
     weights = {k: 1.0 + math.log(v) for k, v in counts.items()}
     norm = math.sqrt(sum(v * v for v in weights.values()))
     return {k: v / norm for k, v in weights.items()}
+
+
+def featurize(text: str, spec: FeatureSpec) -> dict[int, float]:
+    return featurize_tokens(tokens(text), spec)

@@ -14,6 +14,13 @@ import numpy.typing as npt
 FloatArray = npt.NDArray[np.float64]
 
 
+@dataclass(frozen=True)
+class Lookup:
+    feature_ids: npt.NDArray[np.int64]
+    rows: npt.NDArray[np.int64]
+    values: FloatArray
+
+
 @dataclass
 class LinearModel:
     classes: list[str]
@@ -22,20 +29,28 @@ class LinearModel:
     bias: npt.NDArray[np.float32]
     temperature: float = 1.0
 
-    def logits(self, features: dict[int, float]) -> FloatArray:
+    def lookup(self, features: dict[int, float]) -> Lookup:
+        """Where the features sit in this model's rows; shared by models trained on the same rows."""
         ids = np.fromiter(features.keys(), dtype=np.int64, count=len(features))
         values = np.fromiter(features.values(), dtype=np.float64, count=len(features))
         positions = np.searchsorted(self.feature_ids, ids)
         positions[positions >= len(self.feature_ids)] = 0
         known = self.feature_ids[positions] == ids
-        result: FloatArray = values[known] @ self.weights[positions[known]].astype(np.float64) + self.bias
+        return Lookup(self.feature_ids, positions[known], values[known])
+
+    def logits(self, features: dict[int, float], lookup: Lookup | None = None) -> FloatArray:
+        if lookup is None or lookup.feature_ids is not self.feature_ids:
+            lookup = self.lookup(features)
+        result: FloatArray = lookup.values @ self.weights[lookup.rows].astype(np.float64) + self.bias
         return result
 
-    def probabilities(self, features: dict[int, float]) -> FloatArray:
-        return softmax(self.logits(features) / self.temperature)
+    def probabilities(self, features: dict[int, float], lookup: Lookup | None = None) -> FloatArray:
+        return softmax(self.logits(features, lookup) / self.temperature)
 
-    def predict(self, features: dict[int, float]) -> tuple[str, float, FloatArray]:
-        probs = self.probabilities(features)
+    def predict(
+        self, features: dict[int, float], lookup: Lookup | None = None
+    ) -> tuple[str, float, FloatArray]:
+        probs = self.probabilities(features, lookup)
         best = int(np.argmax(probs))
         return self.classes[best], float(probs[best]), probs
 
@@ -100,12 +115,22 @@ def fit(
     return LinearModel(classes=classes, feature_ids=ids, weights=w, bias=b)
 
 
-def fit_temperature(logits: FloatArray, labels: Sequence[int]) -> float:
-    """The temperature that minimises the negative log-likelihood of out-of-fold predictions."""
+def fit_temperature(
+    logits: FloatArray, labels: Sequence[int], *, groups: npt.NDArray[np.int64] | None = None
+) -> float:
+    """The temperature that minimises the negative log-likelihood of out-of-fold predictions.
+
+    With `groups`, class probabilities are summed per group first (sub-intents into their intent), and
+    the likelihood is that of the group.
+    """
     target = np.asarray(labels)
     best_t, best_nll = 1.0, float("inf")
     for t in np.exp(np.linspace(np.log(0.05), np.log(5.0), 200)):
         probs = softmax(logits / t)
+        if groups is not None:
+            summed = np.zeros((len(probs), int(groups.max()) + 1))
+            np.add.at(summed.T, groups, probs.T)
+            probs = summed
         nll = -float(np.mean(np.log(probs[np.arange(len(target)), target] + 1e-12)))
         if nll < best_nll:
             best_t, best_nll = float(t), nll

@@ -11,10 +11,11 @@ import numpy as np
 
 from allo.assistant.nlu import linear
 from allo.assistant.nlu.corpus import Example
-from allo.assistant.nlu.features import FeatureSpec, featurize
-from allo.assistant.nlu.linear import LinearModel
+from allo.assistant.nlu.features import FeatureSpec, featurize, featurize_tokens
+from allo.assistant.nlu.linear import FloatArray, LinearModel
+from allo.assistant.nlu.text import tokens
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 LANGUAGE_SPEC = FeatureSpec(words=True, word_bigrams=False, chars=True, char_min=1, char_max=3)
 
 
@@ -34,35 +35,56 @@ class Prediction:
     flag_probabilities: dict[str, float]
 
 
+def intent_of(topic: str) -> str:
+    return topic.split("/", 1)[0]
+
+
 @dataclass
 class NluModel:
+    """One classifier over "intent/sub-intent" topics; an intent's probability is the sum of its
+    sub-intents' (better than a separate intent model in cross-validation, see docs/benchmarks.md)."""
+
     spec: FeatureSpec
-    intent: LinearModel
-    sub_intents: dict[str, LinearModel]
+    topic: LinearModel
     language: LinearModel
     sentiment: LinearModel
     flags: dict[str, LinearModel]
     l2: float
 
+    def intent_probabilities(self, topic_probs: FloatArray) -> dict[str, float]:
+        totals: dict[str, float] = {}
+        for topic, p in zip(self.topic.classes, topic_probs, strict=True):
+            totals[intent_of(topic)] = totals.get(intent_of(topic), 0.0) + float(p)
+        return totals
+
     def predict(self, text: str) -> Prediction:
-        features = featurize(text, self.spec)
-        intent, confidence, _ = self.intent.predict(features)
-        sub_intent, sub_confidence, _ = self.sub_intents[intent].predict(features)
-        language, language_confidence, _ = self.language.predict(featurize(text, LANGUAGE_SPEC))
-        sentiment_probs = self.sentiment.probabilities(features)
+        words = tokens(text)
+        features = featurize_tokens(words, self.spec)
+        # Topics, sentiment and flags were fitted on the same rows: one lookup serves them all.
+        lookup = self.topic.lookup(features)
+        topic_probs = self.topic.probabilities(features, lookup)
+        intents = self.intent_probabilities(topic_probs)
+        intent = max(intents, key=intents.__getitem__)
+        best_topic = max(
+            (i for i, t in enumerate(self.topic.classes) if intent_of(t) == intent),
+            key=lambda i: topic_probs[i],
+        )
+        sub_intent = self.topic.classes[best_topic].split("/", 1)[1]
+        language, language_confidence, _ = self.language.predict(featurize_tokens(words, LANGUAGE_SPEC))
+        sentiment_probs = self.sentiment.probabilities(features, lookup)
         expected = sum(
             float(p) * SENTIMENT_CENTRES[c]
             for c, p in zip(self.sentiment.classes, sentiment_probs, strict=True)
         )
         flag_probs = {
-            name: float(model.probabilities(features)[model.classes.index("yes")])
+            name: float(model.probabilities(features, lookup)[model.classes.index("yes")])
             for name, model in self.flags.items()
         }
         return Prediction(
             intent,
-            confidence,
+            intents[intent],
             sub_intent,
-            sub_confidence,
+            float(topic_probs[best_topic]) / max(intents[intent], 1e-12),
             language,
             language_confidence,
             expected,
@@ -78,11 +100,10 @@ class NluModel:
             "models": {},
         }
         models: dict[str, LinearModel] = {
-            "intent": self.intent,
+            "topic": self.topic,
             "language": self.language,
             "sentiment": self.sentiment,
         }
-        models.update({f"sub:{k}": v for k, v in self.sub_intents.items()})
         models.update({f"flag:{k}": v for k, v in self.flags.items()})
         for name, model in models.items():
             arrays[f"{name}/ids"] = model.feature_ids
@@ -111,12 +132,15 @@ class NluModel:
                 )
                 for name, info in meta["models"].items()
             }
+        shared = models["topic"].feature_ids
+        for model in models.values():
+            if model.feature_ids is not shared and np.array_equal(model.feature_ids, shared):
+                model.feature_ids = shared  # lets predict() reuse one lookup
         return cls(
             spec=FeatureSpec(**meta["spec"]),
-            intent=models["intent"],
+            topic=models["topic"],
             language=models["language"],
             sentiment=models["sentiment"],
-            sub_intents={k.removeprefix("sub:"): v for k, v in models.items() if k.startswith("sub:")},
             flags={k.removeprefix("flag:"): v for k, v in models.items() if k.startswith("flag:")},
             l2=meta["l2"],
         )
@@ -132,24 +156,29 @@ def _folds(n: int, k: int) -> list[np.ndarray]:
     return [order[i::k] for i in range(k)]
 
 
-def _calibrated(
-    rows: Sequence[dict[int, float]], labels: Sequence[str], *, l2: float, folds: int
+def _topic_model(
+    rows: Sequence[dict[int, float]], topics: Sequence[str], *, l2: float, folds: int
 ) -> LinearModel:
-    """A model fitted on all rows, with the temperature fitted on out-of-fold predictions."""
-    classes = sorted(set(labels))
-    model = linear.fit(rows, labels, l2=l2, classes=classes)
-    if len(rows) < folds * 2 or len(classes) < 2:
+    """The topic model fitted on all rows; its temperature makes the summed intent probabilities
+    calibrated on out-of-fold predictions."""
+    classes = sorted(set(topics))
+    model = linear.fit(rows, topics, l2=l2, classes=classes)
+    if len(rows) < folds * 2:
         return model
     logits = np.zeros((len(rows), len(classes)))
     for held in _folds(len(rows), folds):
         mask = np.ones(len(rows), dtype=bool)
         mask[held] = False
         train_idx = [int(i) for i in np.flatnonzero(mask)]
-        fold_labels = [labels[i] for i in train_idx]
-        fold_model = linear.fit([rows[i] for i in train_idx], fold_labels, l2=l2, classes=classes)
+        fold_model = linear.fit(
+            [rows[i] for i in train_idx], [topics[i] for i in train_idx], l2=l2, classes=classes
+        )
         for i in held:
             logits[i] = fold_model.logits(rows[int(i)])
-    model.temperature = linear.fit_temperature(logits, [classes.index(label) for label in labels])
+    intents = sorted({intent_of(c) for c in classes})
+    groups = np.array([intents.index(intent_of(c)) for c in classes])
+    gold = [intents.index(intent_of(t)) for t in topics]
+    model.temperature = linear.fit_temperature(logits, gold, groups=groups)
     return model
 
 
@@ -163,15 +192,8 @@ def train(
 ) -> NluModel:
     say = progress or (lambda _msg: None)
     rows = [featurize(e.text, spec) for e in examples]
-    say("intent")
-    intent = _calibrated(rows, [e.intent for e in examples], l2=l2, folds=folds)
-    sub_intents = {}
-    for name in intent.classes:
-        say(f"sub-intents of {name}")
-        idx = [i for i, e in enumerate(examples) if e.intent == name]
-        sub_intents[name] = _calibrated(
-            [rows[i] for i in idx], [examples[i].sub_intent for i in idx], l2=l2, folds=folds
-        )
+    say("intents and sub-intents")
+    topic = _topic_model(rows, [f"{e.intent}/{e.sub_intent}" for e in examples], l2=l2, folds=folds)
     say("language")
     language = linear.fit(
         [featurize(e.text, LANGUAGE_SPEC) for e in examples], [e.language for e in examples], l2=l2
@@ -184,12 +206,4 @@ def train(
         flags[name] = linear.fit(
             rows, ["yes" if name in e.flags else "no" for e in examples], l2=l2, classes=["no", "yes"]
         )
-    return NluModel(
-        spec=spec,
-        intent=intent,
-        sub_intents=sub_intents,
-        language=language,
-        sentiment=sentiment,
-        flags=flags,
-        l2=l2,
-    )
+    return NluModel(spec=spec, topic=topic, language=language, sentiment=sentiment, flags=flags, l2=l2)
