@@ -16,7 +16,7 @@ from sqlalchemy import func, select
 from allo.demo.seed import CUSTOMER_COUNT, DEMO_PASSWORD
 from allo.kit.db import Database, create_nullpool_engine
 from allo.kit.security import sha256_hex
-from allo.models import ApiKey, Customer, Tenant, User
+from allo.models import ApiKey, Customer, KnowledgeArticle, Tenant, User
 from tests.api_helpers import free_port
 
 
@@ -33,7 +33,7 @@ def _allo(
     )
 
 
-async def _count(url: str, model: type[Customer] | type[User] | type[Tenant]) -> int:
+async def _count(url: str, model: type[Customer] | type[User] | type[Tenant] | type[KnowledgeArticle]) -> int:
     db = Database(create_nullpool_engine(url))
     try:
         async with db.unit_of_work(write=False) as s:
@@ -51,6 +51,7 @@ async def test_upgrade_then_seeding_the_demo_twice_adds_nothing_the_second_time(
     assert "supervisor@demo.allo.dev" in first.stdout and DEMO_PASSWORD in first.stdout
     customers, users = await _count(fresh_database_url, Customer), await _count(fresh_database_url, User)
     assert customers == CUSTOMER_COUNT and users == 12
+    assert await _count(fresh_database_url, KnowledgeArticle) >= 80
     second = _allo(fresh_database_url, "seed", "demo")
     assert second.returncode == 0 and "nothing added" in second.stderr
     assert await _count(fresh_database_url, Customer) == customers

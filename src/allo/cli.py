@@ -84,7 +84,7 @@ def _seed_demo(settings: Settings) -> None:
     if not settings.is_dev:
         err.print("[red]The demo data has well-known passwords; it is loaded in dev mode only.[/red]")
         raise typer.Exit(2)
-    summary = asyncio.run(seed_demo_data(settings.database_url, progress=err))
+    summary = asyncio.run(seed_demo_data(settings.database_url, settings.data_dir, progress=err))
     if summary.created:
         err.print(f"[green]Demo data loaded[/green]: {summary.describe()}")
     else:

@@ -46,6 +46,8 @@ async def test_a_supervisor_writes_an_article(
     article = response.json()
     assert set(article) == {
         "id",
+        "key",
+        "sub_intents",
         "category",
         "language",
         "title",
@@ -60,7 +62,7 @@ async def test_a_supervisor_writes_an_article(
     }
     assert (article["category"], article["language"]) == ("technical", "fr")
     assert (article["title"], article["body"]) == ("Redémarrer la box", "Débranchez la box 30 secondes.")
-    assert article["links"] == [{"title": "Guide", "url": "https://support.example.fr/box"}]
+    assert article["links"] == [{"title": "Guide", "url": "https://support.example.fr/box", "personal": None}]
     assert article["tags"] == ["box", "fibre"]
     assert article["published"] is True
     assert article["published_at"] is not None

@@ -6,10 +6,12 @@ not exist yet: running it twice adds nothing.
 
 from __future__ import annotations
 
+import json
 import random
 import uuid
 from dataclasses import dataclass, field
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 from rich.console import Console
@@ -258,128 +260,6 @@ FIRST_EN = ["James", "Olivia", "Harry", "Emma", "George", "Amelia", "Jack", "Isl
 LAST_EN = ["Smith", "Jones", "Taylor", "Brown", "Wilson", "Evans", "Walker", "Wright", "Clarke", "Hughes"]
 SEGMENTS = ["standard"] * 10 + ["premium"] * 4 + ["pro"] * 3 + ["prepaid"] * 4 + ["enterprise"]
 
-ARTICLES: list[tuple[Category, str, str, str, list[tuple[str, str]], list[str]]] = [
-    (
-        Category.technical,
-        "fr",
-        "Débloquer sa carte SIM avec le code PUK",
-        "Après trois codes PIN erronés, la carte SIM se bloque. Saisissez le code PUK (8 chiffres) puis choisissez un nouveau code PIN. "
-        "Le code PUK se trouve sur le support de la carte SIM ou dans votre espace abonné, rubrique « Ma ligne ». "
-        "Attention : dix codes PUK erronés bloquent définitivement la carte ; il faut alors commander une nouvelle SIM.",
-        [
-            ("Espace abonné", "https://example.com/espace-abonne"),
-            ("Commander une SIM", "https://example.com/sim"),
-        ],
-        ["puk", "sim", "pin"],
-    ),
-    (
-        Category.technical,
-        "en",
-        "Unblock your SIM card with the PUK code",
-        "After three wrong PIN codes the SIM card locks. Enter the PUK code (8 digits), then choose a new PIN. "
-        "The PUK code is printed on the SIM holder and shown in your account under 'My line'. Ten wrong PUK codes block the card for good.",
-        [("Your account", "https://example.com/account")],
-        ["puk", "sim", "pin"],
-    ),
-    (
-        Category.technical,
-        "fr",
-        "Pas de réseau : les vérifications à faire",
-        "1. Redémarrez le téléphone. 2. Vérifiez que le mode avion est désactivé. 3. Sélectionnez le réseau manuellement dans les réglages. "
-        "4. Consultez la carte des incidents : une panne peut être en cours dans votre zone. 5. Testez la carte SIM dans un autre téléphone.",
-        [
-            ("Carte des incidents", "https://example.com/incidents"),
-            ("Couverture réseau", "https://example.com/couverture"),
-        ],
-        ["reseau", "panne", "4g", "5g"],
-    ),
-    (
-        Category.technical,
-        "fr",
-        "Configurer l'APN pour l'internet mobile",
-        "Si les données mobiles ne fonctionnent pas, vérifiez l'APN : Réglages > Réseau mobile > Noms des points d'accès. "
-        "Nom : Internet, APN : internet. Redémarrez ensuite le téléphone.",
-        [("Guide APN", "https://example.com/apn")],
-        ["apn", "data", "internet"],
-    ),
-    (
-        Category.technical,
-        "fr",
-        "Activer la messagerie vocale",
-        "Composez le 666 depuis votre mobile pour consulter et paramétrer votre messagerie vocale. Le code secret par défaut est 1234.",
-        [],
-        ["messagerie", "666", "repondeur"],
-    ),
-    (
-        Category.billing,
-        "fr",
-        "Télécharger une copie de facture",
-        "Vos factures des 12 derniers mois sont disponibles au format PDF dans votre espace abonné, rubrique « Mes factures ».",
-        [("Mes factures", "https://example.com/factures")],
-        ["facture", "pdf"],
-    ),
-    (
-        Category.billing,
-        "fr",
-        "Contester un prélèvement ou un hors-forfait",
-        "Vérifiez le détail de vos consommations dans l'espace abonné. Si une ligne vous semble erronée, ouvrez une réclamation : "
-        "un conseiller l'examine sous 48 heures et rembourse le montant sur la facture suivante si l'erreur est confirmée.",
-        [("Détail des consommations", "https://example.com/conso")],
-        ["prelevement", "hors-forfait", "remboursement"],
-    ),
-    (
-        Category.billing,
-        "en",
-        "Get a copy of your invoice",
-        "Invoices from the last 12 months are available as PDF in your account under 'My invoices'.",
-        [("My invoices", "https://example.com/invoices")],
-        ["invoice", "pdf"],
-    ),
-    (
-        Category.plan,
-        "fr",
-        "Changer de forfait",
-        "Le changement de forfait se fait sans frais depuis l'espace abonné. Il prend effet immédiatement pour une montée en gamme "
-        "et au début du cycle de facturation suivant pour une baisse.",
-        [("Nos forfaits", "https://example.com/forfaits")],
-        ["forfait", "offre", "changement"],
-    ),
-    (
-        Category.plan,
-        "fr",
-        "Recharger de la data",
-        "Quand votre enveloppe data est épuisée, ajoutez une recharge de 1 Go, 5 Go ou 20 Go depuis l'application ou en envoyant DATA au 555.",
-        [],
-        ["data", "recharge"],
-    ),
-    (
-        Category.cancellation,
-        "fr",
-        "Obtenir son RIO pour changer d'opérateur",
-        "Appelez gratuitement le 3179 depuis votre mobile : un serveur vocal vous donne votre RIO et le confirme par SMS. "
-        "Communiquez-le à votre nouvel opérateur : la résiliation est automatique à la portabilité du numéro.",
-        [("Portabilité du numéro", "https://example.com/portabilite")],
-        ["rio", "portabilite", "resiliation"],
-    ),
-    (
-        Category.delivery,
-        "fr",
-        "Suivre la livraison de ma commande",
-        "Le numéro de suivi figure dans l'e-mail de confirmation d'expédition. Les colis sont livrés en point relais sous 48 à 72 heures "
-        "et y restent 14 jours.",
-        [("Suivi de colis", "https://example.com/suivi")],
-        ["livraison", "colis", "suivi"],
-    ),
-    (
-        Category.delivery,
-        "en",
-        "Track your order",
-        "Your tracking number is in the shipping confirmation e-mail. Parcels reach the pickup point within 48 to 72 hours and stay there 14 days.",
-        [("Parcel tracking", "https://example.com/tracking")],
-        ["delivery", "parcel", "tracking"],
-    ),
-]
-
 CUSTOMER_LINES: dict[Category, list[tuple[str, str]]] = {
     Category.billing: [
         ("fr", "Bonjour, j'ai été prélevé deux fois ce mois-ci, pouvez-vous vérifier ?"),
@@ -442,19 +322,29 @@ def _accounts() -> list[tuple[str, str]]:
     return [(email, role.value) for email, _n, role, *_rest in STAFF]
 
 
-async def seed_demo_data(database_url: str, *, progress: Console | None = None) -> SeedSummary:
+def load_articles(data_dir: Path) -> list[dict[str, Any]]:
+    """The demo knowledge base: data/kb/articles.jsonl, one article per language per line."""
+    path = data_dir / "kb" / "articles.jsonl"
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+async def seed_demo_data(
+    database_url: str, data_dir: Path, *, progress: Console | None = None
+) -> SeedSummary:
     db = Database(create_nullpool_engine(database_url))
     try:
         async with db.unit_of_work() as session:
             if await tenants.get_by_slug(session, DEMO_SLUG) is not None:
                 return SeedSummary(created=False, accounts=_accounts())
-            counts = await _seed(session, progress)
+            counts = await _seed(session, load_articles(data_dir), progress)
     finally:
         await db.dispose()
     return SeedSummary(created=True, counts=counts, accounts=_accounts())
 
 
-async def _seed(session: AsyncSession, console: Console | None) -> dict[str, int]:
+async def _seed(
+    session: AsyncSession, articles: list[dict[str, Any]], console: Console | None
+) -> dict[str, int]:
     rng = random.Random(20261122)
     now = utc_now()
     policy = TenantPolicy()
@@ -462,7 +352,7 @@ async def _seed(session: AsyncSession, console: Console | None) -> dict[str, int
     tid = tenant.id
 
     with Progress(console=console, transient=True, disable=console is None) as bar:
-        task = bar.add_task("Loading demo data", total=len(STAFF) + CUSTOMER_COUNT + 80 + len(ARTICLES))
+        task = bar.add_task("Loading demo data", total=len(STAFF) + CUSTOMER_COUNT + 80 + len(articles))
 
         teams = {code: Team(tenant_id=tid, code=code, name=name) for code, name in TEAMS}
         session.add_all(teams.values())
@@ -538,17 +428,19 @@ async def _seed(session: AsyncSession, console: Console | None) -> dict[str, int
             bar.advance(task)
         await session.flush()
 
-        for category, lang, title, body, links, tags in ARTICLES:
+        for article in articles:
             session.add(
                 KnowledgeArticle(
                     tenant_id=tid,
-                    category=category,
-                    language=lang,
-                    title=title,
-                    body=body,
-                    links=[{"title": t, "url": u} for t, u in links],
-                    tags=tags,
-                    published=True,
+                    key=article["key"],
+                    sub_intents=article["sub_intents"],
+                    category=Category(article["category"]),
+                    language=article["language"],
+                    title=article["title"],
+                    body=article["body"],
+                    links=[{k: v for k, v in link.items() if v is not None} for link in article["links"]],
+                    tags=article["tags"],
+                    published=article.get("published", True),
                     published_at=now - timedelta(days=30),
                 )
             )
@@ -558,7 +450,7 @@ async def _seed(session: AsyncSession, console: Console | None) -> dict[str, int
     counts = {
         "agents and staff": len(STAFF),
         "customers": CUSTOMER_COUNT,
-        "articles": len(ARTICLES),
+        "articles": len(articles),
         **counts,
     }
     return counts

@@ -6,10 +6,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from allo.audit.service import record_by
 from allo.auth.principal import Principal
+from allo.kit.db import flush_or_conflict
 from allo.kit.time import utc_now
 from allo.knowledge.repository import ArticleRepository
 from allo.knowledge.schemas import ArticleCreate, ArticleUpdate
 from allo.models import KnowledgeArticle
+
+_DUPLICATE = "An article with this key already exists in this language."
 
 
 def _tags(tags: list[str]) -> list[str]:
@@ -21,18 +24,20 @@ async def create_article(
 ) -> KnowledgeArticle:
     article = ArticleRepository(session, principal.tenant_id).add(
         KnowledgeArticle(
+            key=data.key,
+            sub_intents=list(dict.fromkeys(data.sub_intents)),
             category=data.category,
             language=data.language,
             title=data.title,
             body=data.body,
-            links=[link.model_dump(mode="json") for link in data.links],
+            links=[link.model_dump(mode="json", exclude_none=True) for link in data.links],
             tags=_tags(data.tags),
             published=data.published,
             published_at=utc_now() if data.published else None,
             author_id=principal.user_id,
         )
     )
-    await session.flush()
+    await flush_or_conflict(session, _DUPLICATE, code="article_exists")
     await record_by(session, principal, "article.create", "article", article.id, {"title": data.title})
     return article
 
@@ -46,13 +51,13 @@ async def update_article(
         if value is not None:
             setattr(article, field, value)
     if data.links is not None:
-        article.links = [link.model_dump(mode="json") for link in data.links]
+        article.links = [link.model_dump(mode="json", exclude_none=True) for link in data.links]
     if data.tags is not None:
         article.tags = _tags(data.tags)
     if data.published is not None and data.published != article.published:
         article.published = data.published
         article.published_at = utc_now() if data.published else None
-    await session.flush()
+    await flush_or_conflict(session, _DUPLICATE, code="article_exists")
     await record_by(
         session, principal, "article.update", "article", article.id, {"fields": sorted(data.model_fields_set)}
     )
