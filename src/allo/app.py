@@ -30,6 +30,7 @@ from allo.kit.errors import install_error_handlers
 from allo.kit.jobs import Worker
 from allo.kit.limits import BodySizeLimit
 from allo.knowledge.endpoints import router as knowledge_router
+from allo.knowledge.endpoints import search_router as knowledge_search_router
 from allo.tenants.endpoints import router as tenants_router
 from allo.tickets.endpoints import router as tickets_router
 
@@ -135,6 +136,7 @@ def create_app(
         conversations_router,
         tickets_router,
         knowledge_router,
+        knowledge_search_router,
         jobs_router,
         events_router,
     ):

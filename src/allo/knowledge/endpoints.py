@@ -4,11 +4,13 @@ import uuid
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, status
+from pydantic import BaseModel
 
 from allo.deps import AgentDep, SessionDep, SupervisorDep
 from allo.kit.pagination import Page, PageParams, page_params
 from allo.knowledge import service
 from allo.knowledge.repository import ArticleRepository
+from allo.knowledge.retrieval import build_index
 from allo.knowledge.schemas import ArticleCreate, ArticleRead, ArticleUpdate
 from allo.models.enums import Category
 
@@ -56,3 +58,26 @@ async def update_article(
 )
 async def delete_article(article_id: uuid.UUID, session: SessionDep, principal: SupervisorDep) -> None:
     await service.delete_article(session, principal, article_id)
+
+
+search_router = APIRouter(prefix="/knowledge", tags=["knowledge"])
+
+
+class SearchHit(BaseModel):
+    article: ArticleRead
+    score: float
+
+
+@search_router.get("/search", summary="Search the published articles (French and English aware)")
+async def search_articles(
+    session: SessionDep,
+    principal: AgentDep,
+    q: Annotated[str, Query(min_length=1, max_length=500)],
+    language: Annotated[str | None, Query(max_length=8)] = None,
+    sub_intent: Annotated[str | None, Query(max_length=40, description="Boost articles answering it")] = None,
+    limit: Annotated[int, Query(ge=1, le=20)] = 5,
+) -> list[SearchHit]:
+    repo = ArticleRepository(session, principal.tenant_id)
+    articles = list((await session.execute(repo.filtered(published=True, language=language))).scalars())
+    hits = build_index(articles).search(q, language=language, sub_intent=sub_intent, limit=limit)
+    return [SearchHit(article=ArticleRead.model_validate(h.document), score=round(h.score, 4)) for h in hits]
