@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -32,18 +33,27 @@ def head_revision() -> str:
 
 
 async def upgrade(url: str, revision: str = "head") -> None:
+    await _run_command(url, command.upgrade, revision)
+
+
+async def downgrade(url: str, revision: str) -> None:
+    await _run_command(url, command.downgrade, revision)
+
+
+async def _run_command(url: str, alembic_command: Callable[[Config, str], None], revision: str) -> None:
+    """Run an Alembic command on one connection of our own engine (WAL and pragmas included)."""
+
+    def run(connection: Connection) -> None:
+        config = alembic_config()
+        config.attributes["connection"] = connection
+        alembic_command(config, revision)
+
     engine = create_nullpool_engine(url)
     try:
         async with engine.begin() as conn:
-            await conn.run_sync(_upgrade_sync, revision)
+            await conn.run_sync(run)
     finally:
         await engine.dispose()
-
-
-def _upgrade_sync(connection: Connection, revision: str) -> None:
-    config = alembic_config()
-    config.attributes["connection"] = connection
-    command.upgrade(config, revision)
 
 
 async def current_revision(url: str) -> str | None:
@@ -70,18 +80,3 @@ async def pending_model_changes(url: str) -> list[Any]:
             )
     finally:
         await engine.dispose()
-
-
-async def downgrade(url: str, revision: str) -> None:
-    engine = create_nullpool_engine(url)
-    try:
-        async with engine.begin() as conn:
-            await conn.run_sync(_downgrade_sync, revision)
-    finally:
-        await engine.dispose()
-
-
-def _downgrade_sync(connection: Connection, revision: str) -> None:
-    config = alembic_config()
-    config.attributes["connection"] = connection
-    command.downgrade(config, revision)

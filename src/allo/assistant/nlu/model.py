@@ -148,7 +148,7 @@ class NluModel:
 
 # Chosen by `allo nlu compare` (5-fold cross-validation on the training split; see docs/benchmarks.md).
 DEFAULT_SPEC = FeatureSpec(words=True, word_bigrams=True, chars=True, char_min=2, char_max=5)
-DEFAULT_L2 = 1e-5
+DEFAULT_L2 = 1e-6
 
 
 def _folds(n: int, k: int) -> list[np.ndarray]:
