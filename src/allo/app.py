@@ -20,6 +20,7 @@ from allo.config import Settings, get_settings
 from allo.console.endpoints import router as console_router
 from allo.conversations.endpoints import router as conversations_router
 from allo.customers.endpoints import router as customers_router
+from allo.diagnosis.endpoints import router as diagnosis_router
 from allo.events.endpoints import router as events_router
 from allo.health import router as health_router
 from allo.jobs import tasks as job_tasks
@@ -137,6 +138,7 @@ def create_app(
         tickets_router,
         knowledge_router,
         knowledge_search_router,
+        diagnosis_router,
         jobs_router,
         events_router,
     ):

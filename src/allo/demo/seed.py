@@ -18,6 +18,7 @@ from rich.console import Console
 from rich.progress import Progress
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from allo.diagnosis.schemas import TreeDefinition
 from allo.kit.db import Database, create_nullpool_engine
 from allo.kit.phone import normalize_phone
 from allo.kit.security import hash_password
@@ -28,6 +29,7 @@ from allo.models import (
     CsatResponse,
     Customer,
     CustomerIdentity,
+    DiagnosisTree,
     KnowledgeArticle,
     Message,
     Team,
@@ -328,6 +330,16 @@ def load_articles(data_dir: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
+def load_trees(data_dir: Path) -> list[dict[str, Any]]:
+    """The demo diagnosis trees: data/diagnosis/*.json, checked like the API checks them."""
+    trees = []
+    for path in sorted((data_dir / "diagnosis").glob("*.json")):
+        tree = json.loads(path.read_text(encoding="utf-8"))
+        TreeDefinition.model_validate({"start": tree["start"], "nodes": tree["nodes"]})
+        trees.append(tree)
+    return trees
+
+
 async def seed_demo_data(
     database_url: str, data_dir: Path, *, progress: Console | None = None
 ) -> SeedSummary:
@@ -336,14 +348,17 @@ async def seed_demo_data(
         async with db.unit_of_work() as session:
             if await tenants.get_by_slug(session, DEMO_SLUG) is not None:
                 return SeedSummary(created=False, accounts=_accounts())
-            counts = await _seed(session, load_articles(data_dir), progress)
+            counts = await _seed(session, load_articles(data_dir), load_trees(data_dir), progress)
     finally:
         await db.dispose()
     return SeedSummary(created=True, counts=counts, accounts=_accounts())
 
 
 async def _seed(
-    session: AsyncSession, articles: list[dict[str, Any]], console: Console | None
+    session: AsyncSession,
+    articles: list[dict[str, Any]],
+    trees: list[dict[str, Any]],
+    console: Console | None,
 ) -> dict[str, int]:
     rng = random.Random(20261122)
     now = utc_now()
@@ -446,11 +461,23 @@ async def _seed(
             )
             bar.advance(task)
 
+        for tree in trees:
+            session.add(
+                DiagnosisTree(
+                    tenant_id=tid,
+                    key=tree["key"],
+                    sub_intents=tree["sub_intents"],
+                    title=tree["title"],
+                    definition={"start": tree["start"], "nodes": tree["nodes"]},
+                )
+            )
+
         counts = await _history(session, rng, tid, customers, agents, policy, teams, bar, task)
     counts = {
         "agents and staff": len(STAFF),
         "customers": CUSTOMER_COUNT,
         "articles": len(articles),
+        "diagnosis trees": len(trees),
         **counts,
     }
     return counts

@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from alembic import op
 ${imports if imports else ""}
 
-import allo.kit.db  # noqa: F401 - types of generated columns live there
+import allo.kit.db  # noqa: F401, RUF100 - the types of generated columns live there
 
 revision: str = ${repr(up_revision)}
 down_revision: str | None = ${repr(down_revision)}

@@ -7,6 +7,7 @@ from allo.models.auth import ApiKey, AuthSession
 from allo.models.base import Base
 from allo.models.conversation import Conversation, Message
 from allo.models.customer import Customer, CustomerIdentity
+from allo.models.diagnosis import DiagnosisTree
 from allo.models.feedback import CsatResponse
 from allo.models.job import Job
 from allo.models.tenant import Tenant
@@ -22,6 +23,7 @@ __all__ = [
     "CsatResponse",
     "Customer",
     "CustomerIdentity",
+    "DiagnosisTree",
     "Job",
     "KnowledgeArticle",
     "Message",

@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
 
-import allo.kit.db  # noqa: F401 - types of generated columns live there
+import allo.kit.db  # noqa: F401, RUF100 - the types of generated columns live there
 
 revision: str = "0002"
 down_revision: str | None = "0001"
