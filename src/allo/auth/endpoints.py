@@ -4,7 +4,7 @@ import uuid
 from datetime import timedelta
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Request, Response, status
+from fastapi import APIRouter, BackgroundTasks, Depends, Request, Response, status
 
 from allo.auth import service
 from allo.auth.repository import ApiKeyRepository
@@ -108,8 +108,11 @@ async def create_api_key(body: ApiKeyCreate, session: SessionDep, principal: Adm
     "/api-keys/{key_id}", status_code=status.HTTP_204_NO_CONTENT, summary="Revoke an API key (admin)"
 )
 async def revoke_api_key(
-    key_id: uuid.UUID, request: Request, session: SessionDep, principal: AdminDep
+    key_id: uuid.UUID, request: Request, background: BackgroundTasks, session: SessionDep, principal: AdminDep
 ) -> None:
     key = await ApiKeyRepository(session, principal.tenant_id).get_or_raise(key_id)
     await service.revoke_api_key(session, key, principal)
-    request.app.state.api_key_cache.forget(key.prefix)
+    cache = request.app.state.api_key_cache
+    cache.forget(key.prefix)
+    # Again once the revocation is committed: a request racing this one may have re-cached the key.
+    background.add_task(cache.forget, key.prefix)
