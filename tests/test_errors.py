@@ -183,7 +183,10 @@ CHANGES: dict[str, dict[str, Any]] = {
     "ticket_id": {"subject": MARK},
     "article_id": {"title": MARK},
     "conversation_id": {"body": MARK},
+    "key": {"published": False, "title": {"fr": MARK, "en": MARK}},
 }
+# Actions on a record rather than changes to it, with the body they take.
+ACTION_BODIES: dict[str, dict[str, Any]] = {"/walk": {"language": "fr", "answers": []}}
 
 
 @dataclass
@@ -224,6 +227,29 @@ async def tenant_a_data(client: httpx.AsyncClient, actors: dict[str, Actor], db:
         headers=supervisor.bearer,
     )
     assert article.status_code == 201, article.text
+    tree = await client.post(
+        f"{API}/diagnosis/trees",
+        json={
+            "key": f"tree-{uuid.uuid4().hex[:10]}",  # echoed in 404s: the caller sent it, so no marker
+            "sub_intents": ["no_network"],
+            "title": {"fr": f"arbre {marker}", "en": f"tree {marker}"},
+            "definition": {
+                "start": "q",
+                "nodes": {
+                    "q": {
+                        "question": {"fr": f"question {marker}", "en": "question"},
+                        "options": [
+                            {"id": "yes", "label": {"fr": "Oui", "en": "Yes"}, "next": "done"},
+                            {"id": "no", "label": {"fr": "Non", "en": "No"}, "next": "done"},
+                        ],
+                    },
+                    "done": {"solution": {"fr": "Réglé", "en": "Solved"}, "article": None},
+                },
+            },
+        },
+        headers=supervisor.bearer,
+    )
+    assert tree.status_code == 201, tree.text
     key = (await client.get(f"{API}/auth/me", headers=agent.bearer)).json()["api_key_id"]
     async with db.unit_of_work() as s:
         job = Job(tenant_id=agent.tenant_id, kind=f"test.{marker}", status=JobStatus.dead, attempts=8)
@@ -239,6 +265,7 @@ async def tenant_a_data(client: httpx.AsyncClient, actors: dict[str, Actor], db:
             "agent_id": str(agent.user_id),
             "key_id": key,
             "job_id": job_id,
+            "key": tree.json()["key"],
         },
         secrets=[marker, agent.email, customer["phone"]],
     )
@@ -262,7 +289,12 @@ async def test_no_route_reaches_another_tenants_record_by_id(
         url = route.path
         for param in route.params:
             url = url.replace(f"{{{param}}}", a.ids[param])
-        body = CHANGES.get(route.params[-1], {}) if route.method in {"PATCH", "POST", "PUT"} else None
+        action = next((b for suffix, b in ACTION_BODIES.items() if route.path.endswith(suffix)), None)
+        body = (
+            (action or CHANGES.get(route.params[-1], {}))
+            if route.method in {"PATCH", "POST", "PUT"}
+            else None
+        )
         response = await client.request(route.method, url, json=body, headers=other_tenant_admin.bearer)
         label = f"{route.method} {route.path}"
         assert response.status_code == 404, f"{label}: {response.status_code} {response.text}"
@@ -282,6 +314,7 @@ async def test_no_route_reaches_another_tenants_record_by_id(
         f"{API}/knowledge/articles/{a.ids['article_id']}": agent,
         f"{API}/agents/{a.ids['agent_id']}": agent,
         f"{API}/jobs?status=dead": supervisor,
+        f"{API}/diagnosis/trees/{a.ids['key']}": agent,
     }
     for url, actor in reads.items():
         response = await client.get(url, headers=actor.bearer)
