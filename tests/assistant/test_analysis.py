@@ -76,3 +76,23 @@ def test_messages_without_words_get_an_answer_not_a_crash(analyzer: Analyzer) ->
 def test_languages(analyzer: Analyzer) -> None:
     assert analyzer.analyze("bonjour, ma facture est trop élevée").language == "fr"
     assert analyzer.analyze("hello, my bill is far too high this month").language == "en"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Hola, no tengo señal en mi teléfono desde ayer",
+        "Guten Tag, meine Rechnung ist viel zu hoch",
+        "nanga def, sama réseau baaxul dara",
+    ],
+)
+def test_a_language_the_model_does_not_read_goes_to_a_human(analyzer: Analyzer, text: str) -> None:
+    result = analyzer.analyze(text)
+    assert result.language == "und"
+    assert result.escalate
+    assert any(r.startswith("unsupported_language") for r in result.reasons)
+
+
+def test_short_or_sms_french_is_not_taken_for_another_language(analyzer: Analyzer) -> None:
+    for text in ("jveu mon rio stp", "slt ya pa de reso ds mon kartier dpuis hier", "bjr", "code puk"):
+        assert analyzer.analyze(text).language in ("fr", "en"), text

@@ -15,6 +15,10 @@ from allo.assistant.sentiment import score as lexicon_score
 from allo.tenants.schemas import EscalationPolicy
 
 FLAG_THRESHOLD = 0.5
+# Below this share of known words (on 4 words or more) the message is in a language the model does not
+# read: fewer than 1 % of the held-out French and English messages fall under it.
+UNSUPPORTED_LANGUAGE_SHARE = 0.5
+UNSUPPORTED_LANGUAGE_MIN_WORDS = 4
 # A technical problem the bot must not try to solve alone.
 CRITICAL_TECHNICAL = frozenset({"sim_fraud", "lost_stolen"})
 
@@ -77,6 +81,10 @@ class Analyzer:
             sentiment = round(lexicon_score(text, self.lexicon), 3)
             return Analysis(text, "und", "other", "unrelated", 0.0, sentiment, [], False, [])
         prediction = self.model.predict(text)
+        share = prediction.known_word_share
+        unsupported = (
+            prediction.word_count >= UNSUPPORTED_LANGUAGE_MIN_WORDS and share < UNSUPPORTED_LANGUAGE_SHARE
+        )
         found = set(flag_rules.detect(text))
         for name, probability in prediction.flag_probabilities.items():
             if probability >= FLAG_THRESHOLD:
@@ -107,13 +115,16 @@ class Analyzer:
                 Reason("critical_technical", prediction.sub_intent if "outage" not in found else "outage")
             )
             team = team or "technical"
+        if unsupported:
+            # A human may read it (Wolof, Fon…); the bot must not answer what it did not understand.
+            reasons.append(Reason("unsupported_language", f"{share:.0%} of the words known"))
         if prediction.confidence < policy.confidence_below:
             reasons.append(Reason("low_confidence", f"{prediction.confidence:.2f}"))
         if sentiment < policy.sentiment_below:
             reasons.append(Reason("very_negative", f"{sentiment:.2f}"))
         return Analysis(
             text=text,
-            language=prediction.language,
+            language="und" if unsupported else prediction.language,
             intent=prediction.intent,
             sub_intent=prediction.sub_intent,
             confidence=round(prediction.confidence, 3),

@@ -39,12 +39,16 @@ def _index(feature: str) -> int:
     return zlib.crc32(feature.encode()) & (DIMENSIONS - 1)
 
 
+def word_feature_id(word: str) -> int:
+    return _index("w:" + word)
+
+
 @lru_cache(maxsize=100_000)
 def _word_features(word: str, spec: FeatureSpec) -> tuple[int, ...]:
     """The hashed ids a word contributes by itself (its unigram and its character n-grams)."""
     ids = []
     if spec.words:
-        ids.append(_index("w:" + word))
+        ids.append(word_feature_id(word))
     if spec.chars:
         padded = f" {word} "
         for n in range(spec.char_min, spec.char_max + 1):

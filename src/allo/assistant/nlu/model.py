@@ -11,7 +11,7 @@ import numpy as np
 
 from allo.assistant.nlu import linear
 from allo.assistant.nlu.corpus import Example
-from allo.assistant.nlu.features import FeatureSpec, featurize, featurize_tokens
+from allo.assistant.nlu.features import FeatureSpec, featurize, featurize_tokens, word_feature_id
 from allo.assistant.nlu.linear import FloatArray, LinearModel
 from allo.assistant.nlu.text import tokens
 
@@ -33,6 +33,8 @@ class Prediction:
     language_confidence: float
     sentiment: float  # expected value over the sentiment buckets, in [-1, 1]
     flag_probabilities: dict[str, float]
+    known_word_share: float = 1.0
+    word_count: int = 0
 
 
 def intent_of(topic: str) -> str:
@@ -56,6 +58,17 @@ class NluModel:
         for topic, p in zip(self.topic.classes, topic_probs, strict=True):
             totals[intent_of(topic)] = totals.get(intent_of(topic), 0.0) + float(p)
         return totals
+
+    def known_word_share(self, words: list[str]) -> tuple[float, int]:
+        """The share of the words that the training corpus contained, and how many words there are:
+        a message in a language the model never saw scores low."""
+        alphabetic = [w for w in words if w.isalpha() and len(w) > 1]
+        if not alphabetic:
+            return 1.0, 0
+        ids = np.array([word_feature_id(w) for w in alphabetic], dtype=np.int64)
+        positions = np.searchsorted(self.topic.feature_ids, ids)
+        positions[positions >= len(self.topic.feature_ids)] = 0
+        return float(np.mean(self.topic.feature_ids[positions] == ids)), len(alphabetic)
 
     def predict(self, text: str) -> Prediction:
         words = tokens(text)
@@ -89,6 +102,7 @@ class NluModel:
             language_confidence,
             expected,
             flag_probs,
+            *self.known_word_share(words),
         )
 
     def save(self, path: Path) -> None:
