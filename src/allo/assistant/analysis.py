@@ -71,14 +71,14 @@ class Analyzer:
         """The lexicon's score blended with the model's; the lexicon alone decides real anger."""
         lexical = lexicon_score(text, self.lexicon)
         blended = 0.5 * lexical + 0.5 * model_estimate
-        return round(min(blended, lexical) if lexical < -0.7 else blended, 3)
+        return round(min(blended, lexical) if lexical < -0.7 else blended, 3) + 0.0  # never "-0.0"
 
     def analyze(self, text: str, *, policy: EscalationPolicy | None = None, vip: bool = False) -> Analysis:
         policy = policy or EscalationPolicy()
         normalized = normalize(text)
         if not normalized.strip():
             # Emojis or punctuation only: nothing to classify, but the feeling may still be clear.
-            sentiment = round(lexicon_score(text, self.lexicon), 3)
+            sentiment = round(lexicon_score(text, self.lexicon), 3) + 0.0
             return Analysis(text, "und", "other", "unrelated", 0.0, sentiment, [], False, [])
         prediction = self.model.predict(text)
         share = prediction.known_word_share
