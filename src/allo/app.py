@@ -95,11 +95,10 @@ def create_app(
     settings: Settings | None = None, *, db: Database | None = None, run_background: bool = True
 ) -> FastAPI:
     settings = settings or get_settings()
-    bus = Bus()
     owns_db = db is None
-    database = db or build_database(settings, bus)
-    database.info.setdefault(BUS_INFO_KEY, bus)
-    bus = database.info[BUS_INFO_KEY]
+    database = db or build_database(settings, Bus())
+    # Sessions find the bus in their info: the one the database was built with (tests bring their own).
+    bus: Bus = database.info.setdefault(BUS_INFO_KEY, Bus())
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:

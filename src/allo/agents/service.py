@@ -18,7 +18,8 @@ from allo.models import AgentSkill, AuthSession, Team, User
 from allo.models.enums import AgentStatus
 
 
-async def _team_id(session: AsyncSession, tenant_id: uuid.UUID, code: str | None) -> uuid.UUID | None:
+async def team_id_for_code(session: AsyncSession, tenant_id: uuid.UUID, code: str | None) -> uuid.UUID | None:
+    """The id of the tenant's team with this code (None for none); an unknown code is a 422."""
     if code is None:
         return None
     team = await TeamRepository(session, tenant_id).find_by_code(code)
@@ -57,7 +58,7 @@ async def create_agent(
             password_hash=hash_password(data.password.get_secret_value()),
             role=data.role,
             tier=data.tier,
-            team_id=await _team_id(session, tenant_id, data.team),
+            team_id=await team_id_for_code(session, tenant_id, data.team),
             languages=list(dict.fromkeys(data.languages)),
             max_concurrent=data.max_concurrent,
             work_mode=data.work_mode,
@@ -86,7 +87,7 @@ async def update_agent(
         if value is not None:
             setattr(user, field, value)
     if "team" in data.model_fields_set:
-        user.team_id = await _team_id(session, principal.tenant_id, data.team)
+        user.team_id = await team_id_for_code(session, principal.tenant_id, data.team)
     if data.password is not None:
         user.password_hash = hash_password(data.password.get_secret_value())
     if data.skills is not None:

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 from functools import lru_cache
-from pathlib import Path
 from typing import Any
 
 from allo.assistant import flags as flag_rules
 from allo.assistant.nlu.model import NluModel
 from allo.assistant.nlu.text import normalize
-from allo.assistant.sentiment import Lexicon, load_lexicon
+from allo.assistant.sentiment import Lexicon
 from allo.assistant.sentiment import score as lexicon_score
 from allo.tenants.schemas import EscalationPolicy
 
@@ -62,10 +61,6 @@ class Analyzer:
     def __init__(self, model: NluModel, lexicon: Lexicon) -> None:
         self.model = model
         self.lexicon = lexicon
-
-    @classmethod
-    def from_files(cls, model_path: Path, data_dir: Path) -> Analyzer:
-        return cls(NluModel.load(model_path), load_lexicon(data_dir / "lexicon"))
 
     def sentiment(self, text: str, model_estimate: float) -> float:
         """The lexicon's score blended with the model's; the lexicon alone decides real anger."""

@@ -15,13 +15,10 @@ from allo.models import Customer, CustomerIdentity
 from allo.tenants import service as tenants
 
 
-async def _region(session: AsyncSession, tenant_id: uuid.UUID) -> str:
-    return tenants.policy_of(await tenants.get_or_raise(session, tenant_id)).default_region
-
-
 async def normalize_tenant_phone(session: AsyncSession, tenant_id: uuid.UUID, raw: str) -> str:
     """E.164 form of `raw`; a national number is read in the tenant's default region."""
-    return normalize_phone(raw, await _region(session, tenant_id))
+    region = tenants.policy_of(await tenants.get_or_raise(session, tenant_id)).default_region
+    return normalize_phone(raw, region)
 
 
 async def _ensure_unique(
@@ -64,7 +61,7 @@ def _identities(
 
 async def create_customer(session: AsyncSession, principal: Principal, data: CustomerCreate) -> Customer:
     repo = CustomerRepository(session, principal.tenant_id)
-    phone = normalize_phone(data.phone, await _region(session, principal.tenant_id)) if data.phone else None
+    phone = await normalize_tenant_phone(session, principal.tenant_id, data.phone) if data.phone else None
     email = data.email.lower() if data.email else None
     await _ensure_unique(repo, None, phone=phone, email=email)
     customer = repo.add(
@@ -97,7 +94,7 @@ async def update_customer(
     changes = data.model_dump(exclude_unset=True)
     if "phone" in changes:
         changes["phone"] = (
-            normalize_phone(changes["phone"], await _region(session, principal.tenant_id))
+            await normalize_tenant_phone(session, principal.tenant_id, changes["phone"])
             if changes["phone"]
             else None
         )

@@ -8,21 +8,12 @@ from fastapi import APIRouter, Depends, Query, status
 from allo.deps import AgentDep, SessionDep
 from allo.kit.pagination import Page, PageParams, page_params
 from allo.kit.time import utc_now
-from allo.models import Ticket
 from allo.models.enums import Category, Priority, TicketStatus, Tier
 from allo.tickets import service
 from allo.tickets.repository import TicketRepository
 from allo.tickets.schemas import TicketCreate, TicketDetail, TicketRead, TicketUpdate
 
 router = APIRouter(prefix="/tickets", tags=["tickets"])
-
-
-def _read(ticket: Ticket) -> TicketRead:
-    return TicketRead.model_validate({**_attrs(ticket), "reference": service.reference(ticket.number)})
-
-
-def _attrs(ticket: Ticket) -> dict[str, object]:
-    return {field: getattr(ticket, field) for field in TicketRead.model_fields if field != "reference"}
 
 
 @router.get("", summary="List tickets, newest first")
@@ -51,24 +42,22 @@ async def list_tickets(
         overdue_at=utc_now() if overdue else None,
     )
     rows, cursor = await repo.paginate(stmt, page)
-    return Page(items=[_read(t) for t in rows], next_cursor=cursor)
+    return Page(items=[TicketRead.model_validate(t) for t in rows], next_cursor=cursor)
 
 
 @router.post("", status_code=status.HTTP_201_CREATED, summary="Open a ticket")
 async def create_ticket(body: TicketCreate, session: SessionDep, principal: AgentDep) -> TicketRead:
-    return _read(await service.create_ticket(session, principal, body))
+    return TicketRead.model_validate(await service.create_ticket(session, principal, body))
 
 
 @router.get("/{ticket_id}", summary="Read a ticket with its history")
 async def read_ticket(ticket_id: uuid.UUID, session: SessionDep, principal: AgentDep) -> TicketDetail:
     ticket = await TicketRepository(session, principal.tenant_id).get_detail(ticket_id)
-    return TicketDetail.model_validate(
-        {**_attrs(ticket), "reference": service.reference(ticket.number), "events": ticket.events}
-    )
+    return TicketDetail.model_validate(ticket)
 
 
 @router.patch("/{ticket_id}", summary="Change a ticket's status, priority, category, tier, team or assignee")
 async def update_ticket(
     ticket_id: uuid.UUID, body: TicketUpdate, session: SessionDep, principal: AgentDep
 ) -> TicketRead:
-    return _read(await service.update_ticket(session, principal, ticket_id, body))
+    return TicketRead.model_validate(await service.update_ticket(session, principal, ticket_id, body))

@@ -4,7 +4,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from pydantic import Field
+from pydantic import Field, computed_field
 
 from allo.agents.schemas import Code
 from allo.kit.schemas import ReadModel, StrictInput
@@ -49,7 +49,6 @@ class TicketEventRead(ReadModel):
 class TicketRead(ReadModel):
     id: uuid.UUID
     number: int
-    reference: str
     subject: str
     description: str | None
     category: Category
@@ -67,6 +66,12 @@ class TicketRead(ReadModel):
     closed_at: datetime | None
     created_at: datetime
     updated_at: datetime
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def reference(self) -> str:
+        """What people quote: T-000042."""
+        return f"T-{self.number:06d}"
 
 
 class TicketDetail(TicketRead):

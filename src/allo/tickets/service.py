@@ -5,7 +5,8 @@ from datetime import datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from allo.agents.repository import AgentRepository, TeamRepository
+from allo.agents.repository import AgentRepository
+from allo.agents.service import team_id_for_code
 from allo.audit.service import record_by
 from allo.auth.principal import Principal
 from allo.conversations.repository import ConversationRepository
@@ -32,10 +33,6 @@ ALLOWED_TRANSITIONS: dict[TicketStatus, frozenset[TicketStatus]] = {
 _TIER_RANK = {Tier.n1: 1, Tier.n2: 2, Tier.specialist: 3}
 
 
-def reference(number: int) -> str:
-    return f"T-{number:06d}"
-
-
 def sla_due_times(policy: TenantPolicy, priority: Priority, start: datetime) -> tuple[datetime, datetime]:
     target = policy.sla[priority.value]
     return (
@@ -49,15 +46,6 @@ def _key_actor(principal: Principal) -> dict[str, str]:
     if principal.user_id is None and principal.api_key_id is not None:
         return {"actor_api_key_id": str(principal.api_key_id)}
     return {}
-
-
-async def _team_id(session: AsyncSession, tenant_id: uuid.UUID, code: str | None) -> uuid.UUID | None:
-    if code is None:
-        return None
-    team = await TeamRepository(session, tenant_id).find_by_code(code)
-    if team is None:
-        raise Unprocessable(f"Unknown team {code!r}.", code="unknown_team", details={"team": code})
-    return team.id
 
 
 async def _check_assignee(session: AsyncSession, tenant_id: uuid.UUID, assignee_id: uuid.UUID | None) -> None:
@@ -93,7 +81,7 @@ async def create_ticket(session: AsyncSession, principal: Principal, data: Ticke
             category=data.category,
             priority=data.priority,
             tier=data.tier,
-            team_id=await _team_id(session, principal.tenant_id, data.team),
+            team_id=await team_id_for_code(session, principal.tenant_id, data.team),
             assignee_id=data.assignee_id,
             customer_id=data.customer_id,
             conversation_id=data.conversation_id,
@@ -183,7 +171,7 @@ async def update_ticket(
         change(kind, "tier", ticket.tier, data.tier)
         ticket.tier = data.tier
     if "team" in fields:
-        team_id = await _team_id(session, principal.tenant_id, data.team)
+        team_id = await team_id_for_code(session, principal.tenant_id, data.team)
         if team_id != ticket.team_id:
             change("team_changed", "team", ticket.team_id, team_id)
             ticket.team_id = team_id

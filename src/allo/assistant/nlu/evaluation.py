@@ -10,7 +10,7 @@ import numpy as np
 from allo.assistant.nlu import linear
 from allo.assistant.nlu.corpus import Example
 from allo.assistant.nlu.features import FeatureSpec, featurize
-from allo.assistant.nlu.model import _folds, intent_of
+from allo.assistant.nlu.model import intent_groups, out_of_fold_logits
 
 
 def macro_f1(predicted: Sequence[str], gold: Sequence[str]) -> float:
@@ -56,17 +56,9 @@ def cross_validate(
     read from the topic model, as NluModel.predict does."""
     rows = [featurize(e.text, spec) for e in examples]
     topics = [f"{e.intent}/{e.sub_intent}" for e in examples]
-    gold = [e.intent for e in examples]
     classes = sorted(set(topics))
-    predicted = [""] * len(rows)
-    for held in _folds(len(rows), folds):
-        mask = np.ones(len(rows), dtype=bool)
-        mask[held] = False
-        keep = [int(i) for i in np.flatnonzero(mask)]
-        model = linear.fit([rows[i] for i in keep], [topics[i] for i in keep], l2=l2, classes=classes)
-        for i in held:
-            totals: dict[str, float] = {}
-            for topic, p in zip(classes, model.probabilities(rows[int(i)]), strict=True):
-                totals[intent_of(topic)] = totals.get(intent_of(topic), 0.0) + float(p)
-            predicted[int(i)] = max(totals, key=totals.__getitem__)
+    intents, groups = intent_groups(classes)
+    probs = linear.softmax(out_of_fold_logits(rows, topics, classes, l2=l2, folds=folds))
+    predicted = [intents[i] for i in np.argmax(linear.sum_by_group(probs, groups), axis=1)]
+    gold = [e.intent for e in examples]
     return CrossValidation(spec, l2, macro_f1(predicted, gold), accuracy(predicted, gold))

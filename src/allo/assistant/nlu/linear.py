@@ -128,10 +128,15 @@ def fit_temperature(
     for t in np.exp(np.linspace(np.log(0.05), np.log(5.0), 200)):
         probs = softmax(logits / t)
         if groups is not None:
-            summed = np.zeros((len(probs), int(groups.max()) + 1))
-            np.add.at(summed.T, groups, probs.T)
-            probs = summed
+            probs = sum_by_group(probs, groups)
         nll = -float(np.mean(np.log(probs[np.arange(len(target)), target] + 1e-12)))
         if nll < best_nll:
             best_t, best_nll = float(t), nll
     return best_t
+
+
+def sum_by_group(probs: FloatArray, groups: npt.NDArray[np.int64]) -> FloatArray:
+    """Column sums per group: sub-intent probabilities into intent probabilities."""
+    summed = np.zeros((len(probs), int(groups.max()) + 1))
+    np.add.at(summed.T, groups, probs.T)
+    return summed

@@ -8,6 +8,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
+import numpy.typing as npt
 
 from allo.assistant.nlu import linear
 from allo.assistant.nlu.corpus import Example
@@ -170,6 +171,27 @@ def _folds(n: int, k: int) -> list[np.ndarray]:
     return [order[i::k] for i in range(k)]
 
 
+def out_of_fold_logits(
+    rows: Sequence[dict[int, float]], labels: Sequence[str], classes: list[str], *, l2: float, folds: int
+) -> FloatArray:
+    """Each row's logits from a model fitted without the fold it belongs to."""
+    logits = np.zeros((len(rows), len(classes)))
+    for held in _folds(len(rows), folds):
+        mask = np.ones(len(rows), dtype=bool)
+        mask[held] = False
+        keep = [int(i) for i in np.flatnonzero(mask)]
+        fold_model = linear.fit([rows[i] for i in keep], [labels[i] for i in keep], l2=l2, classes=classes)
+        for i in held:
+            logits[i] = fold_model.logits(rows[int(i)])
+    return logits
+
+
+def intent_groups(classes: Sequence[str]) -> tuple[list[str], npt.NDArray[np.int64]]:
+    """The intents of the topic classes, and for each class the index of its intent."""
+    intents = sorted({intent_of(c) for c in classes})
+    return intents, np.array([intents.index(intent_of(c)) for c in classes], dtype=np.int64)
+
+
 def _topic_model(
     rows: Sequence[dict[int, float]], topics: Sequence[str], *, l2: float, folds: int
 ) -> LinearModel:
@@ -179,18 +201,8 @@ def _topic_model(
     model = linear.fit(rows, topics, l2=l2, classes=classes)
     if len(rows) < folds * 2:
         return model
-    logits = np.zeros((len(rows), len(classes)))
-    for held in _folds(len(rows), folds):
-        mask = np.ones(len(rows), dtype=bool)
-        mask[held] = False
-        train_idx = [int(i) for i in np.flatnonzero(mask)]
-        fold_model = linear.fit(
-            [rows[i] for i in train_idx], [topics[i] for i in train_idx], l2=l2, classes=classes
-        )
-        for i in held:
-            logits[i] = fold_model.logits(rows[int(i)])
-    intents = sorted({intent_of(c) for c in classes})
-    groups = np.array([intents.index(intent_of(c)) for c in classes])
+    logits = out_of_fold_logits(rows, topics, classes, l2=l2, folds=folds)
+    intents, groups = intent_groups(classes)
     gold = [intents.index(intent_of(t)) for t in topics]
     model.temperature = linear.fit_temperature(logits, gold, groups=groups)
     return model
