@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
+from functools import cache
 from typing import Any
 
 import httpx
@@ -12,7 +13,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from allo.agents import service as agents
 from allo.agents.schemas import AgentCreate
 from allo.auth import service as auth
-from allo.models import Tenant
+from allo.config import DEFAULT_DATA_DIR
+from allo.demo.seed import add_knowledge, load_articles, load_trees
+from allo.kit.time import utc_now
+from allo.models import Team, Tenant
 from allo.models.enums import Role
 from allo.tenants import service as tenants
 
@@ -113,3 +117,22 @@ async def create_team(
     assert response.status_code == 201, response.text
     data: dict[str, Any] = response.json()
     return data
+
+
+
+TEAM_CODES = ("general", "billing", "technical", "legal")
+
+
+@cache
+def shipped_knowledge() -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    return load_articles(DEFAULT_DATA_DIR), load_trees(DEFAULT_DATA_DIR)
+
+
+async def make_assistant_tenant(session: AsyncSession, slug: str) -> Tenant:
+    """A tenant with the demo's teams, knowledge base and diagnosis trees: what the assistant works from."""
+    tenant = await ensure_tenant(session, slug)
+    session.add_all(Team(tenant_id=tenant.id, code=code, name=code.title()) for code in TEAM_CODES)
+    articles, trees = shipped_knowledge()
+    add_knowledge(session, tenant.id, articles, trees, published_at=utc_now())
+    await session.flush()
+    return tenant

@@ -15,7 +15,10 @@ from allo import __version__
 from allo.agents.endpoints import router as agents_router
 from allo.auth.endpoints import router as auth_router
 from allo.auth.service import ApiKeyCache
+from allo.chat.endpoints import STATIC_DIR as CHAT_STATIC_DIR
+from allo.chat.endpoints import api as chat_api_router
 from allo.chat.endpoints import router as chat_router
+from allo.chat.service import RateLimiter
 from allo.config import Settings, get_settings
 from allo.console.endpoints import router as console_router
 from allo.conversations.endpoints import router as conversations_router
@@ -123,6 +126,7 @@ def create_app(
     app.state.db = database
     app.state.bus = bus
     app.state.api_key_cache = ApiKeyCache(settings.api_key_cache_seconds)
+    app.state.chat_limiter = RateLimiter()
 
     install_error_handlers(app)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_request_bytes)
@@ -145,7 +149,10 @@ def create_app(
     app.include_router(api)
     app.include_router(health_router)
     app.include_router(chat_router)
+    app.include_router(chat_api_router)
     app.include_router(console_router)
     if STATIC_DIR.is_dir():
         app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    if CHAT_STATIC_DIR.is_dir():
+        app.mount("/chat/static", StaticFiles(directory=CHAT_STATIC_DIR), name="chat-static")
     return app

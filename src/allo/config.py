@@ -6,7 +6,7 @@ from enum import StrEnum
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 # The repository's data/ folder (corpus, lexicons, knowledge base) when running from a checkout.
@@ -39,6 +39,11 @@ class Settings(BaseSettings):
     cookie_secure: bool | None = None  # None: secure cookies in production, plain in dev (http://127.0.0.1)
 
     max_message_bytes: int = Field(default=64 * 1024, ge=1024)
+    # How long a web-chat visitor's session token, and a contact link sent on a public channel, stay valid.
+    chat_session_hours: int = Field(default=30 * 24, ge=1, le=365 * 24)
+    contact_link_hours: int = Field(default=7 * 24, ge=1, le=90 * 24)
+    # Who may embed the chat widget's frame (CSP frame-ancestors): "*" or space-separated origins.
+    chat_frame_ancestors: str = "*"
     max_request_bytes: int = Field(default=1024 * 1024, ge=64 * 1024)
 
     run_worker: bool = True
@@ -53,6 +58,13 @@ class Settings(BaseSettings):
 
     db_pool_size: int = Field(default=20, ge=1, le=500)
     api_key_cache_seconds: float = Field(default=30.0, ge=0)
+
+    # Optional LLM backend, off while llm_base_url is unset: any OpenAI-compatible API root, /v1 included
+    # (e.g. "http://127.0.0.1:8080/v1"). It only words answers and helps classify (allo.assistant.llm).
+    llm_base_url: str | None = None
+    llm_model: str | None = None
+    llm_api_key: SecretStr | None = None
+    llm_timeout_seconds: float = Field(default=8.0, gt=0, le=60)
 
     @property
     def is_dev(self) -> bool:
@@ -72,6 +84,28 @@ class Settings(BaseSettings):
             return None
         _, _, path = self.database_url.partition(":///")
         return None if path in ("", ":memory:") else Path(path)
+
+    @field_validator("llm_base_url", "llm_model", mode="before")
+    @classmethod
+    def _blank_is_unset(cls, value: object) -> object:
+        # `ALLO_LLM_BASE_URL=` in a .env file means "off", not "an empty address".
+        if isinstance(value, str):
+            return value.strip() or None
+        return value
+
+    @model_validator(mode="after")
+    def _llm_backend_is_complete(self) -> Settings:
+        if self.llm_base_url is None:
+            return self
+        if not self.llm_base_url.startswith(("http://", "https://")):
+            raise ValueError(
+                "ALLO_LLM_BASE_URL must be an http:// or https:// URL, such as http://127.0.0.1:8080/v1"
+            )
+        if self.llm_model is None:
+            raise ValueError(
+                "ALLO_LLM_MODEL is required when ALLO_LLM_BASE_URL is set (the model name to ask for)"
+            )
+        return self
 
     @model_validator(mode="after")
     def _enforce_non_default_secrets(self) -> Settings:

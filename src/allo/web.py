@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -10,7 +9,7 @@ from fastapi import Request
 from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
 
-from allo.i18n import negotiate, translations
+from allo.i18n import gettext_for, negotiate
 
 LANG_COOKIE = "allo_lang"
 
@@ -24,16 +23,6 @@ def request_language(request: Request) -> str:
         request.query_params.get("lang") or request.cookies.get(LANG_COOKIE),
         request.headers.get("accept-language"),
     )
-
-
-def gettext_for(language: str) -> Callable[..., str]:
-    catalog = translations(language)
-
-    def _(message: str, **values: Any) -> str:
-        text = catalog.gettext(message)
-        return text % values if values else text
-
-    return _
 
 
 def render(

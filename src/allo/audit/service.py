@@ -53,5 +53,9 @@ async def record_by(
     entity_id: uuid.UUID | str | None,
     data: dict[str, Any] | None = None,
 ) -> None:
-    kind = ActorKind.user if principal.method is AuthMethod.session else ActorKind.api_key
+    kind = {
+        AuthMethod.session: ActorKind.user,
+        AuthMethod.api_key: ActorKind.api_key,
+        AuthMethod.system: ActorKind.system,
+    }[principal.method]
     await record(session, principal.tenant_id, kind, principal.actor_id, action, entity_type, entity_id, data)

@@ -10,6 +10,7 @@ from allo.models.enums import Role
 class AuthMethod(StrEnum):
     session = "session"
     api_key = "api_key"
+    system = "system"  # Allo itself: the assistant, the worker
 
 
 @dataclass(frozen=True)
@@ -23,6 +24,11 @@ class Principal:
     api_key_id: uuid.UUID | None = None
     session_id: uuid.UUID | None = None
     csrf_token: str | None = None
+
+    @classmethod
+    def system(cls, tenant_id: uuid.UUID) -> Principal:
+        """Allo acting on its own (the assistant opening a ticket): audited as the system, not a user."""
+        return cls(tenant_id=tenant_id, role=Role.admin, method=AuthMethod.system)
 
     @property
     def actor_id(self) -> uuid.UUID | None:

@@ -1,13 +1,177 @@
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
-from fastapi.responses import Response
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Annotated
 
+import orjson
+from fastapi import APIRouter, Depends, Header, Query, Request, status
+from fastapi.responses import FileResponse, Response, StreamingResponse
+
+from allo.assistant.dialogue import AnswerWording
+from allo.chat import service
+from allo.chat.schemas import ChatLanguageChange, ChatPost, ChatStart, ChatState, ChatUpdate
+from allo.deps import SessionDep, SettingsDep, database_of
+from allo.kit.bus import Bus
+from allo.models import Conversation
 from allo.web import render
 
+STATIC_DIR = Path(__file__).parent / "static"
+HEARTBEAT_SECONDS = 15.0
+_STREAMED = frozenset({"message.created", "conversation.status", "conversation.assigned"})
+
 router = APIRouter(include_in_schema=False)
+api = APIRouter(prefix="/chat/api", tags=["customer chat"])
+
+
+def _wording(request: Request) -> AnswerWording | None:
+    wording: AnswerWording | None = getattr(request.app.state, "llm", None)
+    return wording
+
+
+def _limiter(request: Request) -> service.RateLimiter:
+    limiter: service.RateLimiter = request.app.state.chat_limiter
+    return limiter
+
+
+async def chat_conversation(
+    session: SessionDep,
+    settings: SettingsDep,
+    x_chat_token: Annotated[str | None, Header(description="The token of POST /chat/api/sessions")] = None,
+) -> Conversation:
+    return await service.conversation_for_token(session, settings, x_chat_token)
+
+
+ChatConversationDep = Annotated[Conversation, Depends(chat_conversation, scope="function")]
 
 
 @router.get("/chat")
-async def chat_page(request: Request) -> Response:
-    return render(request, "chat.html", {})
+async def chat_page(
+    request: Request,
+    tenant: Annotated[str | None, Query(max_length=63)] = None,
+    c: Annotated[str | None, Query(max_length=2048, description="Contact link token")] = None,
+    embed: bool = False,
+) -> Response:
+    settings = request.app.state.settings
+    response = render(
+        request,
+        "chat.html",
+        {"tenant": tenant or settings.default_tenant, "contact": c, "embed": embed},
+    )
+    if embed:
+        # The widget shows this page in a frame on the operator's own site.
+        del response.headers["X-Frame-Options"]
+        response.headers["Content-Security-Policy"] = f"frame-ancestors {settings.chat_frame_ancestors}"
+    return response
+
+
+@router.get("/chat/widget.js")
+async def widget_script() -> FileResponse:
+    return FileResponse(
+        STATIC_DIR / "widget.js",
+        media_type="text/javascript; charset=utf-8",
+        headers={"Cache-Control": "public, max-age=300"},
+    )
+
+
+@api.post("/sessions", status_code=status.HTTP_201_CREATED, summary="Start a chat (or open a contact link)")
+async def start_chat(
+    request: Request, body: ChatStart, session: SessionDep, settings: SettingsDep
+) -> ChatState:
+    return await service.start(
+        session,
+        settings,
+        tenant_slug=body.tenant,
+        language=body.language,
+        contact=body.contact,
+        wording=_wording(request),
+    )
+
+
+@api.get("/session", summary="The chat so far (to resume after a reload)")
+async def read_chat(
+    session: SessionDep, settings: SettingsDep, conversation: ChatConversationDep
+) -> ChatState:
+    return await service.state_of(session, settings, conversation)
+
+
+@api.patch("/session", summary="Change the chat's language")
+async def change_language(
+    body: ChatLanguageChange, session: SessionDep, settings: SettingsDep, conversation: ChatConversationDep
+) -> ChatState:
+    conversation.language = body.language
+    return await service.state_of(session, settings, conversation)
+
+
+@api.post("/messages", summary="Send a message; the answer holds it and the assistant's replies")
+async def post_message(
+    request: Request,
+    body: ChatPost,
+    session: SessionDep,
+    settings: SettingsDep,
+    conversation: ChatConversationDep,
+) -> ChatUpdate:
+    return await service.post(
+        session, settings, conversation, body, limiter=_limiter(request), wording=_wording(request)
+    )
+
+
+@api.get("/messages", summary="Messages after a given one (polling fallback of the stream)")
+async def list_messages(
+    session: SessionDep,
+    conversation: ChatConversationDep,
+    after: uuid.UUID | None = None,
+) -> ChatUpdate:
+    return await service.updates(session, conversation, after)
+
+
+@api.get(
+    "/stream",
+    summary="Live messages and status of the chat (Server-Sent Events)",
+    response_class=StreamingResponse,
+    responses={200: {"content": {"text/event-stream": {}}}},
+)
+async def stream(
+    request: Request, settings: SettingsDep, token: Annotated[str, Query(max_length=2048)]
+) -> StreamingResponse:
+    db = database_of(request)
+    async with db.unit_of_work(write=False) as session:
+        conversation = await service.conversation_for_token(session, settings, token)
+        tenant_id, conversation_id = conversation.tenant_id, conversation.id
+    bus: Bus = request.app.state.bus
+
+    async def events() -> AsyncIterator[bytes]:
+        async with bus.subscribe(tenant_id) as queue:
+            yield b"retry: 3000\n: connected\n\n"
+            while not await request.is_disconnected():
+                try:
+                    event = await asyncio.wait_for(queue.get(), timeout=HEARTBEAT_SECONDS)
+                except TimeoutError:
+                    yield b": keep-alive\n\n"
+                    continue
+                if event.type not in _STREAMED or event.data.get("conversation_id") != str(conversation_id):
+                    continue
+                async with db.unit_of_work(write=False) as session:
+                    current = await session.get(Conversation, conversation_id)
+                    if current is None:
+                        return
+                    if event.type == "message.created":
+                        message = await service.message_for_stream(
+                            session, current, uuid.UUID(event.data["message_id"])
+                        )
+                        if message is not None:
+                            yield b"event: message\ndata: " + message.model_dump_json().encode() + b"\n\n"
+                    else:
+                        payload = {
+                            "status": current.status.value,
+                            "agent_name": await service.agent_name(session, current),
+                        }
+                        yield b"event: status\ndata: " + orjson.dumps(payload) + b"\n\n"
+
+    return StreamingResponse(
+        events(),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
+    )

@@ -13,13 +13,13 @@ from allo.agents.repository import AgentRepository
 from allo.auth import service as auth_service
 from allo.auth.endpoints import set_session_cookie
 from allo.deps import SESSION_COOKIE, SessionDep, SettingsDep
-from allo.i18n import N_
+from allo.i18n import N_, gettext_for
 from allo.kit.errors import AppError, Unauthorized
 from allo.kit.security import constant_time_equals, new_token
 from allo.models import Conversation, Ticket, User
 from allo.models.enums import AgentStatus, ConversationStatus
 from allo.tickets.repository import OPEN_STATUSES
-from allo.web import gettext_for, render, request_language
+from allo.web import render, request_language
 
 router = APIRouter(include_in_schema=False)
 

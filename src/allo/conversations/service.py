@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
+from typing import Any
 
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -55,21 +57,44 @@ async def post_message(
     if data.author_kind is AuthorKind.agent and principal.user_id is None:
         raise Forbidden("Agent messages need a logged-in agent, not an API key.", code="user_required")
     conversation = await ConversationRepository(session, principal.tenant_id).get_or_raise(conversation_id)
-    messages = MessageRepository(session, principal.tenant_id)
-    if data.channel_message_id is not None:
-        existing = await messages.find_by_channel_id(conversation.channel, data.channel_message_id)
-        if existing is not None:
-            raise _duplicate(data.channel_message_id, existing.id)
-    now = utc_now()
-    message = Message(
-        conversation_id=conversation.id,
-        channel=conversation.channel,
-        direction=Direction.outbound if data.author_kind in _OUTBOUND_AUTHORS else Direction.inbound,
+    return await store_message(
+        session,
+        conversation,
         author_kind=data.author_kind,
         author_user_id=principal.user_id if data.author_kind is AuthorKind.agent else None,
         body=data.body,
         channel_message_id=data.channel_message_id,
         meta=data.meta,
+    )
+
+
+async def store_message(
+    session: AsyncSession,
+    conversation: Conversation,
+    *,
+    author_kind: AuthorKind,
+    body: str,
+    author_user_id: uuid.UUID | None = None,
+    channel_message_id: str | None = None,
+    meta: dict[str, Any] | None = None,
+    created_at: datetime | None = None,
+) -> Message:
+    """Add a message to a conversation; a channel message id seen before is a 409 duplicate_message."""
+    messages = MessageRepository(session, conversation.tenant_id)
+    if channel_message_id is not None:
+        existing = await messages.find_by_channel_id(conversation.channel, channel_message_id)
+        if existing is not None:
+            raise _duplicate(channel_message_id, existing.id)
+    now = created_at or utc_now()
+    message = Message(
+        conversation_id=conversation.id,
+        channel=conversation.channel,
+        direction=Direction.outbound if author_kind in _OUTBOUND_AUTHORS else Direction.inbound,
+        author_kind=author_kind,
+        author_user_id=author_user_id,
+        body=body,
+        channel_message_id=channel_message_id,
+        meta=meta or {},
         created_at=now,
     )
     try:
@@ -79,24 +104,24 @@ async def post_message(
             await session.flush()
     except IntegrityError as exc:
         # A concurrent delivery of the same message was inserted between our lookup and our insert.
-        if data.channel_message_id is not None:
-            existing = await messages.find_by_channel_id(conversation.channel, data.channel_message_id)
+        if channel_message_id is not None:
+            existing = await messages.find_by_channel_id(conversation.channel, channel_message_id)
             if existing is not None:
-                raise _duplicate(data.channel_message_id, existing.id) from exc
+                raise _duplicate(channel_message_id, existing.id) from exc
         raise Conflict("This message could not be stored.", code="conflict") from exc
     conversation.last_message_at = now
-    if data.author_kind is AuthorKind.agent and conversation.first_agent_response_at is None:
+    if author_kind is AuthorKind.agent and conversation.first_agent_response_at is None:
         conversation.first_agent_response_at = now
     await session.flush()
     publish_on_commit(
         session,
         Event(
             "message.created",
-            principal.tenant_id,
+            conversation.tenant_id,
             {
                 "conversation_id": str(conversation.id),
                 "message_id": str(message.id),
-                "author_kind": data.author_kind.value,
+                "author_kind": author_kind.value,
             },
         ),
     )

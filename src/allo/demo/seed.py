@@ -10,7 +10,7 @@ import json
 import random
 import uuid
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -340,6 +340,43 @@ def load_trees(data_dir: Path) -> list[dict[str, Any]]:
     return trees
 
 
+def add_knowledge(
+    session: AsyncSession,
+    tenant_id: uuid.UUID,
+    articles: list[dict[str, Any]],
+    trees: list[dict[str, Any]],
+    *,
+    published_at: datetime,
+) -> None:
+    """The shipped knowledge base and diagnosis trees, as a tenant's own editable copies."""
+    for article in articles:
+        session.add(
+            KnowledgeArticle(
+                tenant_id=tenant_id,
+                key=article["key"],
+                sub_intents=article["sub_intents"],
+                category=Category(article["category"]),
+                language=article["language"],
+                title=article["title"],
+                body=article["body"],
+                links=[{k: v for k, v in link.items() if v is not None} for link in article["links"]],
+                tags=article["tags"],
+                published=article.get("published", True),
+                published_at=published_at,
+            )
+        )
+    for tree in trees:
+        session.add(
+            DiagnosisTree(
+                tenant_id=tenant_id,
+                key=tree["key"],
+                sub_intents=tree["sub_intents"],
+                title=tree["title"],
+                definition={"start": tree["start"], "nodes": tree["nodes"]},
+            )
+        )
+
+
 async def seed_demo_data(
     database_url: str, data_dir: Path, *, progress: Console | None = None
 ) -> SeedSummary:
@@ -443,34 +480,8 @@ async def _seed(
             bar.advance(task)
         await session.flush()
 
-        for article in articles:
-            session.add(
-                KnowledgeArticle(
-                    tenant_id=tid,
-                    key=article["key"],
-                    sub_intents=article["sub_intents"],
-                    category=Category(article["category"]),
-                    language=article["language"],
-                    title=article["title"],
-                    body=article["body"],
-                    links=[{k: v for k, v in link.items() if v is not None} for link in article["links"]],
-                    tags=article["tags"],
-                    published=article.get("published", True),
-                    published_at=now - timedelta(days=30),
-                )
-            )
-            bar.advance(task)
-
-        for tree in trees:
-            session.add(
-                DiagnosisTree(
-                    tenant_id=tid,
-                    key=tree["key"],
-                    sub_intents=tree["sub_intents"],
-                    title=tree["title"],
-                    definition={"start": tree["start"], "nodes": tree["nodes"]},
-                )
-            )
+        add_knowledge(session, tid, articles, trees, published_at=now - timedelta(days=30))
+        bar.advance(task, len(articles))
 
         counts = await _history(session, rng, tid, customers, agents, policy, teams, bar, task)
     counts = {

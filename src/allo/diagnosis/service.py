@@ -31,10 +31,12 @@ class TreeRepository(TenantRepository[DiagnosisTree]):
     model = DiagnosisTree
     noun = "diagnosis tree"
 
+    async def find_by_key(self, key: str) -> DiagnosisTree | None:
+        stmt = self.select().where(DiagnosisTree.key == key)
+        return (await self.session.execute(stmt)).scalar_one_or_none()
+
     async def by_key(self, key: str) -> DiagnosisTree:
-        tree = (
-            await self.session.execute(self.select().where(DiagnosisTree.key == key))
-        ).scalar_one_or_none()
+        tree = await self.find_by_key(key)
         if tree is None:
             raise NotFound(f"Diagnosis tree {key!r} not found.", details={"key": key})
         return tree

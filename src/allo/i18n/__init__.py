@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import gettext
 import io
+from collections.abc import Callable
 from functools import cache
 from pathlib import Path
+from typing import Any
 
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
@@ -42,3 +44,14 @@ def negotiate(explicit: str | None, accept_language: str | None) -> str:
 def N_(message: str) -> str:
     """Marks a string for the catalogs where it is defined; it is translated later, where it is shown."""
     return message
+
+
+def gettext_for(language: str) -> Callable[..., str]:
+    """`_("text %(name)s", name=…)` in `language`: the catalog's translation with its values filled in."""
+    catalog = translations(language)
+
+    def _(message: str, **values: Any) -> str:
+        text = catalog.gettext(message)
+        return text % values if values else text
+
+    return _

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from typing import Any, ClassVar, Generic, TypeVar
 
 from sqlalchemy import Select, func, select
@@ -33,6 +34,12 @@ class TenantRepository(Generic[M]):
             stmt = stmt.options(*options)
         result: M | None = (await self.session.execute(stmt)).scalar_one_or_none()
         return result
+
+    async def get_many(self, ids: Sequence[uuid.UUID]) -> list[M]:
+        if not ids:
+            return []
+        stmt = self.select().where(self.model.id.in_(ids))
+        return list((await self.session.execute(stmt)).scalars())
 
     async def get_or_raise(self, row_id: uuid.UUID, *options: ExecutableOption) -> M:
         """The row if it exists in this tenant; another tenant's row is reported as not found."""

@@ -10,7 +10,6 @@ from allo.deps import AgentDep, SessionDep, SupervisorDep
 from allo.kit.pagination import Page, PageParams, page_params
 from allo.knowledge import service
 from allo.knowledge.repository import ArticleRepository
-from allo.knowledge.retrieval import build_index
 from allo.knowledge.schemas import ArticleCreate, ArticleRead, ArticleUpdate
 from allo.models.enums import Category
 
@@ -77,7 +76,13 @@ async def search_articles(
     sub_intent: Annotated[str | None, Query(max_length=40, description="Boost articles answering it")] = None,
     limit: Annotated[int, Query(ge=1, le=20)] = 5,
 ) -> list[SearchHit]:
+    hits = await service.search(
+        session, principal.tenant_id, q, language=language, sub_intent=sub_intent, limit=limit
+    )
     repo = ArticleRepository(session, principal.tenant_id)
-    articles = list((await session.execute(repo.filtered(published=True, language=language))).scalars())
-    hits = build_index(articles).search(q, language=language, sub_intent=sub_intent, limit=limit)
-    return [SearchHit(article=ArticleRead.model_validate(h.document), score=round(h.score, 4)) for h in hits]
+    articles = {a.id: a for a in await repo.get_many([h.document.id for h in hits])}
+    return [
+        SearchHit(article=ArticleRead.model_validate(articles[h.document.id]), score=round(h.score, 4))
+        for h in hits
+        if h.document.id in articles
+    ]

@@ -37,6 +37,12 @@ class Conversation(IdMixin, TenantMixin, TimestampMixin, Base):
     assigned_at: Mapped[datetime | None] = mapped_column()
     first_agent_response_at: Mapped[datetime | None] = mapped_column()
     resolved_at: Mapped[datetime | None] = mapped_column()
+    # "bot" or "agent": who closed it, the base of the bot resolution rate.
+    resolved_by: Mapped[str | None] = mapped_column(String(10))
+    escalated_at: Mapped[datetime | None] = mapped_column()
+    escalation_reasons: Mapped[list[str]] = mapped_column(JSONType, default=list, nullable=False)
+    # The assistant's memory of this conversation between turns (allo.assistant.dialogue.DialogueState).
+    bot_state: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict, nullable=False)
 
     customer: Mapped[Customer] = relationship(lazy="raise")
     messages: Mapped[list[Message]] = relationship(

@@ -12,6 +12,11 @@ from allo.models.base import Base, CreatedMixin, IdMixin, TenantMixin, Timestamp
 from allo.models.enums import Category, Priority, TicketStatus, Tier
 
 
+def ticket_reference(number: int) -> str:
+    """What people quote: T-000042."""
+    return f"T-{number:06d}"
+
+
 class Ticket(IdMixin, TenantMixin, TimestampMixin, Base):
     __tablename__ = "tickets"
     __table_args__ = (
@@ -25,6 +30,8 @@ class Ticket(IdMixin, TenantMixin, TimestampMixin, Base):
     description: Mapped[str | None] = mapped_column(Text)
     category: Mapped[Category] = mapped_column(enum_type(Category, "category"), nullable=False)
     priority: Mapped[Priority] = mapped_column(enum_type(Priority, "priority"), nullable=False)
+    # Why this priority: the rules that set it (allo.tickets.priority), shown to the agent.
+    priority_reasons: Mapped[list[str]] = mapped_column(JSONType, default=list, nullable=False)
     status: Mapped[TicketStatus] = mapped_column(
         enum_type(TicketStatus, "ticket_status"), default=TicketStatus.new, nullable=False
     )
@@ -46,6 +53,10 @@ class Ticket(IdMixin, TenantMixin, TimestampMixin, Base):
     first_responded_at: Mapped[datetime | None] = mapped_column()
     resolved_at: Mapped[datetime | None] = mapped_column()
     closed_at: Mapped[datetime | None] = mapped_column()
+
+    @property
+    def reference(self) -> str:
+        return ticket_reference(self.number)
 
     events: Mapped[list[TicketEvent]] = relationship(
         back_populates="ticket", lazy="raise", order_by="TicketEvent.created_at", cascade="all, delete-orphan"

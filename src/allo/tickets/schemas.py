@@ -9,6 +9,7 @@ from pydantic import Field, computed_field
 from allo.agents.schemas import Code
 from allo.kit.schemas import ReadModel, StrictInput
 from allo.models.enums import Category, Priority, TicketStatus, Tier
+from allo.models.ticket import ticket_reference
 
 
 class TicketCreate(StrictInput):
@@ -71,7 +72,7 @@ class TicketRead(ReadModel):
     @property
     def reference(self) -> str:
         """What people quote: T-000042."""
-        return f"T-{self.number:06d}"
+        return ticket_reference(self.number)
 
 
 class TicketDetail(TicketRead):

@@ -1,0 +1,531 @@
+"""The customer's web chat over HTTP: sessions, the assistant's dialogue turns, escalation, bad input."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import select
+
+from allo.assistant.dialogue import PERSONAL_LINK_PURPOSE
+from allo.chat.service import CONTACT_PURPOSE, SESSION_PURPOSE, contact_token
+from allo.config import Settings
+from allo.kit.db import Database
+from allo.kit.signing import sign, unsign
+from allo.models import Conversation, CsatResponse, Customer, Team, Ticket, TicketEvent
+from allo.models.enums import Channel
+from allo.tenants import service as tenants
+from tests.api_helpers import assert_api_error
+from tests.factories import make_assistant_tenant
+
+pytestmark = pytest.mark.usefixtures("cheap_password_hashing")
+
+
+class Chat:
+    """A customer in the web chat: starts a session and talks, keeping what the API answered."""
+
+    def __init__(self, client: httpx.AsyncClient, tenant: str) -> None:
+        self.client = client
+        self.tenant = tenant
+        self.token = ""
+        self.conversation_id = ""
+        self.status = ""
+
+    async def start(self, language: str = "fr") -> dict[str, Any]:
+        response = await self.client.post(
+            "/chat/api/sessions", json={"tenant": self.tenant, "language": language}
+        )
+        assert response.status_code == 201, response.text
+        state: dict[str, Any] = response.json()
+        self.token, self.conversation_id, self.status = (
+            state["token"],
+            state["conversation_id"],
+            state["status"],
+        )
+        return state
+
+    async def say(self, text: str, option: str | None = None) -> list[dict[str, Any]]:
+        """The bot's replies to this message (the customer's own message is checked and left out)."""
+        body: dict[str, Any] = {"text": text, "client_message_id": uuid.uuid4().hex}
+        if option is not None:
+            body["option"] = option
+        response = await self.client.post(
+            "/chat/api/messages", json=body, headers={"X-Chat-Token": self.token}
+        )
+        assert response.status_code == 200, response.text
+        data = response.json()
+        self.status = data["status"]
+        assert data["messages"][0]["author"] == "customer"
+        assert data["messages"][0]["text"] == text
+        replies: list[dict[str, Any]] = data["messages"][1:]
+        return replies
+
+
+def texts(replies: list[dict[str, Any]]) -> str:
+    return "\n".join(r["text"] for r in replies)
+
+
+@pytest.fixture
+async def tenant_slug(db: Database) -> str:
+    slug = f"chat-{uuid.uuid4().hex[:8]}"
+    async with db.unit_of_work() as session:
+        await make_assistant_tenant(session, slug)
+    return slug
+
+
+@pytest.fixture
+def chat(client: httpx.AsyncClient, tenant_slug: str) -> Chat:
+    return Chat(client, tenant_slug)
+
+
+async def _ticket_of(db: Database, conversation_id: str) -> tuple[Ticket, list[TicketEvent], str | None]:
+    async with db.unit_of_work(write=False) as session:
+        ticket = (
+            await session.execute(select(Ticket).where(Ticket.conversation_id == uuid.UUID(conversation_id)))
+        ).scalar_one()
+        events = list(
+            (await session.execute(select(TicketEvent).where(TicketEvent.ticket_id == ticket.id))).scalars()
+        )
+        team = await session.get(Team, ticket.team_id) if ticket.team_id else None
+        return ticket, events, team.code if team else None
+
+
+async def _conversation(db: Database, conversation_id: str) -> Conversation:
+    async with db.unit_of_work(write=False) as session:
+        conversation = await session.get(Conversation, uuid.UUID(conversation_id))
+        assert conversation is not None
+        return conversation
+
+
+# -- the three scenarios of the issue ---------------------------------------------------------------
+
+
+async def test_no_network_starts_a_guided_diagnosis_that_ends_in_a_solution(chat: Chat, db: Database) -> None:
+    state = await chat.start()
+    assert "assistant virtuel" in state["messages"][0]["text"]
+    replies = await chat.say("je n'ai plus de réseau depuis ce matin")
+    assert replies[0]["text"].startswith("Si je comprends bien, vous n'avez plus de réseau mobile")
+    question = replies[-1]
+    assert question["kind"] == "question"
+    assert "mode avion" in question["text"]
+    assert {o["id"] for o in question["options"]} == {"yes", "no", "dont_know"}
+
+    replies = await chat.say("Oui, l'icône d'avion est affichée", option="yes")
+    assert "désactivez-le" in replies[0]["text"]
+    assert replies[-1]["kind"] == "resolution_check"
+    assert [o["id"] for o in replies[-1]["options"]] == ["yes", "no"]
+
+    replies = await chat.say("Oui", option="yes")
+    assert replies[-1]["kind"] == "csat"
+    assert chat.status == "resolved"
+    conversation = await _conversation(db, chat.conversation_id)
+    assert conversation.resolved_by == "bot"
+
+    replies = await chat.say("5", option="5")
+    assert "Merci pour votre note" in texts(replies)
+    async with db.unit_of_work(write=False) as session:
+        scores = list(
+            (
+                await session.execute(
+                    select(CsatResponse.score).where(
+                        CsatResponse.conversation_id == uuid.UUID(chat.conversation_id)
+                    )
+                )
+            ).scalars()
+        )
+    assert scores == [5]
+
+
+async def test_puk_question_is_answered_from_the_knowledge_base_with_its_link(chat: Chat) -> None:
+    await chat.start()
+    replies = await chat.say("comment avoir mon code PUK")
+    assert replies[0]["text"].startswith("Si je comprends bien, vous avez besoin de votre code PUK")
+    answer = next(r for r in replies if r["links"])
+    assert "PUK" in answer["text"]
+    assert any("PUK" in link["title"] for link in answer["links"])
+    assert replies[-1]["kind"] in ("resolution_check", "question")
+
+
+async def test_cancellation_with_a_lawyer_goes_to_the_legal_team_with_a_ticket(
+    chat: Chat, db: Database
+) -> None:
+    await chat.start()
+    replies = await chat.say("je veux résilier, mon avocat va vous écrire")
+    assert replies[-1]["kind"] == "identification"
+    assert chat.status == "bot"
+
+    replies = await chat.say("Awa Diallo, 06 12 34 56 78")
+    handover = replies[-1]
+    assert handover["kind"] == "handover"
+    assert "Merci, Awa." in texts(replies)
+    assert "équipe juridique" in handover["text"]
+    assert "T-" in handover["text"]
+    assert chat.status == "queued"
+
+    ticket, events, team = await _ticket_of(db, chat.conversation_id)
+    assert team == "legal"
+    assert ticket.category.value == "cancellation"
+    assert ticket.reference in handover["text"]
+    assert "legal" in ticket.priority_reasons
+    assert "cancellation" in ticket.priority_reasons
+    escalation = next(e for e in events if e.kind == "escalated_by_assistant")
+    assert any(r.startswith("legal") for r in escalation.data["reasons"])
+    assert any(r.startswith("cancellation") for r in escalation.data["reasons"])
+    conversation = await _conversation(db, chat.conversation_id)
+    assert conversation.queued_at is not None
+    assert conversation.escalation_reasons == escalation.data["reasons"]
+    async with db.unit_of_work(write=False) as session:
+        customer = await session.get(Customer, conversation.customer_id)
+        assert customer is not None
+        assert (customer.name, customer.phone) == ("Awa Diallo", "+33612345678")
+
+    # A human has the conversation now: the bot keeps quiet.
+    assert await chat.say("Vous êtes là ?") == []
+
+
+# -- identification ---------------------------------------------------------------------------------
+
+
+async def test_identification_finds_the_existing_customer_and_drops_the_visitor_record(
+    chat: Chat, db: Database, client: httpx.AsyncClient, tenant_slug: str
+) -> None:
+    async with db.unit_of_work() as session:
+        tenant = await tenants.get_by_slug(session, tenant_slug)
+        assert tenant is not None
+        known = Customer(tenant_id=tenant.id, phone="+33612000111", name="Jean Dupont", vip=True)
+        session.add(known)
+    await chat.start()
+    visitor_id = (await _conversation(db, chat.conversation_id)).customer_id
+    await chat.say("je veux parler à un conseiller")
+    replies = await chat.say("06.12.00.01.11")
+    assert replies[-1]["kind"] == "handover"
+    conversation = await _conversation(db, chat.conversation_id)
+    assert conversation.customer_id == known.id
+    async with db.unit_of_work(write=False) as session:
+        assert await session.get(Customer, visitor_id) is None
+    ticket, _, _ = await _ticket_of(db, chat.conversation_id)
+    assert ticket.customer_id == known.id
+    assert "vip" in ticket.priority_reasons
+    assert ticket.priority.value in ("P1", "P2")
+
+
+async def test_an_invalid_number_is_asked_again_then_the_handover_goes_ahead(chat: Chat) -> None:
+    await chat.start()
+    await chat.say("je veux parler à un humain")
+    replies = await chat.say("pas envie")
+    assert "numéro" in replies[-1]["text"]
+    assert chat.status == "bot"
+    replies = await chat.say("toujours pas")
+    assert replies[-1]["kind"] == "handover"
+    assert chat.status == "queued"
+
+
+async def test_a_general_answer_is_never_gated_behind_identification(chat: Chat) -> None:
+    await chat.start()
+    replies = await chat.say("je voudrais une copie de ma facture")
+    assert not any(r["kind"] == "identification" for r in replies)
+    answer = next(r for r in replies if r["links"])
+    assert all("allo=" not in link["url"] for link in answer["links"])  # not personal: unidentified
+    assert "numéro de mobile" in texts(replies)  # offered, not required
+
+
+async def test_an_identified_customer_gets_personal_links(
+    client: httpx.AsyncClient, db: Database, settings: Settings, tenant_slug: str
+) -> None:
+    async with db.unit_of_work() as session:
+        tenant = await tenants.get_by_slug(session, tenant_slug)
+        assert tenant is not None
+        known = Customer(tenant_id=tenant.id, phone="+33612000222", name="Awa Diallo")
+        session.add(known)
+        await session.flush()
+        conversation = Conversation(tenant_id=tenant.id, customer_id=known.id, channel=Channel.webchat)
+        session.add(conversation)
+    chat = Chat(client, tenant_slug)
+    response = await client.post(
+        "/chat/api/sessions", json={"contact": contact_token(settings, conversation)}
+    )
+    assert response.status_code == 201
+    chat.token = response.json()["token"]
+    replies = await chat.say("je voudrais une copie de ma facture")
+    links = [link for r in replies for link in r["links"]]
+    personal = [link["url"] for link in links if "allo=" in link["url"]]
+    assert personal, links
+    token = personal[0].split("allo=")[1]
+    data = unsign(settings.secret_key.get_secret_value(), PERSONAL_LINK_PURPOSE, token)
+    assert data["c"] == str(known.id)
+    assert "numéro de mobile" not in texts(replies)  # already identified: no offer
+
+
+# -- escalation rules -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "reason", "team"),
+    [
+        ("je veux parler à un conseiller", "human_requested", "general"),
+        ("C'EST INADMISSIBLE, VOUS ÊTES DES VOLEURS, JE SUIS FURIEUX !!!", "very_negative", None),
+        ("on m'a volé mon téléphone cette nuit, bloquez ma ligne", "critical_technical", "technical"),
+        ("panne générale, personne n'a de réseau dans tout le quartier", "critical_technical", "technical"),
+        ("je vais saisir le médiateur et l'ARCEP", "legal", "legal"),
+        ("Je souhaite résilier mon abonnement", "cancellation", None),
+        ("c'est pour le truc de l'autre fois", "low_confidence", None),
+    ],
+)
+async def test_each_escalation_rule_hands_over_with_its_reason(
+    chat: Chat, db: Database, text: str, reason: str, team: str | None
+) -> None:
+    await chat.start()
+    replies = await chat.say(text)
+    if replies[-1]["kind"] == "identification":
+        replies = await chat.say("Paul Martin 06 12 99 88 77")
+    assert replies[-1]["kind"] == "handover", texts(replies)
+    _, events, ticket_team = await _ticket_of(db, chat.conversation_id)
+    escalation = next(e for e in events if e.kind == "escalated_by_assistant")
+    assert any(r.startswith(reason) for r in escalation.data["reasons"]), escalation.data["reasons"]
+    if team is not None:
+        assert ticket_team == team
+
+
+async def test_two_unhelpful_answers_in_a_row_hand_over(chat: Chat, db: Database) -> None:
+    await chat.start()
+    replies = await chat.say("Comment changer mon moyen de paiement pour le prélèvement ?")
+    assert replies[-1]["kind"] == "resolution_check"
+    replies = await chat.say("Non", option="no")
+    assert replies[-1]["kind"] == "resolution_check", texts(replies)
+    replies = await chat.say("non toujours pas")
+    assert replies[-1]["kind"] in ("identification", "handover")
+    if replies[-1]["kind"] == "identification":
+        replies = await chat.say("Lea Martin 0612777666")
+    _, events, _ = await _ticket_of(db, chat.conversation_id)
+    escalation = next(e for e in events if e.kind == "escalated_by_assistant")
+    assert escalation.data["reasons"] == ["unhelpful_answers: 2 in a row"]
+
+
+async def test_a_diagnosis_escalation_carries_the_answers_collected(chat: Chat, db: Database) -> None:
+    await chat.start()
+    await chat.say("Paul Martin 06 12 45 45 45")  # not a request: nothing to identify yet
+    replies = await chat.say("je n'ai plus de réseau depuis ce matin")
+    steps = 0
+    while replies[-1]["kind"] == "question" and steps < 12:
+        options = [o["id"] for o in replies[-1]["options"]]
+        choice = "no" if "no" in options else options[-1]
+        label = next(o["label"] for o in replies[-1]["options"] if o["id"] == choice)
+        replies = await chat.say(label, option=choice)
+        steps += 1
+    if replies[-1]["kind"] == "identification":
+        replies = await chat.say("Paul Martin 06 12 45 45 45")
+    if replies[-1]["kind"] == "resolution_check":
+        pytest.skip("this path of the tree ends in a solution")
+    assert replies[-1]["kind"] == "handover"
+    _, events, _ = await _ticket_of(db, chat.conversation_id)
+    escalation = next(e for e in events if e.kind == "escalated_by_assistant")
+    assert len(escalation.data["diagnosis"]) == steps
+    assert escalation.data["diagnosis"][0]["node"] == "airplane_mode"
+
+
+# -- dialogue -----------------------------------------------------------------------------------------
+
+
+async def test_greeting_and_thanks_are_answered_not_escalated(chat: Chat) -> None:
+    await chat.start()
+    replies = await chat.say("Bonjour")
+    assert chat.status == "bot"
+    assert "Comment puis-je vous aider" in texts(replies)
+    replies = await chat.say("merci beaucoup")
+    assert chat.status == "bot"
+    assert "Avec plaisir" in texts(replies)
+
+
+async def test_topic_switch_during_a_diagnosis(chat: Chat) -> None:
+    await chat.start()
+    replies = await chat.say("je n'ai plus de réseau depuis ce matin")
+    assert replies[-1]["kind"] == "question"
+    replies = await chat.say("en fait je voudrais plutôt une copie de ma facture du mois dernier")
+    assert replies[0]["text"].startswith(
+        "Si je comprends bien, vous avez besoin d'une copie de votre facture"
+    )
+    assert replies[-1]["kind"] == "resolution_check"
+
+
+async def test_an_answer_that_fits_no_option_is_asked_again(chat: Chat) -> None:
+    await chat.start()
+    replies = await chat.say("je n'ai plus de réseau depuis ce matin")
+    question = replies[-1]["text"]
+    replies = await chat.say("hmm bof")
+    assert "Je n'ai pas compris votre réponse" in replies[0]["text"]
+    assert replies[-1]["text"] == question
+    assert replies[-1]["options"]
+
+
+async def test_free_text_yes_answers_the_resolution_question(chat: Chat) -> None:
+    await chat.start()
+    await chat.say("comment avoir mon code PUK")
+    await chat.say("oui c'est bon merci")
+    assert chat.status == "resolved"
+
+
+async def test_writing_again_after_resolution_reopens_the_conversation(chat: Chat, db: Database) -> None:
+    await chat.start()
+    await chat.say("comment avoir mon code PUK")
+    await chat.say("oui", option="yes")
+    assert chat.status == "resolved"
+    replies = await chat.say("et comment activer l'itinérance pour aller au Sénégal ?")
+    assert chat.status == "bot"
+    assert replies[0]["text"].startswith("Si je comprends bien")
+    conversation = await _conversation(db, chat.conversation_id)
+    assert conversation.resolved_by is None
+
+
+async def test_english_chat(chat: Chat) -> None:
+    state = await chat.start(language="en")
+    assert "virtual assistant" in state["messages"][0]["text"]
+    replies = await chat.say("how do I get my PUK code?")
+    assert replies[0]["text"].startswith("If I understand correctly, you need your PUK code")
+    assert replies[-1]["text"] in ("Did this solve your problem?",) or replies[-1]["kind"] == "question"
+
+
+# -- sessions, idempotency, bad input ------------------------------------------------------------------
+
+
+async def test_session_resumes_with_the_history(chat: Chat, client: httpx.AsyncClient) -> None:
+    await chat.start()
+    await chat.say("Bonjour")
+    response = await client.get("/chat/api/session", headers={"X-Chat-Token": chat.token})
+    assert response.status_code == 200
+    messages = response.json()["messages"]
+    assert [m["author"] for m in messages] == ["bot", "customer", "bot"]
+    first = messages[0]["id"]
+    response = await client.get(f"/chat/api/messages?after={first}", headers={"X-Chat-Token": chat.token})
+    assert [m["author"] for m in response.json()["messages"]] == ["customer", "bot"]
+
+
+async def test_a_retried_message_is_answered_once(
+    chat: Chat, client: httpx.AsyncClient, db: Database
+) -> None:
+    await chat.start()
+    body = {"text": "comment avoir mon code PUK", "client_message_id": "retry-0001"}
+    first = await client.post("/chat/api/messages", json=body, headers={"X-Chat-Token": chat.token})
+    again = await client.post("/chat/api/messages", json=body, headers={"X-Chat-Token": chat.token})
+    assert first.status_code == again.status_code == 200
+    assert [m["id"] for m in first.json()["messages"]] == [m["id"] for m in again.json()["messages"]]
+    state = (await client.get("/chat/api/session", headers={"X-Chat-Token": chat.token})).json()
+    assert sum(1 for m in state["messages"] if m["author"] == "customer") == 1
+
+
+@pytest.mark.parametrize(
+    "token",
+    ["", "garbage", "a.b", None],
+)
+async def test_a_bad_session_token_is_a_clear_401(client: httpx.AsyncClient, token: str | None) -> None:
+    headers = {"X-Chat-Token": token} if token is not None else {}
+    response = await client.post("/chat/api/messages", json={"text": "bonjour"}, headers=headers)
+    assert_api_error(response, 401, "chat_session_invalid")
+
+
+async def test_forged_expired_and_cross_purpose_tokens_are_refused(
+    chat: Chat, client: httpx.AsyncClient, settings: Settings
+) -> None:
+    await chat.start()
+    conversation = await client.get("/chat/api/session", headers={"X-Chat-Token": chat.token})
+    tenant_and_id = {"v": chat.conversation_id, "t": "00000000-0000-0000-0000-000000000000"}
+    secret = settings.secret_key.get_secret_value()
+    forged = sign("another-secret", SESSION_PURPOSE, tenant_and_id, ttl_seconds=60)
+    expired = sign(secret, SESSION_PURPOSE, {"v": chat.conversation_id, "t": "x"}, ttl_seconds=-1)
+    contact_as_session = sign(secret, CONTACT_PURPOSE, tenant_and_id, ttl_seconds=60)
+    wrong_tenant = sign(secret, SESSION_PURPOSE, tenant_and_id, ttl_seconds=60)
+    for token in (forged, expired, contact_as_session, wrong_tenant):
+        response = await client.get("/chat/api/session", headers={"X-Chat-Token": token})
+        assert_api_error(response, 401, "chat_session_invalid")
+    assert conversation.status_code == 200
+
+
+async def test_bad_messages_get_clear_errors_and_lose_nothing(chat: Chat, client: httpx.AsyncClient) -> None:
+    await chat.start()
+    headers = {"X-Chat-Token": chat.token}
+    assert_api_error(
+        await client.post("/chat/api/messages", json={"text": "   "}, headers=headers), 422, "empty_message"
+    )
+    huge = "a" * (64 * 1024 + 1)
+    assert_api_error(
+        await client.post("/chat/api/messages", json={"text": huge}, headers=headers),
+        413,
+        "message_too_large",
+    )
+    invalid_utf8 = b'{"text": "caf\xe9"}'
+    response = await client.post(
+        "/chat/api/messages", content=invalid_utf8, headers={**headers, "Content-Type": "application/json"}
+    )
+    assert response.status_code in (400, 422)
+    assert "error" in response.json()
+    assert_api_error(
+        await client.post("/chat/api/messages", json={"text": "x", "surprise": 1}, headers=headers), 422
+    )
+    state = (await client.get("/chat/api/session", headers=headers)).json()
+    assert [m["author"] for m in state["messages"]] == ["bot"]  # nothing stored by the refused requests
+    replies = await chat.say("😡😡😡")
+    assert replies  # never an empty answer
+    assert replies[-1]["text"]
+
+
+async def test_an_unsupported_language_goes_to_a_human(chat: Chat, db: Database) -> None:
+    await chat.start()
+    replies = await chat.say("Mangi wut ndimbal ci sama téléphone bi, dafa lott torop")
+    if replies[-1]["kind"] == "identification":
+        replies = await chat.say("Moussa Ndiaye +221 77 123 45 67")
+    assert replies[-1]["kind"] == "handover"
+    _, events, _ = await _ticket_of(db, chat.conversation_id)
+    escalation = next(e for e in events if e.kind == "escalated_by_assistant")
+    assert any(r.startswith("unsupported_language") for r in escalation.data["reasons"])
+
+
+async def test_too_many_messages_are_slowed_down(chat: Chat, client: httpx.AsyncClient) -> None:
+    await chat.start()
+    headers = {"X-Chat-Token": chat.token}
+    statuses = []
+    for i in range(22):
+        response = await client.post("/chat/api/messages", json={"text": f"bonjour {i}"}, headers=headers)
+        statuses.append(response.status_code)
+    assert statuses[:20] == [200] * 20
+    assert_api_error(response, 429, "too_many_requests")
+
+
+async def test_unknown_tenant_is_a_404(client: httpx.AsyncClient) -> None:
+    response = await client.post("/chat/api/sessions", json={"tenant": "nope-nope"})
+    assert_api_error(response, 404, "unknown_tenant")
+
+
+async def test_a_contact_link_opens_its_conversation_every_time(
+    chat: Chat, client: httpx.AsyncClient, settings: Settings, db: Database
+) -> None:
+    await chat.start()
+    conversation = await _conversation(db, chat.conversation_id)
+    link = contact_token(settings, conversation)
+    first = await client.post("/chat/api/sessions", json={"contact": link})
+    second = await client.post("/chat/api/sessions", json={"contact": link})
+    assert first.status_code == second.status_code == 201
+    assert first.json()["conversation_id"] == second.json()["conversation_id"] == chat.conversation_id
+    forged = link[:-4] + ("AAAA" if not link.endswith("AAAA") else "BBBB")
+    assert_api_error(
+        await client.post("/chat/api/sessions", json={"contact": forged}), 400, "contact_link_invalid"
+    )
+    secret = settings.secret_key.get_secret_value()
+    expired = sign(
+        secret, CONTACT_PURPOSE, {"t": str(conversation.tenant_id), "v": str(conversation.id)}, ttl_seconds=-5
+    )
+    assert_api_error(
+        await client.post("/chat/api/sessions", json={"contact": expired}), 410, "contact_link_expired"
+    )
+
+
+async def test_the_chat_page_and_widget_are_served(client: httpx.AsyncClient) -> None:
+    page = await client.get("/chat?lang=en")
+    assert page.status_code == 200
+    assert page.headers["X-Frame-Options"] == "DENY"
+    embedded = await client.get("/chat?embed=1")
+    assert "X-Frame-Options" not in embedded.headers
+    assert "frame-ancestors" in embedded.headers["Content-Security-Policy"]
+    widget = await client.get("/chat/widget.js")
+    assert widget.status_code == 200
+    assert widget.headers["content-type"].startswith("text/javascript")
