@@ -13,6 +13,7 @@ from fastapi.staticfiles import StaticFiles
 
 from allo import __version__
 from allo.agents.endpoints import router as agents_router
+from allo.assistant.llm import LlmClient
 from allo.auth.endpoints import router as auth_router
 from allo.auth.service import ApiKeyCache
 from allo.chat.endpoints import STATIC_DIR as CHAT_STATIC_DIR
@@ -103,6 +104,8 @@ def create_app(
     # Sessions find the bus in their info: the one the database was built with (tests bring their own).
     bus: Bus = database.info.setdefault(BUS_INFO_KEY, Bus())
 
+    llm = LlmClient.from_settings(settings)  # the optional LLM backend: None unless configured
+
     @contextlib.asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         if run_background:
@@ -110,6 +113,8 @@ def create_app(
                 yield
         else:
             yield
+        if llm is not None:
+            await llm.aclose()
         if owns_db:
             await database.dispose()
 
@@ -127,6 +132,7 @@ def create_app(
     app.state.bus = bus
     app.state.api_key_cache = ApiKeyCache(settings.api_key_cache_seconds)
     app.state.chat_limiter = RateLimiter()
+    app.state.llm = llm
 
     install_error_handlers(app)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_request_bytes)

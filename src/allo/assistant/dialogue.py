@@ -225,11 +225,25 @@ class BotReply:
 
 
 class AnswerWording(Protocol):
-    """The optional LLM backend (allo.assistant.llm.LlmClient): rewords a KB answer, or None."""
+    """The optional LLM backend (allo.assistant.llm.LlmClient). It rewords a knowledge-base answer and
+    gives a second opinion on the topic when retrieval found nothing; it never decides an escalation
+    and never answers without an article. None means "no help": the assistant goes on without it."""
 
     async def word_answer(
         self, *, customer_text: str, language: str, title: str, solution: str, links: Sequence[str]
     ) -> str | None: ...
+
+    async def classify(
+        self, text: str, *, intents: Sequence[str], sub_intents: Sequence[str]
+    ) -> LabelOpinion | None: ...
+
+
+class LabelOpinion(Protocol):
+    @property
+    def intent(self) -> str: ...
+
+    @property
+    def sub_intent(self) -> str: ...
 
 
 @dataclass
@@ -262,7 +276,7 @@ def parse_yes_no(text: str, option: str | None) -> bool | None:
 
 
 def is_how_to_question(text: str) -> bool:
-    """"How do I get my PUK code?" rather than "my phone asks for a PUK code"."""
+    """ "How do I get my PUK code?" rather than "my phone asks for a PUK code"."""
     words = normalize(text).replace("'", " ")
     padded = f" {words} "
     if any(marker in padded for marker in _PROBLEM_MARKERS):
@@ -556,18 +570,17 @@ class Dialogue:
     async def _answer_from_knowledge(self, *, intro: str | None = None) -> None:
         topic = self.state.topic
         assert topic is not None
-        hits = await knowledge.search(
-            self.session, self.tenant_id, topic.text, language=self.language, sub_intent=topic.sub_intent
-        )
-        article = next(
-            (
-                h.document
-                for h in hits
-                if _doc_key(h.document) not in topic.articles_tried
-                and (topic.sub_intent in h.document.sub_intents or h.score >= knowledge.MIN_ANSWER_SCORE)
-            ),
-            None,
-        )
+        # Articles written for the understood topic first; then, when the optional LLM backend is on, for
+        # its second opinion of the topic; then the best loose match of the words.
+        article = await self._find_article(topic, topic.sub_intent, tagged_only=True)
+        if article is None and self.context.wording is not None and not topic.articles_tried:
+            opinion = await self.context.wording.classify(
+                topic.text, intents=list(P.INTENT_SUMMARIES), sub_intents=list(P.SUMMARIES)
+            )
+            if opinion is not None and opinion.sub_intent != topic.sub_intent:
+                article = await self._find_article(topic, opinion.sub_intent, tagged_only=True)
+        if article is None:
+            article = await self._find_article(topic, topic.sub_intent)
         if article is None:
             self.state.unhelpful += 1
             if self.state.unhelpful >= UNHELPFUL_LIMIT:
@@ -594,6 +607,21 @@ class Dialogue:
         if not self.identified and any(link.get("personal") for link in article.links):
             self.say(self._(P.PERSONAL_LINK_HINT))
         self._ask_resolution()
+
+    async def _find_article(
+        self, topic: Topic, sub_intent: str, *, tagged_only: bool = False
+    ) -> knowledge.ArticleDoc | None:
+        hits = await knowledge.search(
+            self.session, self.tenant_id, topic.text, language=self.language, sub_intent=sub_intent
+        )
+        for hit in hits:
+            if _doc_key(hit.document) in topic.articles_tried:
+                continue
+            if sub_intent in hit.document.sub_intents or (
+                not tagged_only and hit.score >= knowledge.MIN_ANSWER_SCORE
+            ):
+                return hit.document
+        return None
 
     def _links(self, links: Sequence[dict[str, Any]]) -> list[dict[str, str]]:
         out = []
