@@ -42,8 +42,16 @@ lint: $(VENV)/.installed-dev
 typecheck: $(VENV)/.installed-dev
 	$(BIN)/mypy
 
+# Browser tests drive Debian's Chromium through Playwright (never a browser `playwright install` fetches).
+CHROMIUM := /usr/bin/chromium
+SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
+
+$(CHROMIUM):
+	$(SUDO) apt-get update -qq
+	$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium
+
 # The suite runs on SQLite always, and again on PostgreSQL when ALLO_TEST_DATABASE_URL is set.
-pytest: $(VENV)/.installed-dev $(NLU_MODEL)
+pytest: $(VENV)/.installed-dev $(NLU_MODEL) $(CHROMIUM)
 	@echo "== pytest on SQLite =="
 	env -u ALLO_TEST_DATABASE_URL $(BIN)/pytest
 	@if [ -n "$$ALLO_TEST_DATABASE_URL" ]; then \

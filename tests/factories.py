@@ -119,7 +119,6 @@ async def create_team(
     return data
 
 
-
 TEAM_CODES = ("general", "billing", "technical", "legal")
 
 

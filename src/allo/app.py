@@ -13,6 +13,7 @@ from fastapi.staticfiles import StaticFiles
 
 from allo import __version__
 from allo.agents.endpoints import router as agents_router
+from allo.assistant import tasks as assistant_tasks  # noqa: F401 - registers its job handlers
 from allo.assistant.llm import LlmClient
 from allo.auth.endpoints import router as auth_router
 from allo.auth.service import ApiKeyCache
@@ -61,6 +62,7 @@ def build_worker(settings: Settings, db: Database, bus: Bus) -> Worker:
         backoff_base_seconds=settings.job_backoff_base_seconds,
         backoff_max_seconds=settings.job_backoff_max_seconds,
         wakeup=bus.job_wakeup,
+        resources={"settings": settings},
     )
 
 

@@ -12,13 +12,14 @@ from allo.assistant.dialogue import PERSONAL_LINK_PURPOSE
 from allo.chat.service import CONTACT_PURPOSE, SESSION_PURPOSE, contact_token
 from allo.config import Settings
 from allo.kit.db import Database
+from allo.kit.jobs import Worker
 from allo.kit.signing import sign, unsign
 from allo.models import Conversation, CsatResponse, Customer, Team, Ticket, TicketEvent
 from allo.models.enums import Channel
 from allo.tenants import service as tenants
 from tests.api_helpers import assert_api_error
 from tests.chat.chat_client import Chat, texts
-from tests.factories import make_assistant_tenant
+from tests.factories import create_conversation, create_customer, login, make_actor, make_assistant_tenant
 
 pytestmark = pytest.mark.usefixtures("cheap_password_hashing")
 
@@ -485,3 +486,72 @@ async def test_the_chat_page_and_widget_are_served(client: httpx.AsyncClient) ->
     widget = await client.get("/chat/widget.js")
     assert widget.status_code == 200
     assert widget.headers["content-type"].startswith("text/javascript")
+
+
+# -- the human side: the agent answers in the same conversation -----------------------------------------
+
+
+async def test_the_agent_who_answers_takes_the_conversation_and_the_customer_sees_it(
+    chat: Chat, client: httpx.AsyncClient, db: Database, tenant_slug: str
+) -> None:
+    await chat.start()
+    await chat.say("je veux parler à un conseiller")
+    await chat.say("Awa Diallo 06 12 34 00 99")
+    assert chat.status == "queued"
+    async with db.unit_of_work() as session:
+        agent = await make_actor(session, tenant_slug, "agent")
+    csrf = await login(client, agent)
+    response = await client.post(
+        f"/api/v1/conversations/{chat.conversation_id}/messages",
+        json={"body": "Bonjour Awa, je suis Agent, je regarde votre dossier.", "author_kind": "agent"},
+        headers=csrf,
+    )
+    assert response.status_code == 201, response.text
+    client.cookies.clear()
+    state = (await client.get("/chat/api/session", headers={"X-Chat-Token": chat.token})).json()
+    assert state["status"] == "assigned"
+    assert state["agent_name"] == "Agent"
+    last = state["messages"][-1]
+    assert (last["author"], last["author_name"]) == ("agent", "Agent")
+    conversation = await _conversation(db, chat.conversation_id)
+    assert conversation.assigned_agent_id == agent.user_id
+    assert conversation.first_agent_response_at is not None
+
+
+async def test_an_internal_note_never_reaches_the_customer(
+    chat: Chat, client: httpx.AsyncClient, db: Database, tenant_slug: str
+) -> None:
+    await chat.start()
+    async with db.unit_of_work() as session:
+        agent = await make_actor(session, tenant_slug, "agent")
+    response = await client.post(
+        f"/api/v1/conversations/{chat.conversation_id}/messages",
+        json={"body": "Client déjà rappelé hier", "author_kind": "system", "meta": {"internal": True}},
+        headers=agent.bearer,
+    )
+    assert response.status_code == 201, response.text
+    state = (await client.get("/chat/api/session", headers={"X-Chat-Token": chat.token})).json()
+    assert all("rappelé" not in m["text"] for m in state["messages"])
+
+
+async def test_a_customer_message_from_an_integration_is_answered_by_the_worker(
+    client: httpx.AsyncClient, db: Database, settings: Settings, tenant_slug: str
+) -> None:
+    async with db.unit_of_work() as session:
+        admin = await make_actor(session, tenant_slug, "admin")
+    customer = await create_customer(client, admin)
+    conversation = await create_conversation(client, admin, customer["id"], channel="sms")
+    response = await client.post(
+        f"/api/v1/conversations/{conversation['id']}/messages",
+        json={"body": "comment avoir mon code PUK", "channel_message_id": "sms-1"},
+        headers=admin.bearer,
+    )
+    assert response.status_code == 201
+    worker = Worker(db, resources={"settings": settings})
+    assert await worker.run_until_idle() >= 1
+    messages = (
+        await client.get(f"/api/v1/conversations/{conversation['id']}/messages", headers=admin.bearer)
+    ).json()
+    bodies = [m["body"] for m in messages if m["author_kind"] == "bot"]
+    assert bodies[0].startswith("Si je comprends bien, vous avez besoin de votre code PUK")
+    assert any(m["meta"].get("kind") == "resolution_check" for m in messages)

@@ -395,7 +395,8 @@ class Dialogue:
             return
         if analysis.sub_intent in SOCIAL and not analysis.flags and not _strong_reasons(analysis):
             # Small talk is answered, never escalated for its low confidence.
-            self.say(self._(P.GREETING_BACK if analysis.sub_intent == "greeting" else P.THANKS_BACK))
+            social = P.GREETING_BACK if analysis.sub_intent == "greeting" else P.THANKS_BACK
+            self.say(self._(social))
             return
         if analysis.language == "und":
             # The customer may not read French or English well: no questions, straight to a human.

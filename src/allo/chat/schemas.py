@@ -11,6 +11,8 @@ from allo.models import Message
 from allo.models.enums import ConversationStatus
 
 ChatLanguage = Literal["fr", "en"]
+# Customer messages of the web chat keep the browser's id, prefixed, as their channel message id.
+CLIENT_ID_PREFIX = "webchat:"
 
 
 class ChatOption(BaseModel):
@@ -32,6 +34,7 @@ class ChatMessage(BaseModel):
     kind: str = "text"
     options: list[ChatOption] = Field(default_factory=list)
     links: list[ChatLink] = Field(default_factory=list)
+    client_message_id: str | None = Field(default=None, description="The sender's id of a customer message")
 
     @classmethod
     def of(cls, message: Message, author_name: str | None = None) -> ChatMessage:
@@ -45,6 +48,7 @@ class ChatMessage(BaseModel):
             kind=str(meta.get("kind", "text")),
             options=[ChatOption.model_validate(o) for o in meta.get("options", [])],
             links=[ChatLink.model_validate(link) for link in meta.get("links", [])],
+            client_message_id=(message.channel_message_id or "").removeprefix(CLIENT_ID_PREFIX) or None,
         )
 
 

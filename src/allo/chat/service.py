@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from allo.assistant import service as assistant
 from allo.assistant.dialogue import AnswerWording
-from allo.chat.schemas import ChatMessage, ChatPost, ChatState, ChatUpdate
+from allo.chat.schemas import CLIENT_ID_PREFIX, ChatMessage, ChatPost, ChatState, ChatUpdate
 from allo.config import Settings
 from allo.conversations.service import store_message
 from allo.kit.errors import AppError, BadRequest, Conflict, NotFound, Unauthorized
@@ -31,7 +31,6 @@ from allo.tenants import service as tenants
 
 SESSION_PURPOSE = "chat-session"
 CONTACT_PURPOSE = "contact-link"
-CLIENT_ID_PREFIX = "webchat:"
 # A person types a few messages a minute; a script sending more is slowed down, not served.
 RATE_LIMIT_MESSAGES = 20
 RATE_LIMIT_SECONDS = 60.0

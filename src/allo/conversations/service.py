@@ -12,14 +12,19 @@ from allo.auth.principal import Principal
 from allo.conversations.repository import ConversationRepository, MessageRepository
 from allo.conversations.schemas import ConversationCreate, MessageCreate
 from allo.customers.repository import CustomerRepository
+from allo.kit import jobs
 from allo.kit.bus import Event, publish_on_commit
 from allo.kit.errors import Conflict, Forbidden
 from allo.kit.text import check_message_body
 from allo.kit.time import utc_now
 from allo.models import Conversation, Message
-from allo.models.enums import AuthorKind, Direction
+from allo.models.enums import AuthorKind, ConversationStatus, Direction
 
 _OUTBOUND_AUTHORS = {AuthorKind.agent, AuthorKind.bot, AuthorKind.system}
+# Handled by allo.assistant.tasks: the assistant's turn for a message that did not come through the web chat.
+ASSISTANT_REPLY_KIND = "assistant.reply"
+_AWAITING_AGENT = {ConversationStatus.bot, ConversationStatus.queued}
+_BOT_HANDLES = {ConversationStatus.bot, ConversationStatus.resolved}
 
 
 async def open_conversation(
@@ -57,7 +62,7 @@ async def post_message(
     if data.author_kind is AuthorKind.agent and principal.user_id is None:
         raise Forbidden("Agent messages need a logged-in agent, not an API key.", code="user_required")
     conversation = await ConversationRepository(session, principal.tenant_id).get_or_raise(conversation_id)
-    return await store_message(
+    message = await store_message(
         session,
         conversation,
         author_kind=data.author_kind,
@@ -65,6 +70,36 @@ async def post_message(
         body=data.body,
         channel_message_id=data.channel_message_id,
         meta=data.meta,
+    )
+    if data.author_kind is AuthorKind.agent and conversation.status in _AWAITING_AGENT:
+        _take(session, conversation, principal)
+    elif data.author_kind is AuthorKind.customer and conversation.status in _BOT_HANDLES:
+        # The assistant answers after commit, in the worker: the caller is not kept waiting.
+        await jobs.enqueue(
+            session,
+            ASSISTANT_REPLY_KIND,
+            {"message_id": str(message.id)},
+            tenant_id=conversation.tenant_id,
+            idempotency_key=f"{ASSISTANT_REPLY_KIND}:{message.id}",
+            max_attempts=3,
+        )
+    return message
+
+
+def _take(session: AsyncSession, conversation: Conversation, principal: Principal) -> None:
+    """The agent who answers a waiting conversation takes it."""
+    now = utc_now()
+    conversation.status = ConversationStatus.assigned
+    conversation.assigned_agent_id = principal.user_id
+    conversation.assigned_at = now
+    conversation.queued_at = conversation.queued_at or now
+    publish_on_commit(
+        session,
+        Event(
+            "conversation.status",
+            conversation.tenant_id,
+            {"conversation_id": str(conversation.id), "status": conversation.status.value},
+        ),
     )
 
 

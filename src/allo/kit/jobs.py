@@ -16,7 +16,7 @@ import os
 import random
 import socket
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -59,6 +59,8 @@ class JobContext:
     payload: dict[str, Any]
     attempt: int
     worker: str
+    # What the application hands every job (its settings, say): the kit does not know the application.
+    resources: Mapping[str, Any] = field(default_factory=dict)
 
 
 JobHandler = Callable[[JobContext], Awaitable[None]]
@@ -157,8 +159,10 @@ class Worker:
         backoff_max_seconds: float = 3600.0,
         wakeup: asyncio.Event | None = None,
         name: str | None = None,
+        resources: Mapping[str, Any] | None = None,
     ) -> None:
         self.db = db
+        self.resources = dict(resources or {})
         self.registry = job_registry or registry
         self.concurrency = concurrency
         self.lease = timedelta(seconds=lease_seconds)
@@ -250,7 +254,14 @@ class Worker:
         try:
             async with self.db.unit_of_work(write=True) as session:
                 ctx = JobContext(
-                    session, job.id, job.kind, job.tenant_id, dict(job.payload), job.attempts, self.name
+                    session,
+                    job.id,
+                    job.kind,
+                    job.tenant_id,
+                    dict(job.payload),
+                    job.attempts,
+                    self.name,
+                    self.resources,
                 )
                 await handler(ctx)
                 if not await self._mark(session, job, JobStatus.succeeded, None):
