@@ -47,6 +47,10 @@ def analyzer_for(settings: Settings) -> Analyzer:
 async def _dialogue(
     session: AsyncSession, settings: Settings, conversation: Conversation, wording: AnswerWording | None
 ) -> Dialogue:
+    # One turn at a time per conversation: the row lock makes a second turn wait for the first one's
+    # state (PostgreSQL; SQLite writers are serialised already).
+    await session.flush()  # a refresh would drop changes not flushed yet
+    await session.refresh(conversation, with_for_update=True)
     tenant = await tenants.get_or_raise(session, conversation.tenant_id)
     customer = await session.get(Customer, conversation.customer_id)
     assert customer is not None
