@@ -33,6 +33,9 @@ class Lexicon:
     irony_contextual: set[tuple[str, ...]] = field(default_factory=set)
     emoji: dict[str, float] = field(default_factory=dict)
     longest: int = 1
+    # The longest entry (terms, negators, modifiers) that starts with each word: most words start none.
+    starts: dict[str, int] = field(default_factory=dict)
+    emoji_chars: frozenset[str] = frozenset()
 
 
 def _key(term: str) -> tuple[str, ...]:
@@ -80,6 +83,10 @@ def load_lexicon(directory: Path) -> Lexicon:
         *lex.irony_contextual,
     ]
     lex.longest = max((len(k) for k in keys), default=1)
+    for key in (*lex.terms, *lex.negators, *lex.multipliers, *lex.postposed):
+        if key:
+            lex.starts[key[0]] = max(lex.starts.get(key[0], 0), len(key))
+    lex.emoji_chars = frozenset(ch for emoji in lex.emoji for ch in emoji[:1])
     return lex
 
 
@@ -106,7 +113,7 @@ def score(text: str, lexicon: Lexicon) -> float:
             i += 1
             continue
         match = None
-        for n in range(min(lex_len := lexicon.longest, len(tokens) - i), 0, -1):
+        for n in range(min(lexicon.starts.get(token, 0), len(tokens) - i), 0, -1):
             candidate = tuple(tokens[i : i + n])
             if (
                 candidate in lexicon.terms
@@ -119,7 +126,6 @@ def score(text: str, lexicon: Lexicon) -> float:
                 terms[-1] = max(-4.0, min(4.0, terms[-1] * lexicon.postposed[candidate]))
                 match = candidate
                 break
-        del lex_len
         if match is None:
             i += 1
             negate_left = max(0, negate_left - 1)
@@ -158,9 +164,10 @@ def score(text: str, lexicon: Lexicon) -> float:
         terms = [-abs(t) for t in terms]
         total -= 2.0
     total += sum(terms)
-    for emoji, value in lexicon.emoji.items():
-        if emoji in original:
-            total += value * original.count(emoji)
+    if not lexicon.emoji_chars.isdisjoint(original):
+        for emoji, value in lexicon.emoji.items():
+            if emoji in original:
+                total += value * original.count(emoji)
     letters = [c for c in original if c.isalpha()]
     if total < 0 and len(letters) >= 8 and sum(c.isupper() for c in letters) / len(letters) > 0.7:
         total *= 1.4  # shouting

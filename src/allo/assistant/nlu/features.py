@@ -7,15 +7,19 @@ Python's hash()), so a model trained once predicts the same everywhere.
 from __future__ import annotations
 
 import itertools
-import math
 import zlib
 from collections import Counter
 from dataclasses import dataclass
 from functools import lru_cache
 
+import numpy as np
+import numpy.typing as npt
+
 from allo.assistant.nlu.text import tokens
 
 DIMENSIONS = 1 << 20
+IntArray = npt.NDArray[np.int64]
+FloatArray = npt.NDArray[np.float64]
 
 
 @dataclass(frozen=True)
@@ -57,8 +61,8 @@ def _word_features(word: str, spec: FeatureSpec) -> tuple[int, ...]:
     return tuple(ids)
 
 
-def featurize_tokens(words: list[str], spec: FeatureSpec) -> dict[int, float]:
-    """Sparse feature vector: log-scaled counts, L2-normalised."""
+def feature_arrays(words: list[str], spec: FeatureSpec) -> tuple[IntArray, FloatArray]:
+    """Sparse feature vector as (hashed ids, values): log-scaled counts, L2-normalised."""
     counts: Counter[int] = Counter()
     for w in words:
         counts.update(_word_features(w, spec))
@@ -67,9 +71,15 @@ def featurize_tokens(words: list[str], spec: FeatureSpec) -> dict[int, float]:
             counts[_index("b:" + a + " " + b)] += 1
     if not counts:
         counts[_index("empty")] = 1
-    weights = {k: 1.0 + math.log(v) for k, v in counts.items()}
-    norm = math.sqrt(sum(v * v for v in weights.values()))
-    return {k: v / norm for k, v in weights.items()}
+    ids = np.fromiter(counts.keys(), dtype=np.int64, count=len(counts))
+    values = 1.0 + np.log(np.fromiter(counts.values(), dtype=np.float64, count=len(counts)))
+    values /= np.sqrt(values @ values)
+    return ids, values
+
+
+def featurize_tokens(words: list[str], spec: FeatureSpec) -> dict[int, float]:
+    ids, values = feature_arrays(words, spec)
+    return dict(zip(ids.tolist(), values.tolist(), strict=True))
 
 
 def featurize(text: str, spec: FeatureSpec) -> dict[int, float]:

@@ -33,6 +33,9 @@ class LinearModel:
         """Where the features sit in this model's rows; shared by models trained on the same rows."""
         ids = np.fromiter(features.keys(), dtype=np.int64, count=len(features))
         values = np.fromiter(features.values(), dtype=np.float64, count=len(features))
+        return self.lookup_arrays(ids, values)
+
+    def lookup_arrays(self, ids: npt.NDArray[np.int64], values: FloatArray) -> Lookup:
         positions = np.searchsorted(self.feature_ids, ids)
         positions[positions >= len(self.feature_ids)] = 0
         known = self.feature_ids[positions] == ids
@@ -50,7 +53,13 @@ class LinearModel:
     def predict(
         self, features: dict[int, float], lookup: Lookup | None = None
     ) -> tuple[str, float, FloatArray]:
-        probs = self.probabilities(features, lookup)
+        return self._best(self.probabilities(features, lookup))
+
+    def predict_arrays(self, ids: npt.NDArray[np.int64], values: FloatArray) -> tuple[str, float, FloatArray]:
+        lookup = self.lookup_arrays(ids, values)
+        return self._best(softmax(self.logits({}, lookup) / self.temperature))
+
+    def _best(self, probs: FloatArray) -> tuple[str, float, FloatArray]:
         best = int(np.argmax(probs))
         return self.classes[best], float(probs[best]), probs
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -12,7 +13,7 @@ import numpy.typing as npt
 
 from allo.assistant.nlu import linear
 from allo.assistant.nlu.corpus import Example
-from allo.assistant.nlu.features import FeatureSpec, featurize, featurize_tokens, word_feature_id
+from allo.assistant.nlu.features import FeatureSpec, feature_arrays, featurize, word_feature_id
 from allo.assistant.nlu.linear import FloatArray, LinearModel
 from allo.assistant.nlu.text import tokens
 
@@ -38,6 +39,25 @@ class Prediction:
     word_count: int = 0
 
 
+@dataclass(frozen=True)
+class Heads:
+    weights: FloatArray  # (features, all heads' classes)
+    bias: FloatArray
+    bounds: list[tuple[int, int]]  # each head's columns, in the order topic, sentiment, flags
+
+
+def _yes_probability(model: LinearModel, logits: FloatArray) -> float:
+    """A two-class softmax is a logistic function of the logits' difference: cheaper in plain floats."""
+    if len(model.classes) != 2:
+        raise ValueError("a flag model has two classes, yes and no")
+    yes = model.classes.index("yes")
+    margin = (float(logits[yes]) - float(logits[1 - yes])) / model.temperature
+    if margin >= 0:
+        return 1.0 / (1.0 + math.exp(-margin))
+    exp = math.exp(margin)
+    return exp / (1.0 + exp)
+
+
 def intent_of(topic: str) -> str:
     return topic.split("/", 1)[0]
 
@@ -55,10 +75,18 @@ class NluModel:
     l2: float
 
     def intent_probabilities(self, topic_probs: FloatArray) -> dict[str, float]:
-        totals: dict[str, float] = {}
-        for topic, p in zip(self.topic.classes, topic_probs, strict=True):
-            totals[intent_of(topic)] = totals.get(intent_of(topic), 0.0) + float(p)
-        return totals
+        names, of_topic = self._intents()
+        totals = np.bincount(of_topic, weights=topic_probs, minlength=len(names))
+        return dict(zip(names, totals.tolist(), strict=True))
+
+    def _intents(self) -> tuple[list[str], npt.NDArray[np.int64]]:
+        """The intents in order of first appearance, and each topic's intent index."""
+        cached = self.__dict__.get("_intent_index")
+        if cached is None:
+            names = list(dict.fromkeys(intent_of(t) for t in self.topic.classes))
+            of_topic = np.array([names.index(intent_of(t)) for t in self.topic.classes], dtype=np.int64)
+            cached = self.__dict__["_intent_index"] = (names, of_topic)
+        return cached
 
     def known_word_share(self, words: list[str]) -> tuple[float, int]:
         """The share of the words that the training corpus contained, and how many words there are:
@@ -71,28 +99,47 @@ class NluModel:
         positions[positions >= len(self.topic.feature_ids)] = 0
         return float(np.mean(self.topic.feature_ids[positions] == ids)), len(alphabetic)
 
+    def _heads(self) -> Heads:
+        """The topic, sentiment and flag models side by side: one gather and one product serve them all."""
+        heads = self.__dict__.get("_stacked")
+        if heads is None:
+            models = [self.topic, self.sentiment, *self.flags.values()]
+            shared = self.topic.feature_ids
+            if any(m.feature_ids is not shared for m in models):
+                raise ValueError("the topic, sentiment and flag models must share their feature rows")
+            bounds, start = [], 0
+            for model in models:
+                bounds.append((start, start + len(model.classes)))
+                start += len(model.classes)
+            heads = Heads(
+                weights=np.hstack([m.weights for m in models]).astype(np.float64),
+                bias=np.concatenate([m.bias for m in models]).astype(np.float64),
+                bounds=bounds,
+            )
+            self.__dict__["_stacked"] = heads
+        return heads
+
     def predict(self, text: str) -> Prediction:
         words = tokens(text)
-        features = featurize_tokens(words, self.spec)
-        # Topics, sentiment and flags were fitted on the same rows: one lookup serves them all.
-        lookup = self.topic.lookup(features)
-        topic_probs = self.topic.probabilities(features, lookup)
+        lookup = self.topic.lookup_arrays(*feature_arrays(words, self.spec))
+        heads = self._heads()
+        logits = lookup.values @ heads.weights[lookup.rows] + heads.bias
+        topic_logits, sentiment_logits, *flag_logits = (logits[a:b] for a, b in heads.bounds)
+        topic_probs = linear.softmax(topic_logits / self.topic.temperature)
         intents = self.intent_probabilities(topic_probs)
         intent = max(intents, key=intents.__getitem__)
-        best_topic = max(
-            (i for i, t in enumerate(self.topic.classes) if intent_of(t) == intent),
-            key=lambda i: topic_probs[i],
-        )
+        names, of_topic = self._intents()
+        best_topic = int(np.argmax(np.where(of_topic == names.index(intent), topic_probs, -1.0)))
         sub_intent = self.topic.classes[best_topic].split("/", 1)[1]
-        language, language_confidence, _ = self.language.predict(featurize_tokens(words, LANGUAGE_SPEC))
-        sentiment_probs = self.sentiment.probabilities(features, lookup)
+        language, language_confidence, _ = self.language.predict_arrays(*feature_arrays(words, LANGUAGE_SPEC))
+        sentiment_probs = linear.softmax(sentiment_logits / self.sentiment.temperature)
         expected = sum(
             float(p) * SENTIMENT_CENTRES[c]
             for c, p in zip(self.sentiment.classes, sentiment_probs, strict=True)
         )
         flag_probs = {
-            name: float(model.probabilities(features, lookup)[model.classes.index("yes")])
-            for name, model in self.flags.items()
+            name: _yes_probability(model, z)
+            for (name, model), z in zip(self.flags.items(), flag_logits, strict=True)
         }
         return Prediction(
             intent,

@@ -43,10 +43,17 @@ _TOKEN = re.compile(r"[a-z0-9]+(?:'[a-z0-9]+)?|[!?]")
 _DIGITS = re.compile(r"\d")
 
 
+# The combining marks of the Basic Multilingual Plane, dropped in one str.translate call.
+_DROP_COMBINING: dict[int, int | None] = {cp: None for cp in range(0x10000) if unicodedata.combining(chr(cp))}
+_DROP_COMBINING[ord("’")] = ord("'")
+
+
 def fold(text: str) -> str:
     """Lower case without accents: 'Réseau' → 'reseau'."""
-    decomposed = unicodedata.normalize("NFKD", text.casefold())
-    return "".join(ch for ch in decomposed if not unicodedata.combining(ch)).replace("’", "'")
+    folded = unicodedata.normalize("NFKD", text.casefold()).translate(_DROP_COMBINING)
+    if any(ord(ch) > 0xFFFF for ch in folded):  # rare: marks outside the BMP
+        folded = "".join(ch for ch in folded if not unicodedata.combining(ch))
+    return folded
 
 
 def normalize(text: str) -> str:
