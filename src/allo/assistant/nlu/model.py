@@ -105,7 +105,7 @@ class NluModel:
         if heads is None:
             models = [self.topic, self.sentiment, *self.flags.values()]
             shared = self.topic.feature_ids
-            if any(m.feature_ids is not shared for m in models):
+            if any(m.feature_ids is not shared and not np.array_equal(m.feature_ids, shared) for m in models):
                 raise ValueError("the topic, sentiment and flag models must share their feature rows")
             bounds, start = [], 0
             for model in models:
