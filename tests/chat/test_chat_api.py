@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 import httpx
 import pytest
@@ -555,3 +556,40 @@ async def test_a_customer_message_from_an_integration_is_answered_by_the_worker(
     bodies = [m["body"] for m in messages if m["author_kind"] == "bot"]
     assert bodies[0].startswith("Si je comprends bien, vous avez besoin de votre code PUK")
     assert any(m["meta"].get("kind") == "resolution_check" for m in messages)
+
+
+async def _set_escalation(db: Database, slug: str, **rules: Any) -> None:
+    async with db.unit_of_work() as session:
+        tenant = await tenants.get_by_slug(session, slug)
+        assert tenant is not None
+        policy = tenants.policy_of(tenant)
+        tenant.policy = policy.model_copy(
+            update={"escalation": policy.escalation.model_copy(update=rules)}
+        ).model_dump(mode="json")
+
+
+async def test_the_tenant_decides_the_thresholds_and_keywords(
+    chat: Chat, db: Database, tenant_slug: str
+) -> None:
+    await _set_escalation(db, tenant_slug, keywords=["remboursement"], escalate_cancellations=False)
+    await chat.start()
+    replies = await chat.say("Je souhaite résilier mon abonnement")
+    assert replies[-1]["kind"] == "resolution_check", texts(replies)  # cancellations answered by the bot here
+    chat2 = Chat(chat.client, tenant_slug)
+    await chat2.start()
+    replies = await chat2.say("je veux un remboursement")
+    assert replies[-1]["kind"] == "identification"
+    replies = await chat2.say("Paul Martin 06 12 11 22 33")
+    _, events, _ = await _ticket_of(db, chat2.conversation_id)
+    escalation = next(e for e in events if e.kind == "escalated_by_assistant")
+    assert "keyword: remboursement" in escalation.data["reasons"]
+
+
+async def test_a_stricter_confidence_threshold_hands_over_more(
+    chat: Chat, db: Database, tenant_slug: str
+) -> None:
+    await _set_escalation(db, tenant_slug, confidence_below=0.99)
+    await chat.start()
+    replies = await chat.say("je voudrais une copie de ma facture")  # confidence 0.986
+    assert replies[-1]["kind"] == "identification"
+    assert chat.status == "bot"
