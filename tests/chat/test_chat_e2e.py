@@ -10,6 +10,7 @@ engine of its own. Every check is on what the page shows, then on the rows behin
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import re
@@ -24,12 +25,13 @@ import httpx
 import pytest
 import uvicorn
 from playwright.async_api import Browser, Locator, Page, Request, Response, async_playwright, expect
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 
 from allo.app import create_app
 from allo.assistant.nlu.training import train_and_save
 from allo.chat.service import SESSION_PURPOSE
 from allo.config import DEFAULT_DATA_DIR, Mode, Settings
+from allo.kit.bus import JOBS_CHANNEL
 from allo.kit.db import Database, create_nullpool_engine
 from allo.kit.migrate import upgrade
 from allo.kit.signing import unsign
@@ -131,6 +133,8 @@ async def live(fresh_database_url: str, model_path: Path) -> AsyncIterator[LiveA
         server = ServerThread(settings, port)
         await server.start()
         try:
+            if db.is_postgresql:
+                await _listener_ready(db)
             yield LiveApp(f"http://127.0.0.1:{port}", db, slug, agent)
         finally:
             await server.stop()
@@ -138,11 +142,29 @@ async def live(fresh_database_url: str, model_path: Path) -> AsyncIterator[LiveA
         await db.dispose()
 
 
+async def _listener_ready(db: Database) -> None:
+    """On PostgreSQL, live events reach the stream through the app's LISTEN connection: wait for it."""
+    query = text(
+        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND query ILIKE :listen"
+    )
+    async with asyncio.timeout(15):
+        while True:
+            async with db.unit_of_work(write=False) as session:
+                if await session.scalar(query, {"listen": f"LISTEN%{JOBS_CHANNEL}%"}):
+                    return
+            await asyncio.sleep(0.1)
+
+
 @pytest.fixture(scope="module")
-async def browser() -> AsyncIterator[Browser]:
+def chromium_path() -> str:
     assert os.path.exists(CHROMIUM), "the browser tests need Debian's Chromium: `make test` installs it"
+    return CHROMIUM
+
+
+@pytest.fixture(scope="module")
+async def browser(chromium_path: str) -> AsyncIterator[Browser]:
     async with async_playwright() as playwright:
-        chromium = await playwright.chromium.launch(executable_path=CHROMIUM, headless=True)
+        chromium = await playwright.chromium.launch(executable_path=chromium_path, headless=True)
         yield chromium
         await chromium.close()
 
@@ -416,13 +438,13 @@ async def test_a_reload_resumes_the_same_conversation_with_its_history(chat: Cha
     await expect(chat.last.locator(".options button").first).to_be_visible()
     before = await chat.texts()
     options_before = await chat.last.locator(".options button").all_inner_texts()
-    token = await chat.token()
+    conversation_before = await chat.conversation_id()
     assert len(before) >= 5, before
 
     await chat.page.reload()
     await expect(chat.log.locator(".msg .text")).to_have_text(before)
     await expect(chat.last.locator(".options button")).to_have_text(options_before)
-    assert await chat.token() == token
+    assert await chat.conversation_id() == conversation_before
     assert chat.requests.count("POST /chat/api/sessions") == 1
 
     conversation_id = await chat.conversation_id()
@@ -439,3 +461,60 @@ async def test_a_reload_resumes_the_same_conversation_with_its_history(chat: Cha
     await expect(chat.log.locator(".msg.from-customer")).to_have_count(3)
     await chat.settled()
     assert len(await chat.texts()) > len(before) + 1
+
+
+async def test_the_stream_relays_every_message_and_status_once_committed(live: LiveApp) -> None:
+    """What the page relies on to show an advisor's replies live, checked on the wire.
+
+    Each message and status change reaches the open stream after its transaction commits, in order:
+    the stream reads it back from the database, so an event sent too early is lost or stale.
+    """
+    received: list[tuple[str, dict[str, Any]]] = []
+    connected = asyncio.Event()
+    async with httpx.AsyncClient(base_url=live.base_url, timeout=TURN_MS / 1000) as client:
+        response = await client.post("/chat/api/sessions", json={"tenant": live.slug, "language": "fr"})
+        assert response.status_code == 201, response.text
+        token = response.json()["token"]
+
+        async def listen() -> None:
+            kind = ""
+            async with client.stream("GET", "/chat/api/stream", params={"token": token}) as stream:
+                assert stream.status_code == 200
+                async for line in stream.aiter_lines():
+                    if line == ": connected":
+                        connected.set()
+                    elif line.startswith("event: "):
+                        kind = line.removeprefix("event: ")
+                    elif line.startswith("data: "):
+                        received.append((kind, json.loads(line.removeprefix("data: "))))
+
+        listener = asyncio.create_task(listen())
+        try:
+            async with asyncio.timeout(10):
+                await connected.wait()
+            posted: list[tuple[str, str]] = []
+            status = ""
+            for text_, option in ((NO_NETWORK, None), (AIRPLANE_ON, "yes"), ("Oui", "yes")):
+                response = await client.post(
+                    "/chat/api/messages",
+                    json={"text": text_, "option": option, "client_message_id": uuid.uuid4().hex},
+                    headers={"X-Chat-Token": token},
+                )
+                assert response.status_code == 200, response.text
+                posted += [(m["id"], m["text"]) for m in response.json()["messages"]]
+                status = response.json()["status"]
+            assert status == "resolved"
+            # Events are relayed one after the other: once the last message is in, every earlier one is.
+            async with asyncio.timeout(LIVE_MS / 1000):
+                while posted[-1][0] not in [data.get("id") for _, data in received]:
+                    await asyncio.sleep(0.05)
+        finally:
+            listener.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await listener
+    relayed = [data["id"] for kind, data in received if kind == "message"]
+    lost = [text_ for id_, text_ in posted if id_ not in relayed]
+    assert lost == [], "messages the stream never sent"
+    assert relayed == [id_ for id_, _ in posted]
+    statuses = [data["status"] for kind, data in received if kind == "status"]
+    assert statuses == ["resolved"]

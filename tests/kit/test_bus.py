@@ -34,6 +34,24 @@ async def test_events_are_published_after_commit_and_dropped_on_rollback(db: Dat
         assert queue.empty()
 
 
+async def test_savepoints_neither_publish_nor_drop_the_transactions_events(db: Database, bus: Bus) -> None:
+    tenant = uuid.uuid4()
+    async with bus.subscribe(tenant) as queue:
+        async with db.unit_of_work() as s:
+            publish_on_commit(s, Event("test.before_savepoints", tenant))
+            async with s.begin_nested():
+                publish_on_commit(s, Event("test.in_released_savepoint", tenant))
+            assert queue.empty()  # a released SAVEPOINT is not a commit
+            with pytest.raises(Boom):
+                async with s.begin_nested():
+                    raise Boom
+            # A rolled-back SAVEPOINT leaves the transaction's events alone.
+        if db.is_postgresql:
+            return  # delivered by the LISTEN connection
+        delivered = [queue.get_nowait().type for _ in range(queue.qsize())]
+        assert delivered == ["test.before_savepoints", "test.in_released_savepoint"]
+
+
 async def test_subscribers_see_only_their_tenant(bus: Bus) -> None:
     mine, theirs = uuid.uuid4(), uuid.uuid4()
     async with bus.subscribe(mine) as queue, bus.subscribe(None) as everything:

@@ -120,9 +120,13 @@ def _is_postgresql(session: Session) -> bool:
         return False
 
 
+# SQLAlchemy also runs the commit and rollback hooks when a SAVEPOINT is released or rolled back: only the
+# session's own transaction ending counts, or events would go out before their data is committed.
+
+
 @event.listens_for(Session, "before_commit")
 def _notify_in_transaction(session: Session) -> None:
-    if not _is_postgresql(session):
+    if session.in_nested_transaction() or not _is_postgresql(session):
         return
     pending: list[Event] = session.info.get(_PENDING_EVENTS, [])
     for ev in pending:
@@ -140,6 +144,8 @@ def _notify_in_transaction(session: Session) -> None:
 
 @event.listens_for(Session, "after_commit")
 def _publish_after_commit(session: Session) -> None:
+    if session.in_nested_transaction():
+        return
     pending: list[Event] = session.info.pop(_PENDING_EVENTS, [])
     jobs_enqueued = session.info.pop(_JOBS_ENQUEUED, False)
     bus: Bus | None = session.info.get(BUS_INFO_KEY)
@@ -154,6 +160,8 @@ def _publish_after_commit(session: Session) -> None:
 
 @event.listens_for(Session, "after_rollback")
 def _drop_after_rollback(session: Session) -> None:
+    if session.in_nested_transaction():
+        return
     session.info.pop(_PENDING_EVENTS, None)
     session.info.pop(_JOBS_ENQUEUED, None)
 
