@@ -4,7 +4,7 @@ import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import orjson
 from fastapi import APIRouter, Depends, Header, Query, Request, status
@@ -15,6 +15,7 @@ from allo.chat import service
 from allo.chat.schemas import ChatLanguageChange, ChatPost, ChatStart, ChatState, ChatUpdate
 from allo.deps import SessionDep, SettingsDep, database_of
 from allo.kit.bus import Bus
+from allo.kit.db import Database
 from allo.models import Conversation
 from allo.web import render
 
@@ -45,6 +46,24 @@ async def chat_conversation(
 
 
 ChatConversationDep = Annotated[Conversation, Depends(chat_conversation, scope="function")]
+
+
+async def _stream_chunk(
+    db: Database, conversation_id: uuid.UUID, kind: str, data: dict[str, Any]
+) -> bytes | None:
+    """The SSE chunk for one event, read in a short transaction of its own (not held while sending):
+    empty when there is nothing to show (an internal note), None when the conversation is gone."""
+    async with db.unit_of_work(write=False) as session:
+        current = await session.get(Conversation, conversation_id)
+        if current is None:
+            return None
+        if kind == "message.created":
+            message = await service.message_for_stream(session, current, uuid.UUID(data["message_id"]))
+            if message is None:
+                return b""
+            return b"event: message\ndata: " + message.model_dump_json().encode() + b"\n\n"
+        payload = {"status": current.status.value, "agent_name": await service.agent_name(session, current)}
+        return b"event: status\ndata: " + orjson.dumps(payload) + b"\n\n"
 
 
 @router.get("/chat")
@@ -153,22 +172,11 @@ async def stream(
                     continue
                 if event.type not in _STREAMED or event.data.get("conversation_id") != str(conversation_id):
                     continue
-                async with db.unit_of_work(write=False) as session:
-                    current = await session.get(Conversation, conversation_id)
-                    if current is None:
-                        return
-                    if event.type == "message.created":
-                        message = await service.message_for_stream(
-                            session, current, uuid.UUID(event.data["message_id"])
-                        )
-                        if message is not None:
-                            yield b"event: message\ndata: " + message.model_dump_json().encode() + b"\n\n"
-                    else:
-                        payload = {
-                            "status": current.status.value,
-                            "agent_name": await service.agent_name(session, current),
-                        }
-                        yield b"event: status\ndata: " + orjson.dumps(payload) + b"\n\n"
+                chunk = await _stream_chunk(db, conversation_id, event.type, event.data)
+                if chunk is None:
+                    return  # the conversation is gone
+                if chunk:
+                    yield chunk
 
     return StreamingResponse(
         events(),
