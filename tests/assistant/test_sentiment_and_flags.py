@@ -2,7 +2,10 @@ from __future__ import annotations
 
 import pytest
 
+from allo.assistant import flags as flag_rules
 from allo.assistant.flags import Flag, detect, evidence
+from allo.assistant.nlu.corpus import read_examples
+from allo.assistant.nlu.text import fold
 from allo.assistant.sentiment import bucket, load_lexicon, score
 from allo.config import DEFAULT_DATA_DIR
 
@@ -58,3 +61,20 @@ def test_flags(text: str, flag: Flag) -> None:
 
 def test_no_flag_on_an_ordinary_question() -> None:
     assert detect("quel est le prix du forfait 100 Go ?") == []
+
+
+def test_literal_prefixes_of_flag_patterns() -> None:
+    assert flag_rules.literal_prefix(r"\bavocats?\b") == "avocat"
+    assert flag_rules.literal_prefix(r"\bmediat(eur|rice|ion)\b") == "mediat"
+    assert flag_rules.literal_prefix(r"porter plainte") == "porter plainte"
+    assert flag_rules.literal_prefix(r"(je|j')\s+pars") == ""
+    assert flag_rules.literal_prefix(r"a{2}b") == ""
+
+
+def test_the_substring_prefilter_never_changes_what_the_patterns_find() -> None:
+    texts = [e.text for e in read_examples(sorted((DEFAULT_DATA_DIR / "nlu").rglob("*.jsonl")))]
+    assert len(texts) > 3000
+    for text in texts:
+        folded = fold(text)
+        expected = [flag for flag, pattern in flag_rules._COMPILED.items() if pattern.search(folded)]
+        assert flag_rules.detect(text) == expected, text

@@ -64,11 +64,40 @@ _PATTERNS: dict[Flag, list[str]] = {
 }  # fmt: skip
 
 _COMPILED = {flag: re.compile("|".join(f"(?:{p})" for p in patterns)) for flag, patterns in _PATTERNS.items()}
+_METACHARACTERS = set("\\^$.|?*+()[]{}")
+
+
+def literal_prefix(pattern: str) -> str:
+    """The text every match of `pattern` starts with ("" when it has none): r"\bavocats?\b" → "avocat"."""
+    body = pattern.removeprefix("\\b")
+    prefix = ""
+    for i, ch in enumerate(body):
+        if ch in _METACHARACTERS:
+            # A quantifier makes the character before it optional.
+            return prefix[:-1] if ch in "?*{" and i > 0 else prefix
+        prefix += ch
+    return prefix
+
+
+def _triggers(patterns: list[str]) -> tuple[str, ...] | None:
+    prefixes = [literal_prefix(p) for p in patterns]
+    return None if not all(prefixes) else tuple(dict.fromkeys(prefixes))
+
+
+# Most messages contain none of a flag's words: a substring test rules the flag out before the regex runs.
+_TRIGGERS = {flag: _triggers(patterns) for flag, patterns in _PATTERNS.items()}
+
+
+def _may_match(flag: Flag, folded: str) -> bool:
+    triggers = _TRIGGERS[flag]
+    return triggers is None or any(t in folded for t in triggers)
 
 
 def detect(text: str) -> list[Flag]:
     folded = fold(text)
-    return [flag for flag, pattern in _COMPILED.items() if pattern.search(folded)]
+    return [
+        flag for flag, pattern in _COMPILED.items() if _may_match(flag, folded) and pattern.search(folded)
+    ]
 
 
 def evidence(text: str, flag: Flag) -> str | None:

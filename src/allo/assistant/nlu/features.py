@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import itertools
 import zlib
-from collections import Counter
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -62,17 +61,16 @@ def _word_features(word: str, spec: FeatureSpec) -> tuple[int, ...]:
 
 
 def feature_arrays(words: list[str], spec: FeatureSpec) -> tuple[IntArray, FloatArray]:
-    """Sparse feature vector as (hashed ids, values): log-scaled counts, L2-normalised."""
-    counts: Counter[int] = Counter()
+    """Sparse feature vector as (hashed ids, values): log-scaled counts, L2-normalised, ids ascending."""
+    found: list[int] = []
     for w in words:
-        counts.update(_word_features(w, spec))
+        found.extend(_word_features(w, spec))
     if spec.words and spec.word_bigrams:
-        for a, b in itertools.pairwise(words):
-            counts[_index("b:" + a + " " + b)] += 1
-    if not counts:
-        counts[_index("empty")] = 1
-    ids = np.fromiter(counts.keys(), dtype=np.int64, count=len(counts))
-    values = 1.0 + np.log(np.fromiter(counts.values(), dtype=np.float64, count=len(counts)))
+        found.extend(_index("b:" + a + " " + b) for a, b in itertools.pairwise(words))
+    if not found:
+        found.append(_index("empty"))
+    ids, counts = np.unique(np.array(found, dtype=np.int64), return_counts=True)
+    values = 1.0 + np.log(counts.astype(np.float64))
     values /= np.sqrt(values @ values)
     return ids, values
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from functools import lru_cache
 
 # SMS spellings and abbreviations, after accent folding and lower-casing.
 SMS_SPELLINGS: dict[str, str] = {
@@ -48,14 +49,20 @@ _DROP_COMBINING: dict[int, int | None] = {cp: None for cp in range(0x10000) if u
 _DROP_COMBINING[ord("’")] = ord("'")
 
 
+_ASTRAL = re.compile("[\U00010000-\U0010ffff]")
+
+
+# One analysis reads the same message several times (flags, sentiment, the model): fold and normalise once.
+@lru_cache(maxsize=64)
 def fold(text: str) -> str:
     """Lower case without accents: 'Réseau' → 'reseau'."""
     folded = unicodedata.normalize("NFKD", text.casefold()).translate(_DROP_COMBINING)
-    if any(ord(ch) > 0xFFFF for ch in folded):  # rare: marks outside the BMP
+    if not folded.isascii() and _ASTRAL.search(folded):  # rare: marks outside the BMP
         folded = "".join(ch for ch in folded if not unicodedata.combining(ch))
     return folded
 
 
+@lru_cache(maxsize=64)
 def normalize(text: str) -> str:
     """The text as the models read it."""
     text = _URL.sub(" url ", text)
