@@ -37,6 +37,7 @@ from allo.kit.jobs import Worker
 from allo.kit.limits import BodySizeLimit
 from allo.knowledge.endpoints import router as knowledge_router
 from allo.knowledge.endpoints import search_router as knowledge_search_router
+from allo.routing import tasks as routing_tasks  # noqa: F401 - registers its job handlers
 from allo.tenants.endpoints import router as tenants_router
 from allo.tickets.endpoints import router as tickets_router
 

@@ -7,7 +7,7 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from allo.assistant.dialogue import PERSONAL_LINK_PURPOSE
 from allo.chat.service import CONTACT_PURPOSE, SESSION_PURPOSE, contact_token
@@ -15,8 +15,9 @@ from allo.config import Settings
 from allo.kit.db import Database
 from allo.kit.jobs import Worker
 from allo.kit.signing import sign, unsign
-from allo.models import Conversation, CsatResponse, Customer, Team, Ticket, TicketEvent
-from allo.models.enums import Channel
+from allo.models import Conversation, CsatResponse, Customer, Team, Ticket, TicketEvent, User
+from allo.models.enums import AgentStatus, Channel
+from allo.routing import service as routing
 from allo.tenants import service as tenants
 from tests.api_helpers import assert_api_error
 from tests.chat.chat_client import Chat, texts
@@ -593,3 +594,41 @@ async def test_a_stricter_confidence_threshold_hands_over_more(
     replies = await chat.say("je voudrais une copie de ma facture")  # confidence 0.986
     assert replies[-1]["kind"] == "identification"
     assert chat.status == "bot"
+
+
+async def test_an_angry_vip_gets_a_p1_ticket_assigned_to_an_available_agent(
+    chat: Chat, db: Database, settings: Settings, tenant_slug: str
+) -> None:
+    async with db.unit_of_work() as session:
+        tenant = await tenants.get_by_slug(session, tenant_slug)
+        assert tenant is not None
+        session.add(Customer(tenant_id=tenant.id, phone="+33612000333", name="Victor Ip", vip=True))
+    await chat.start()
+    await chat.say("C'EST INADMISSIBLE, TROIS JOURS SANS LIGNE, VOUS ÊTES DES INCAPABLES !!!")
+    replies = await chat.say("Victor Ip 06 12 00 03 33")
+    assert replies[-1]["kind"] == "handover", texts(replies)
+    assert "P1" in replies[-1]["text"]
+    ticket, _, team = await _ticket_of(db, chat.conversation_id)
+    assert team is not None
+    async with db.unit_of_work() as session:
+        elsewhere = await make_actor(
+            session, tenant_slug, "agent", team="billing" if team != "billing" else "general"
+        )
+        agent = await make_actor(session, tenant_slug, "agent", team=team)
+        await session.execute(
+            update(User)
+            .where(User.id.in_([agent.user_id, elsewhere.user_id]))
+            .values(status=AgentStatus.available, max_concurrent=2)
+        )
+        # Becoming available wakes the router, as the agents' status API does.
+        await routing.wake_router(session, tenant.id)
+    assert await Worker(db, resources={"settings": settings}).run_until_idle() >= 1
+    ticket, _, _ = await _ticket_of(db, chat.conversation_id)
+    assert ticket.priority.value == "P1"
+    assert {"vip", "very_negative"} <= set(ticket.priority_reasons)
+    assert ticket.assignee_id == agent.user_id  # the team's agent, not the other one
+    assert ticket.first_response_due_at is not None
+    conversation = await _conversation(db, chat.conversation_id)
+    assert (conversation.status.value, conversation.assigned_agent_id) == ("assigned", agent.user_id)
+    state = (await chat.client.get("/chat/api/session", headers={"X-Chat-Token": chat.token})).json()
+    assert state["status"] == "assigned"

@@ -17,6 +17,7 @@ from allo.kit.jobs import (
     Worker,
     backoff_seconds,
     enqueue,
+    enqueue_on_commit,
 )
 from allo.kit.time import utc_now
 from allo.models import AuditEvent, Job
@@ -92,6 +93,29 @@ async def test_enqueue_wakes_the_worker_only_after_commit(db: Database) -> None:
         await enqueue(s, "test.wake")
         assert not bus.job_wakeup.is_set()
     assert bus.job_wakeup.is_set()
+
+
+async def test_a_deferred_job_is_inserted_once_at_commit_and_never_after_a_rollback(db: Database) -> None:
+    bus = db.info["allo_bus"]
+    bus.job_wakeup.clear()
+    key = f"wake:{uuid.uuid4()}"
+    async with db.unit_of_work() as s:
+        for _ in range(3):
+            enqueue_on_commit(s, "test.deferred", idempotency_key=key)
+        async with s.begin_nested():
+            enqueue_on_commit(s, "test.deferred", {"other": True})
+        # Nothing yet, not even after the SAVEPOINT was released.
+        assert (await s.execute(select(func.count()).where(Job.kind == "test.deferred"))).scalar_one() == 0
+    assert bus.job_wakeup.is_set()
+    with pytest.raises(Boom):
+        async with db.unit_of_work() as s:
+            enqueue_on_commit(s, "test.deferred", {"rolled_back": True})
+            raise Boom
+    async with db.unit_of_work() as s:
+        enqueue_on_commit(s, "test.deferred", idempotency_key=key)  # the key exists: nothing new
+    async with db.unit_of_work(write=False) as s:
+        payloads = (await s.execute(select(Job.payload).where(Job.kind == "test.deferred"))).scalars().all()
+    assert sorted(map(str, payloads)) == sorted(map(str, [{}, {"other": True}]))
 
 
 async def test_a_failing_job_is_rolled_back_and_retried_later_with_backoff(db: Database) -> None:

@@ -16,6 +16,7 @@ from allo.kit.security import hash_password
 from allo.kit.time import utc_now
 from allo.models import AgentSkill, AuthSession, Team, User
 from allo.models.enums import AgentStatus
+from allo.routing import service as routing
 
 
 async def team_id_for_code(session: AsyncSession, tenant_id: uuid.UUID, code: str | None) -> uuid.UUID | None:
@@ -125,9 +126,16 @@ async def deactivate_agent(session: AsyncSession, principal: Principal, agent_id
 async def set_status(session: AsyncSession, principal: Principal, data: StatusUpdate) -> User:
     user = await _own_user(session, principal)
     if user.status is not data.status or user.status_reason != data.reason:
+        was_available = user.status is AgentStatus.available
         user.status = data.status
         user.status_reason = data.reason
         user.status_since = utc_now()
+        if data.status is AgentStatus.offline:
+            # What they held goes back to the queue, keeping its age.
+            await routing.requeue_agent_items(session, user, reason="agent went offline")
+        elif data.status is AgentStatus.available and not was_available:
+            user.idle_since = user.status_since if user.active_items == 0 else user.idle_since
+            await routing.wake_router(session, user.tenant_id)
         publish_on_commit(
             session,
             Event(

@@ -44,7 +44,8 @@ from allo.kit.signing import sign
 from allo.kit.time import utc_now
 from allo.knowledge import service as knowledge
 from allo.models import Conversation, CsatResponse, Customer, Message, Team, Ticket, TicketEvent
-from allo.models.enums import AuthorKind, Category, ConversationStatus, Priority
+from allo.models.enums import PRIORITY_RANK, AuthorKind, Category, ConversationStatus, Priority, WorkKind
+from allo.routing import service as routing
 from allo.tenants import hours
 from allo.tenants.schemas import TenantPolicy
 from allo.tickets import service as tickets
@@ -61,7 +62,6 @@ PERSONAL_LINK_PURPOSE = "personal-link"
 SOCIAL = frozenset({"greeting", "thanks"})
 SUBJECT_LENGTH = 120
 _CATEGORY_TEAMS = {"billing": "billing", "technical": "technical"}
-_PRIORITY_RANK = {"P1": 1, "P2": 2, "P3": 3, "P4": 4}
 _DATE_PATTERN = {"fr": "EEEE d MMMM 'à' HH:mm", "en": "EEEE d MMMM 'at' HH:mm"}
 
 _YES = frozenset(
@@ -714,7 +714,7 @@ class Dialogue:
             self.policy.escalation,
         )
         priority = decision.priority
-        if pending.tree_priority and _PRIORITY_RANK[pending.tree_priority] < _PRIORITY_RANK[priority.value]:
+        if pending.tree_priority and PRIORITY_RANK[Priority(pending.tree_priority)] < PRIORITY_RANK[priority]:
             priority = Priority(pending.tree_priority)
         team_code = await self._team_for(pending, intent)
         first_text = topic.text if topic else await self._first_customer_text()
@@ -751,6 +751,20 @@ class Dialogue:
             )
         )
         now = utc_now()
+        # The case goes to the queue of the team, in the customer's language, at the ticket's priority.
+        await routing.enqueue(
+            self.session,
+            tenant_id=self.tenant_id,
+            kind=WorkKind.conversation,
+            priority=ticket.priority,
+            language=self.language,
+            conversation_id=self.conversation.id,
+            ticket_id=ticket.id,
+            team_id=ticket.team_id,
+            segment=self.customer.segment,
+            vip=self.customer.vip,
+            now=now,
+        )
         conversation = self.conversation
         conversation.status = ConversationStatus.queued
         conversation.queued_at = now

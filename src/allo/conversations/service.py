@@ -17,8 +17,9 @@ from allo.kit.bus import Event, publish_on_commit
 from allo.kit.errors import Conflict, Forbidden
 from allo.kit.text import check_message_body
 from allo.kit.time import utc_now
-from allo.models import Conversation, Message
+from allo.models import Conversation, Message, User
 from allo.models.enums import AuthorKind, ConversationStatus, Direction
+from allo.routing import service as routing
 
 _OUTBOUND_AUTHORS = {AuthorKind.agent, AuthorKind.bot, AuthorKind.system}
 # Handled by allo.assistant.tasks: the assistant's turn for a message that did not come through the web chat.
@@ -72,7 +73,7 @@ async def post_message(
         meta=data.meta,
     )
     if data.author_kind is AuthorKind.agent and conversation.status in _AWAITING_AGENT:
-        _take(session, conversation, principal)
+        await _take(session, conversation, principal)
     elif data.author_kind is AuthorKind.customer and conversation.status in _BOT_HANDLES:
         # The assistant answers after commit, in the worker: the caller is not kept waiting.
         await jobs.enqueue(
@@ -86,8 +87,11 @@ async def post_message(
     return message
 
 
-def _take(session: AsyncSession, conversation: Conversation, principal: Principal) -> None:
+async def _take(session: AsyncSession, conversation: Conversation, principal: Principal) -> None:
     """The agent who answers a waiting conversation takes it."""
+    agent = await session.get(User, principal.user_id) if principal.user_id else None
+    if agent is not None:
+        await routing.take(session, conversation.id, agent)
     now = utc_now()
     conversation.status = ConversationStatus.assigned
     conversation.assigned_agent_id = principal.user_id

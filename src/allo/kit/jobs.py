@@ -21,9 +21,10 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import and_, event, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
 
 from allo.kit.bus import mark_jobs_enqueued
 from allo.kit.db import Database, is_postgresql
@@ -120,6 +121,69 @@ async def enqueue(
     if inserted is not None:
         mark_jobs_enqueued(session)
     return inserted
+
+
+_DEFERRED_JOBS = "allo.deferred_jobs"
+
+
+def enqueue_on_commit(
+    session: AsyncSession | Session,
+    kind: str,
+    payload: dict[str, Any] | None = None,
+    *,
+    tenant_id: uuid.UUID | None = None,
+    idempotency_key: str | None = None,
+    max_attempts: int = 8,
+) -> None:
+    """Add a job as the transaction's last statement, once per key and transaction.
+
+    For wake-up jobs whose idempotency key many concurrent transactions share ("route this tenant now"):
+    inserting the key takes a lock on it, and a transaction that took it early and then waited for a row
+    held by another one waiting for the key would deadlock. Taken last, the key only ever waits for
+    transactions that are committing.
+    """
+    sync_session = session.sync_session if isinstance(session, AsyncSession) else session
+    deferred: dict[tuple[str, str], dict[str, Any]] = sync_session.info.setdefault(_DEFERRED_JOBS, {})
+    deferred[(kind, idempotency_key or str(uuid.uuid4()))] = {
+        "tenant_id": tenant_id,
+        "kind": kind,
+        "payload": payload or {},
+        "idempotency_key": idempotency_key,
+        "max_attempts": max_attempts,
+    }
+
+
+# Inserted first among the commit hooks, so that the bus's hook sees the jobs and wakes the workers.
+@event.listens_for(Session, "before_commit", insert=True)
+def _insert_deferred_jobs(session: Session) -> None:
+    if session.in_nested_transaction():
+        return
+    deferred: dict[tuple[str, str], dict[str, Any]] = session.info.pop(_DEFERRED_JOBS, {})
+    if not deferred:
+        return
+    now = utc_now()
+    postgres = session.get_bind().dialect.name == "postgresql"
+    for spec in deferred.values():
+        dialect_insert = postgresql.insert if postgres else sqlite.insert
+        stmt = dialect_insert(Job).values(
+            id=uuid.uuid4(),
+            status=JobStatus.queued,
+            attempts=0,
+            run_at=now,
+            created_at=now,
+            updated_at=now,
+            **spec,
+        )
+        if spec["idempotency_key"] is not None:
+            stmt = stmt.on_conflict_do_nothing(index_elements=["idempotency_key"])
+        session.execute(stmt)
+    mark_jobs_enqueued(session)
+
+
+@event.listens_for(Session, "after_rollback")
+def _drop_deferred_jobs(session: Session) -> None:
+    if not session.in_nested_transaction():
+        session.info.pop(_DEFERRED_JOBS, None)
 
 
 def backoff_seconds(attempt: int, *, base: float, cap: float) -> float:

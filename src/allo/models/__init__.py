@@ -10,6 +10,7 @@ from allo.models.customer import Customer, CustomerIdentity
 from allo.models.diagnosis import DiagnosisTree
 from allo.models.feedback import CsatResponse
 from allo.models.job import Job
+from allo.models.routing import WorkItem
 from allo.models.tenant import Tenant
 from allo.models.ticket import Ticket, TicketEvent
 
@@ -32,4 +33,5 @@ __all__ = [
     "Ticket",
     "TicketEvent",
     "User",
+    "WorkItem",
 ]

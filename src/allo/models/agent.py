@@ -54,6 +54,11 @@ class User(IdMixin, TenantMixin, TimestampMixin, Base):
     )
     status_since: Mapped[datetime] = mapped_column(default=utc_now, nullable=False)
     status_reason: Mapped[str | None] = mapped_column(String(120))
+    # Routing: items held now (kept by the engine under a conditional UPDATE), and since when the agent
+    # has had nothing to do, and when they last got something (the strategies' orders).
+    active_items: Mapped[int] = mapped_column(Integer, default=0, server_default="0", nullable=False)
+    idle_since: Mapped[datetime | None] = mapped_column()
+    last_assigned_at: Mapped[datetime | None] = mapped_column()
     work_mode: Mapped[WorkMode] = mapped_column(
         enum_type(WorkMode, "work_mode"), default=WorkMode.on_site, nullable=False
     )

@@ -105,3 +105,21 @@ class ActorKind(StrEnum):
     user = "user"
     api_key = "api_key"
     system = "system"
+
+
+class WorkKind(StrEnum):
+    conversation = "conversation"
+    ticket = "ticket"
+    call = "call"
+    callback = "callback"
+
+
+class WorkItemStatus(StrEnum):
+    queued = "queued"
+    assigned = "assigned"
+    done = "done"
+    cancelled = "cancelled"
+
+
+TIER_RANK = {Tier.n1: 1, Tier.n2: 2, Tier.specialist: 3}
+PRIORITY_RANK = {Priority.p1: 1, Priority.p2: 2, Priority.p3: 3, Priority.p4: 4}

@@ -3,6 +3,7 @@ from __future__ import annotations
 import re
 import uuid
 from datetime import date, datetime
+from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import phonenumbers
@@ -95,6 +96,14 @@ class BusinessHours(BaseModel):
         return value
 
 
+class RoutingPolicy(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    # longest_idle: the agent idle the longest; round_robin: the longest since an assignment;
+    # least_busy: the fewest items in hand.
+    strategy: Literal["longest_idle", "round_robin", "least_busy"] = "longest_idle"
+
+
 class TenantPolicy(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -102,6 +111,7 @@ class TenantPolicy(BaseModel):
     default_language: str = "fr"
     default_region: str = Field(default="FR", pattern=r"^[A-Z]{2}$")
     escalation: EscalationPolicy = Field(default_factory=EscalationPolicy)
+    routing: RoutingPolicy = Field(default_factory=RoutingPolicy)
     sla: dict[str, SlaTarget] = Field(default_factory=_default_sla)
     business_hours: BusinessHours = Field(default_factory=BusinessHours)
     reopen_window_hours: int = Field(default=72, ge=0, le=24 * 90)

@@ -1,15 +1,15 @@
 """A ticket's priority (P1 most urgent … P4) from what is known of the case, with the reasons kept.
 
 Points add up from the signals the procedure names; the total picks the priority:
-urgent flag 3, legal mention 2, sentiment below the tenant's threshold 2 (below -0.4: 1), VIP 2,
+urgent flag 3, legal mention 2, sentiment below the tenant's threshold 2 (below -0.4: 1), VIP 3,
 critical technical problem or outage 2, cancellation 1. Total ≥ 5 → P1, ≥ 3 → P2, ≥ 1 → P3, else P4.
-A VIP is never below P2 when the tenant gives VIPs priority. So a VIP threatening legal action is P1;
-an angry customer is P2; a plain question a human must answer is P3 or P4.
+So a VIP is at least P2, and P1 when angry or threatening legal action; an angry customer is P2; a plain
+question a human must answer is P3 or P4.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from allo.models.enums import Priority
 from allo.tenants.schemas import EscalationPolicy
@@ -19,7 +19,7 @@ _POINTS = {
     "legal": 2,
     "very_negative": 2,
     "negative": 1,
-    "vip": 2,
+    "vip": 3,
     "critical_technical": 2,
     "outage": 2,
     "cancellation": 1,
@@ -34,7 +34,6 @@ class CaseSignals:
     vip: bool = False
     critical_technical: bool = False
     intent: str = "other"
-    extra_reasons: tuple[str, ...] = field(default=())
 
 
 @dataclass(frozen=True)
@@ -66,10 +65,10 @@ def compute_priority(signals: CaseSignals, policy: EscalationPolicy | None = Non
     points = sum(_POINTS[r] for r in reasons)
     if points >= 5:
         priority = Priority.p1
-    elif points >= 3 or "vip" in reasons:
+    elif points >= 3:
         priority = Priority.p2
     elif points >= 1:
         priority = Priority.p3
     else:
         priority = Priority.p4
-    return PriorityDecision(priority, reasons + list(signals.extra_reasons), points)
+    return PriorityDecision(priority, reasons, points)

@@ -15,7 +15,7 @@ from allo.kit.bus import Event, publish_on_commit
 from allo.kit.errors import Conflict, Unprocessable
 from allo.kit.time import utc_now
 from allo.models import Ticket, TicketEvent
-from allo.models.enums import Priority, TicketStatus, Tier
+from allo.models.enums import TIER_RANK, Priority, TicketStatus
 from allo.tenants import service as tenants
 from allo.tenants.schemas import TenantPolicy
 from allo.tickets.repository import TicketRepository
@@ -30,7 +30,6 @@ ALLOWED_TRANSITIONS: dict[TicketStatus, frozenset[TicketStatus]] = {
     TicketStatus.resolved: frozenset({TicketStatus.open, TicketStatus.closed}),
     TicketStatus.closed: frozenset(),
 }
-_TIER_RANK = {Tier.n1: 1, Tier.n2: 2, Tier.specialist: 3}
 
 
 def sla_due_times(policy: TenantPolicy, priority: Priority, start: datetime) -> tuple[datetime, datetime]:
@@ -167,7 +166,7 @@ async def update_ticket(
         change("subject_changed", "subject", ticket.subject, data.subject)
         ticket.subject = data.subject
     if data.tier is not None and data.tier is not ticket.tier:
-        kind = "escalated" if _TIER_RANK[data.tier] > _TIER_RANK[ticket.tier] else "deescalated"
+        kind = "escalated" if TIER_RANK[data.tier] > TIER_RANK[ticket.tier] else "deescalated"
         change(kind, "tier", ticket.tier, data.tier)
         ticket.tier = data.tier
     if "team" in fields:

@@ -1,0 +1,71 @@
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Boolean, ForeignKey, Index, Integer, String, text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from allo.kit.db import GUID, JSONType
+from allo.models.base import Base, IdMixin, TenantMixin, TimestampMixin, enum_type
+from allo.models.enums import Priority, Tier, WorkItemStatus, WorkKind
+
+_ACTIVE = "status IN ('queued', 'assigned')"
+
+
+class WorkItem(IdMixin, TenantMixin, TimestampMixin, Base):
+    """Something a human must handle (a chat, a ticket; later a call or a callback), waiting in a queue
+    or assigned to one agent: what the routing engine (ACD) works on, whatever the channel."""
+
+    __tablename__ = "work_items"
+    __table_args__ = (
+        # The queue in the order the engine serves it: priority, VIP first, then the oldest.
+        Index("ix_work_items_queue", "tenant_id", "status", "priority_rank", "vip", "enqueued_at"),
+        Index("ix_work_items_agent", "agent_id", "status"),
+        # One live item per conversation and per ticket: routing twice is refused by the database.
+        Index(
+            "uq_work_items_live_conversation",
+            "conversation_id",
+            unique=True,
+            sqlite_where=text(f"conversation_id IS NOT NULL AND {_ACTIVE}"),
+            postgresql_where=text(f"conversation_id IS NOT NULL AND {_ACTIVE}"),
+        ),
+        Index(
+            "uq_work_items_live_ticket",
+            "ticket_id",
+            unique=True,
+            sqlite_where=text(f"ticket_id IS NOT NULL AND {_ACTIVE}"),
+            postgresql_where=text(f"ticket_id IS NOT NULL AND {_ACTIVE}"),
+        ),
+    )
+
+    kind: Mapped[WorkKind] = mapped_column(enum_type(WorkKind, "work_kind"), nullable=False)
+    status: Mapped[WorkItemStatus] = mapped_column(
+        enum_type(WorkItemStatus, "work_item_status"), default=WorkItemStatus.queued, nullable=False
+    )
+    conversation_id: Mapped[uuid.UUID | None] = mapped_column(
+        GUID, ForeignKey("conversations.id", ondelete="CASCADE")
+    )
+    ticket_id: Mapped[uuid.UUID | None] = mapped_column(GUID, ForeignKey("tickets.id", ondelete="CASCADE"))
+    # The queue: who may take it.
+    team_id: Mapped[uuid.UUID | None] = mapped_column(GUID, ForeignKey("teams.id", ondelete="SET NULL"))
+    language: Mapped[str] = mapped_column(String(8), default="fr", nullable=False)
+    skills: Mapped[list[str]] = mapped_column(JSONType, default=list, nullable=False)
+    min_skill_level: Mapped[int] = mapped_column(Integer, default=1, nullable=False)
+    min_tier: Mapped[Tier] = mapped_column(enum_type(Tier, "tier"), default=Tier.n1, nullable=False)
+    segment: Mapped[str | None] = mapped_column(String(40))
+    preferred_agent_id: Mapped[uuid.UUID | None] = mapped_column(
+        GUID, ForeignKey("users.id", ondelete="SET NULL")
+    )
+    # The order: priority (1 = P1), VIP, age.
+    priority: Mapped[Priority] = mapped_column(enum_type(Priority, "priority"), nullable=False)
+    priority_rank: Mapped[int] = mapped_column(Integer, nullable=False)
+    vip: Mapped[bool] = mapped_column(Boolean, default=False, nullable=False)
+    enqueued_at: Mapped[datetime] = mapped_column(nullable=False)
+    # The outcome.
+    agent_id: Mapped[uuid.UUID | None] = mapped_column(GUID, ForeignKey("users.id", ondelete="SET NULL"))
+    assigned_at: Mapped[datetime | None] = mapped_column()
+    finished_at: Mapped[datetime | None] = mapped_column()
+    attempts: Mapped[int] = mapped_column(Integer, default=0, nullable=False)
+    history: Mapped[list[dict[str, Any]]] = mapped_column(JSONType, default=list, nullable=False)
