@@ -204,7 +204,9 @@ async def test_finishing_frees_the_slot_and_requeue_keeps_the_age(db: Database, 
         assert back is not None
         assert released is not None
         assert (back.status, back.agent_id, released.active_items) == (WorkItemStatus.queued, None, 0)
-        assert [h["event"] for h in back.history] == ["queued", "assigned", "requeued"]
+        assert [h["event"] for h in back.history] == ["queued", "requeued"]
+        assert back.history[-1]["agent"] == str(agent.id)
+        assert back.attempts == 1
 
 
 async def test_one_live_item_per_conversation(db: Database, tenant: Tenant) -> None:
@@ -325,15 +327,10 @@ async def test_concurrent_engines_never_double_assign_nor_overfill(fresh_databas
                 assert users[agent_id].active_items == count  # the counter matches what is held
             for agent_id, user in users.items():
                 assert user.active_items == held.get(agent_id, 0)
-            # Each finished item was assigned exactly once per attempt: its history says so.
-            finished = (
-                await session.execute(
-                    select(WorkItem).where(
-                        WorkItem.tenant_id == tenant.id, WorkItem.status == WorkItemStatus.done
-                    )
-                )
-            ).scalars()
-            for item in finished:
-                assert [h["event"] for h in item.history].count("assigned") == 1
+            # Nothing goes back to the queue in this test: every item was assigned at most once.
+            most = await session.execute(
+                select(func.max(WorkItem.attempts)).where(WorkItem.tenant_id == tenant.id)
+            )
+            assert most.scalar_one() == 1
     finally:
         await db.dispose()

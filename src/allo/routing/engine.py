@@ -16,20 +16,21 @@ On SQLite, writers are serialised by the database, which gives the same guarante
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, Protocol
 
-from sqlalchemy import select, update
+from sqlalchemy import Integer, column, select, update, values
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import selectinload
 
+from allo.kit.db import GUID
 from allo.kit.time import utc_now
-from allo.models import User, WorkItem
-from allo.models.enums import TIER_RANK, AgentStatus, Role, WorkItemStatus
+from allo.models import AgentSkill, User, WorkItem
+from allo.models.enums import TIER_RANK, AgentStatus, Role, Tier, WorkItemStatus
 
 DEFAULT_BATCH = 200
 
@@ -38,6 +39,29 @@ class Strategy(StrEnum):
     longest_idle = "longest_idle"
     round_robin = "round_robin"
     least_busy = "least_busy"
+
+
+class Routable(Protocol):
+    """What the engine reads of a work item (a row of the batch, or a WorkItem)."""
+
+    @property
+    def id(self) -> uuid.UUID: ...
+    @property
+    def team_id(self) -> uuid.UUID | None: ...
+    @property
+    def language(self) -> str: ...
+    @property
+    def skills(self) -> list[str]: ...
+    @property
+    def min_skill_level(self) -> int: ...
+    @property
+    def min_tier(self) -> Tier: ...
+    @property
+    def preferred_agent_id(self) -> uuid.UUID | None: ...
+    @property
+    def conversation_id(self) -> uuid.UUID | None: ...
+    @property
+    def ticket_id(self) -> uuid.UUID | None: ...
 
 
 @dataclass
@@ -53,9 +77,9 @@ class Candidate:
     busy: int
     idle_since: datetime
     last_assigned_at: datetime | None
-    planned: list[WorkItem] = field(default_factory=list)
+    planned: list[Routable] = field(default_factory=list)
 
-    def can_take(self, item: WorkItem) -> bool:
+    def can_take(self, item: Routable) -> bool:
         return (
             self.free > 0
             and (item.team_id is None or item.team_id == self.team_id)
@@ -82,7 +106,7 @@ def _order(strategy: Strategy) -> Callable[[Candidate], tuple[Any, ...]]:
     return lambda c: (c.idle_since, c.id)
 
 
-def choose(item: WorkItem, candidates: Sequence[Candidate], strategy: Strategy) -> Candidate | None:
+def choose(item: Routable, candidates: Sequence[Candidate], strategy: Strategy) -> Candidate | None:
     """The agent for one item among the batch's candidates, or None when nobody eligible is free."""
     if item.preferred_agent_id is not None:
         for candidate in candidates:
@@ -94,32 +118,93 @@ def choose(item: WorkItem, candidates: Sequence[Candidate], strategy: Strategy) 
     return min(eligible, key=_order(strategy))
 
 
+@dataclass(frozen=True)
+class _Profile:
+    """What rarely changes about an agent: read again at most every PROFILE_TTL seconds per process."""
+
+    team_id: uuid.UUID | None
+    tier_rank: int
+    languages: frozenset[str]
+    skills: dict[str, int]
+
+
+PROFILE_TTL = 2.0
+_profiles: dict[uuid.UUID, tuple[float, dict[uuid.UUID, _Profile]]] = {}
+
+
+async def _agent_profiles(
+    session: AsyncSession, tenant_id: uuid.UUID, *, refresh: bool = False
+) -> dict[uuid.UUID, _Profile]:
+    cached = _profiles.get(tenant_id)
+    if not refresh and cached is not None and time.monotonic() - cached[0] < PROFILE_TTL:
+        return cached[1]
+    users = (
+        await session.execute(
+            select(User.id, User.team_id, User.tier, User.languages).where(
+                User.tenant_id == tenant_id, User.active.is_(True), User.role == Role.agent
+            )
+        )
+    ).all()
+    skills: dict[uuid.UUID, dict[str, int]] = {}
+    for user_id, skill, level in (
+        await session.execute(
+            select(AgentSkill.user_id, AgentSkill.skill, AgentSkill.level).where(
+                AgentSkill.tenant_id == tenant_id
+            )
+        )
+    ).all():
+        skills.setdefault(user_id, {})[skill] = level
+    profiles = {
+        u.id: _Profile(u.team_id, TIER_RANK[u.tier], frozenset(u.languages), skills.get(u.id, {}))
+        for u in users
+    }
+    _profiles[tenant_id] = (time.monotonic(), profiles)
+    return profiles
+
+
 async def available_agents(session: AsyncSession, tenant_id: uuid.UUID) -> list[Candidate]:
-    stmt = (
-        select(User)
-        .where(
-            User.tenant_id == tenant_id,
-            User.active.is_(True),
-            User.role == Role.agent,
-            User.status == AgentStatus.available,
-            User.active_items < User.max_concurrent,
+    """Who can take work now: their load read fresh, their profile from a short cache (a stale profile
+    only makes a claim fail or an item wait a batch; capacity is always checked by the claim)."""
+    profiles = await _agent_profiles(session, tenant_id)
+    rows = (
+        await session.execute(
+            select(
+                User.id,
+                User.max_concurrent,
+                User.active_items,
+                User.idle_since,
+                User.status_since,
+                User.last_assigned_at,
+            ).where(
+                User.tenant_id == tenant_id,
+                User.active.is_(True),
+                User.role == Role.agent,
+                User.status == AgentStatus.available,
+                User.active_items < User.max_concurrent,
+            )
         )
-        .options(selectinload(User.skills))
-    )
-    return [
-        Candidate(
-            id=user.id,
-            team_id=user.team_id,
-            tier_rank=TIER_RANK[user.tier],
-            languages=frozenset(user.languages),
-            skills={s.skill: s.level for s in user.skills},
-            free=user.max_concurrent - user.active_items,
-            busy=user.active_items,
-            idle_since=user.idle_since or user.status_since,
-            last_assigned_at=user.last_assigned_at,
+    ).all()
+    if any(row.id not in profiles for row in rows):
+        profiles = await _agent_profiles(session, tenant_id, refresh=True)  # someone new logged in
+    candidates = []
+    for row in rows:
+        profile = profiles.get(row.id)
+        if profile is None:
+            continue  # created after the read above: next batch
+        candidates.append(
+            Candidate(
+                id=row.id,
+                team_id=profile.team_id,
+                tier_rank=profile.tier_rank,
+                languages=profile.languages,
+                skills=profile.skills,
+                free=row.max_concurrent - row.active_items,
+                busy=row.active_items,
+                idle_since=row.idle_since or row.status_since,
+                last_assigned_at=row.last_assigned_at,
+            )
         )
-        for user in (await session.execute(stmt)).scalars()
-    ]
+    return candidates
 
 
 async def assign_queued(
@@ -130,18 +215,31 @@ async def assign_queued(
     limit: int = DEFAULT_BATCH,
     now: datetime | None = None,
 ) -> list[Assignment]:
-    """Assign what can be assigned among the first `limit` queued items of the tenant."""
+    """Assign what can be assigned among the first `limit` queued items of the tenant.
+
+    Set-based: five statements a batch whatever its size (items, agents, lock, claim, assign).
+    """
     moment = now or utc_now()
     items = list(
         (
             await session.execute(
-                select(WorkItem)
+                select(
+                    WorkItem.id,
+                    WorkItem.team_id,
+                    WorkItem.language,
+                    WorkItem.skills,
+                    WorkItem.min_skill_level,
+                    WorkItem.min_tier,
+                    WorkItem.preferred_agent_id,
+                    WorkItem.conversation_id,
+                    WorkItem.ticket_id,
+                )
                 .where(WorkItem.tenant_id == tenant_id, WorkItem.status == WorkItemStatus.queued)
                 .order_by(WorkItem.priority_rank, WorkItem.vip.desc(), WorkItem.enqueued_at, WorkItem.id)
                 .limit(limit)
                 .with_for_update(skip_locked=True)
             )
-        ).scalars()
+        ).all()
     )
     if not items:
         return []
@@ -156,35 +254,53 @@ async def assign_queued(
         # Once given work, an agent is no longer the longest idle nor the longest unassigned.
         agent.idle_since = moment
         agent.last_assigned_at = moment
-    assignments: list[Assignment] = []
-    # Agents' rows are claimed in one order (their ids) by every engine: two engines never deadlock.
-    for agent in sorted(candidates, key=lambda c: c.id):
-        if not agent.planned:
-            continue
-        count = len(agent.planned)
-        claimed = await session.execute(
-            update(User)
-            .where(
-                User.id == agent.id,
-                User.status == AgentStatus.available,
-                User.active.is_(True),
-                User.active_items + count <= User.max_concurrent,
+    planned = {c.id: c for c in candidates if c.planned}
+    if not planned:
+        return []
+    # Agents' rows are locked in one order (their ids) by every engine: two engines never deadlock.
+    await session.execute(
+        select(User.id).where(User.id.in_(sorted(planned))).order_by(User.id).with_for_update()
+    )
+    # As common table expressions: SQLite reads a VALUES list there, not as an aliased FROM item.
+    counts = [(agent_id, len(c.planned)) for agent_id, c in planned.items()]
+    wanted = (
+        values(column("agent_id", GUID), column("count", Integer), name="wanted").data(counts).cte("wanted")
+    )
+    claimed = set(
+        (
+            await session.execute(
+                update(User)
+                .where(
+                    User.id == wanted.c.agent_id,
+                    User.status == AgentStatus.available,
+                    User.active.is_(True),
+                    User.active_items + wanted.c.count <= User.max_concurrent,
+                )
+                .values(active_items=User.active_items + wanted.c.count, last_assigned_at=moment)
+                .returning(User.id)
+                .execution_options(synchronize_session=False)
             )
-            .values(active_items=User.active_items + count, last_assigned_at=moment)
-            .returning(User.id)
-            .execution_options(synchronize_session=False)
+        ).scalars()
+    )
+    # Items of agents whose claim failed (another engine filled them, or they went away) stay queued.
+    pairs = [(item.id, agent_id) for agent_id in claimed for item in planned[agent_id].planned]
+    if not pairs:
+        return []
+    given = values(column("item_id", GUID), column("agent_id", GUID), name="given").data(pairs).cte("given")
+    await session.execute(
+        update(WorkItem)
+        .where(WorkItem.id == given.c.item_id)
+        .values(
+            status=WorkItemStatus.assigned,
+            agent_id=given.c.agent_id,
+            assigned_at=moment,
+            attempts=WorkItem.attempts + 1,
+            updated_at=moment,
         )
-        if claimed.first() is None:
-            continue  # another engine filled this agent, or they went away: the items stay queued
-        for item in agent.planned:
-            item.status = WorkItemStatus.assigned
-            item.agent_id = agent.id
-            item.assigned_at = moment
-            item.attempts += 1
-            item.history = [
-                *item.history,
-                {"at": moment.isoformat(), "event": "assigned", "agent": str(agent.id)},
-            ]
-            assignments.append(Assignment(item.id, agent.id, item.conversation_id, item.ticket_id))
-    await session.flush()
-    return assignments
+        .execution_options(synchronize_session=False)
+    )
+    return [
+        Assignment(item.id, agent_id, item.conversation_id, item.ticket_id)
+        for agent_id in sorted(claimed)
+        for item in planned[agent_id].planned
+    ]

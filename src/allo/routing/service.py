@@ -102,7 +102,10 @@ async def finish(
     agent_id = item.agent_id if item.status is WorkItemStatus.assigned else None
     item.status = outcome
     item.finished_at = now
-    item.history = [*item.history, {"at": now.isoformat(), "event": outcome.value}]
+    item.history = [
+        *item.history,
+        {"at": now.isoformat(), "event": outcome.value, "agent": str(item.agent_id)},
+    ]
     if agent_id is not None:
         await release_capacity(session, agent_id, 1, now=now)
         await wake_router(session, item.tenant_id, now=now)
@@ -121,10 +124,14 @@ async def requeue_agent_items(session: AsyncSession, agent: User, *, reason: str
         ).scalars()
     )
     for item in items:
+        # The assignment being undone is kept in the history: the row only says where the item is now.
+        requeued = {"at": now.isoformat(), "event": "requeued", "reason": reason, "agent": str(agent.id)}
+        if item.assigned_at is not None:
+            requeued["assigned_at"] = item.assigned_at.isoformat()
+        item.history = [*item.history, requeued]
         item.status = WorkItemStatus.queued
         item.agent_id = None
         item.assigned_at = None
-        item.history = [*item.history, {"at": now.isoformat(), "event": "requeued", "reason": reason}]
     if items:
         await release_capacity(session, agent.id, len(items), now=now)
         await wake_router(session, agent.tenant_id, now=now)
