@@ -334,3 +334,41 @@ async def test_concurrent_engines_never_double_assign_nor_overfill(fresh_databas
             assert most.scalar_one() == 1
     finally:
         await db.dispose()
+
+
+async def test_resolving_the_ticket_frees_the_agent(db: Database, tenant: Tenant) -> None:
+    from allo.auth.principal import Principal
+    from allo.models import Customer, Ticket
+    from allo.models.enums import Category, TicketStatus
+    from allo.tickets import service as tickets
+    from allo.tickets.schemas import TicketUpdate
+
+    async with db.unit_of_work() as session:
+        agent = await add_agent(session, tenant, "solo", capacity=1)
+        customer = Customer(tenant_id=tenant.id)
+        session.add(customer)
+        await session.flush()
+        ticket = Ticket(
+            tenant_id=tenant.id,
+            number=1,
+            subject="s",
+            category=Category.billing,
+            priority=Priority.p3,
+            customer_id=customer.id,
+        )
+        session.add(ticket)
+        await session.flush()
+        item = await queue(session, tenant, ticket_id=ticket.id)
+    async with db.unit_of_work() as session:
+        assert len(await assign_queued(session, tenant.id)) == 1
+    async with db.unit_of_work() as session:
+        await tickets.update_ticket(
+            session, Principal.system(tenant.id), ticket.id, TicketUpdate(status=TicketStatus.resolved)
+        )
+    async with db.unit_of_work() as session:
+        done = await session.get(WorkItem, item.id)
+        freed = await session.get(User, agent.id)
+        assert done is not None
+        assert freed is not None
+        assert (done.status, freed.active_items) == (WorkItemStatus.done, 0)
+        assert freed.idle_since is not None

@@ -166,3 +166,19 @@ async def take(session: AsyncSession, conversation_id: uuid.UUID, agent: User) -
     item.assigned_at = now
     item.history = [*item.history, {"at": now.isoformat(), "event": "taken", "agent": str(agent.id)}]
     return item
+
+
+async def finish_ticket(session: AsyncSession, ticket_id: uuid.UUID) -> None:
+    """The live work item of a resolved or closed ticket is done."""
+    live = (
+        await session.execute(
+            select(WorkItem)
+            .where(
+                WorkItem.ticket_id == ticket_id,
+                WorkItem.status.in_((WorkItemStatus.queued, WorkItemStatus.assigned)),
+            )
+            .with_for_update()
+        )
+    ).scalar_one_or_none()
+    if live is not None:
+        await finish(session, live)

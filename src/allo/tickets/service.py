@@ -16,6 +16,7 @@ from allo.kit.errors import Conflict, Unprocessable
 from allo.kit.time import utc_now
 from allo.models import Ticket, TicketEvent
 from allo.models.enums import TIER_RANK, Priority, TicketStatus
+from allo.routing import service as routing
 from allo.tenants import service as tenants
 from allo.tenants.schemas import TenantPolicy
 from allo.tickets.repository import TicketRepository
@@ -152,6 +153,9 @@ async def update_ticket(
         elif ticket.status is TicketStatus.resolved:
             ticket.resolved_at = None  # reopened
         ticket.status = data.status
+        if data.status in (TicketStatus.resolved, TicketStatus.closed):
+            # The agent's slot is free again: the ticket and its conversation are one piece of work.
+            await routing.finish_ticket(session, ticket.id)
     if data.priority is not None and data.priority is not ticket.priority:
         change("priority_changed", "priority", ticket.priority, data.priority)
         ticket.priority = data.priority
