@@ -24,7 +24,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any, Protocol
 
-from sqlalchemy import Integer, column, select, update, values
+from sqlalchemy import case, literal, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from allo.kit.db import GUID
@@ -261,38 +261,35 @@ async def assign_queued(
     await session.execute(
         select(User.id).where(User.id.in_(sorted(planned))).order_by(User.id).with_for_update()
     )
-    # As common table expressions: SQLite reads a VALUES list there, not as an aliased FROM item.
-    counts = [(agent_id, len(c.planned)) for agent_id, c in planned.items()]
-    wanted = (
-        values(column("agent_id", GUID), column("count", Integer), name="wanted").data(counts).cte("wanted")
-    )
+    # One statement for all the agents, one for all the items: CASE on the primary key, which both
+    # databases resolve through the index (a joined VALUES list makes SQLite scan the table).
+    extra = case({agent_id: len(c.planned) for agent_id, c in planned.items()}, value=User.id, else_=0)
     claimed = set(
         (
             await session.execute(
                 update(User)
                 .where(
-                    User.id == wanted.c.agent_id,
+                    User.id.in_(list(planned)),
                     User.status == AgentStatus.available,
                     User.active.is_(True),
-                    User.active_items + wanted.c.count <= User.max_concurrent,
+                    User.active_items + extra <= User.max_concurrent,
                 )
-                .values(active_items=User.active_items + wanted.c.count, last_assigned_at=moment)
+                .values(active_items=User.active_items + extra, last_assigned_at=moment)
                 .returning(User.id)
                 .execution_options(synchronize_session=False)
             )
         ).scalars()
     )
     # Items of agents whose claim failed (another engine filled them, or they went away) stay queued.
-    pairs = [(item.id, agent_id) for agent_id in claimed for item in planned[agent_id].planned]
-    if not pairs:
+    owner = {item.id: agent_id for agent_id in claimed for item in planned[agent_id].planned}
+    if not owner:
         return []
-    given = values(column("item_id", GUID), column("agent_id", GUID), name="given").data(pairs).cte("given")
     await session.execute(
         update(WorkItem)
-        .where(WorkItem.id == given.c.item_id)
+        .where(WorkItem.id.in_(list(owner)))
         .values(
             status=WorkItemStatus.assigned,
-            agent_id=given.c.agent_id,
+            agent_id=case({item: literal(agent, GUID) for item, agent in owner.items()}, value=WorkItem.id),
             assigned_at=moment,
             attempts=WorkItem.attempts + 1,
             updated_at=moment,
