@@ -16,7 +16,10 @@ from allo.kit.bus import Bus
 from allo.kit.db import Database
 from allo.kit.time import utc_now
 from allo.models import Tenant, Ticket, TicketEvent, User
+from allo.models.enums import Priority
+from allo.tenants.hours import business_time_between
 from allo.tenants.schemas import SlaTarget, TenantPolicy
+from allo.tickets.sla import due_times
 from tests.api_helpers import assert_api_error, count_rows
 from tests.event_capture import capture_events
 from tests.factories import Actor, create_conversation, create_customer, create_team, create_ticket, login
@@ -135,8 +138,19 @@ async def test_due_times_follow_the_default_policy(
     ticket = await create_ticket(client, tenant_actors["agent"], priority=priority)
     first_response, resolution = DEFAULT_SLA_MINUTES[priority]
     created = at(ticket["created_at"])
-    assert at(ticket["first_response_due_at"]) == created + timedelta(minutes=first_response)
-    assert at(ticket["resolution_due_at"]) == created + timedelta(minutes=resolution)
+    # P1 counts around the clock; the others in the default business hours (Paris, Mon–Sat).
+    first_due, resolution_due = due_times(TenantPolicy(), Priority(priority), created)
+    assert (at(ticket["first_response_due_at"]), at(ticket["resolution_due_at"])) == (
+        first_due,
+        resolution_due,
+    )
+    hours = TenantPolicy().business_hours
+    counted = (lambda a, b: b - a) if priority == "P1" else (lambda a, b: business_time_between(hours, a, b))
+    assert counted(created, first_due) == timedelta(minutes=first_response)
+    assert counted(created, resolution_due) == timedelta(minutes=resolution)
+    clocks = ticket["sla"]
+    assert clocks["first_response"]["state"] == clocks["resolution"]["state"] == "running"
+    assert clocks["resolution"]["target_seconds"] == resolution * 60
 
 
 async def test_due_times_follow_the_tenants_own_policy(
@@ -144,7 +158,7 @@ async def test_due_times_follow_the_tenants_own_policy(
 ) -> None:
     agent = tenant_actors["agent"]
     policy = TenantPolicy()
-    policy.sla["P2"] = SlaTarget(first_response_minutes=7, resolution_minutes=95)
+    policy.sla["P2"] = SlaTarget(first_response_minutes=7, resolution_minutes=95, business_hours=False)
     async with db.unit_of_work() as s:
         await s.execute(
             update(Tenant).where(Tenant.id == agent.tenant_id).values(policy=policy.model_dump(mode="json"))
@@ -163,7 +177,7 @@ async def test_a_priority_change_recomputes_due_times_from_creation(
     changed = await patch_ok(client, ticket, agent.bearer, priority="P1", reason="Whole building is down")
     created = at(ticket["created_at"])
     assert changed["created_at"] == ticket["created_at"]
-    assert at(changed["first_response_due_at"]) == created + timedelta(minutes=15)
+    assert at(changed["first_response_due_at"]) == created + timedelta(minutes=15)  # P1: around the clock
     assert at(changed["resolution_due_at"]) == created + timedelta(minutes=60)
     assert at(changed["updated_at"]) >= created
 

@@ -52,7 +52,7 @@ from allo.models.enums import (
 )
 from allo.tenants import service as tenants
 from allo.tenants.schemas import TenantPolicy
-from allo.tickets.service import sla_due_times
+from allo.tickets.sla import due_times
 
 DEMO_SLUG = "demo"
 DEMO_PASSWORD = "allo-demo-2026"
@@ -581,7 +581,7 @@ async def _history(
                 if customer.vip
                 else rng.choice([Priority.p2, Priority.p3, Priority.p3, Priority.p4])
             )
-            first_due, resolution_due = sla_due_times(policy, priority, started)
+            first_due, resolution_due = due_times(policy, priority, started)
             number = await tenants.allocate_ticket_number(session, tid)
             ticket = Ticket(
                 tenant_id=tid,

@@ -53,6 +53,9 @@ class Ticket(IdMixin, TenantMixin, TimestampMixin, Base):
     first_responded_at: Mapped[datetime | None] = mapped_column()
     resolved_at: Mapped[datetime | None] = mapped_column()
     closed_at: Mapped[datetime | None] = mapped_column()
+    # The resolution clock stops while the ticket waits on the customer (pending).
+    sla_paused_at: Mapped[datetime | None] = mapped_column()
+    sla_paused_seconds: Mapped[int] = mapped_column(Integer, default=0, server_default="0", nullable=False)
 
     @property
     def reference(self) -> str:

@@ -43,6 +43,8 @@ class SlaTarget(BaseModel):
 
     first_response_minutes: int = Field(ge=1, le=60 * 24 * 30)
     resolution_minutes: int = Field(ge=1, le=60 * 24 * 90)
+    # Counted in the tenant's business hours, or around the clock (critical cases).
+    business_hours: bool = True
 
     @model_validator(mode="after")
     def _resolution_after_response(self) -> SlaTarget:
@@ -53,7 +55,7 @@ class SlaTarget(BaseModel):
 
 def _default_sla() -> dict[str, SlaTarget]:
     return {
-        "P1": SlaTarget(first_response_minutes=15, resolution_minutes=60),
+        "P1": SlaTarget(first_response_minutes=15, resolution_minutes=60, business_hours=False),
         "P2": SlaTarget(first_response_minutes=60, resolution_minutes=4 * 60),
         "P3": SlaTarget(first_response_minutes=4 * 60, resolution_minutes=24 * 60),
         "P4": SlaTarget(first_response_minutes=8 * 60, resolution_minutes=48 * 60),

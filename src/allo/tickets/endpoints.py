@@ -1,19 +1,40 @@
 from __future__ import annotations
 
 import uuid
-from typing import Annotated
+from dataclasses import asdict
+from datetime import datetime
+from typing import Annotated, TypeVar
 
 from fastapi import APIRouter, Depends, Query, status
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from allo.deps import AgentDep, SessionDep
 from allo.kit.pagination import Page, PageParams, page_params
 from allo.kit.time import utc_now
+from allo.models import Ticket
 from allo.models.enums import Category, Priority, TicketStatus, Tier
-from allo.tickets import service
+from allo.tenants import service as tenants
+from allo.tenants.schemas import TenantPolicy
+from allo.tickets import service, sla
 from allo.tickets.repository import TicketRepository
-from allo.tickets.schemas import TicketCreate, TicketDetail, TicketRead, TicketUpdate
+from allo.tickets.schemas import SlaClockRead, SlaRead, TicketCreate, TicketDetail, TicketRead, TicketUpdate
 
 router = APIRouter(prefix="/tickets", tags=["tickets"])
+R = TypeVar("R", bound=TicketRead)
+
+
+async def _policy(session: AsyncSession, tenant_id: uuid.UUID) -> TenantPolicy:
+    return tenants.policy_of(await tenants.get_or_raise(session, tenant_id))
+
+
+def with_clocks(model: type[R], ticket: Ticket, policy: TenantPolicy, now: datetime) -> R:
+    read = model.model_validate(ticket)
+    clocks = sla.clocks(ticket, policy, now)
+    read.sla = SlaRead(
+        first_response=SlaClockRead(**asdict(clocks.first_response)),
+        resolution=SlaClockRead(**asdict(clocks.resolution)),
+    )
+    return read
 
 
 @router.get("", summary="List tickets, newest first")
@@ -42,22 +63,26 @@ async def list_tickets(
         overdue_at=utc_now() if overdue else None,
     )
     rows, cursor = await repo.paginate(stmt, page)
-    return Page(items=[TicketRead.model_validate(t) for t in rows], next_cursor=cursor)
+    policy = await _policy(session, principal.tenant_id)
+    now = utc_now()
+    return Page(items=[with_clocks(TicketRead, t, policy, now) for t in rows], next_cursor=cursor)
 
 
 @router.post("", status_code=status.HTTP_201_CREATED, summary="Open a ticket")
 async def create_ticket(body: TicketCreate, session: SessionDep, principal: AgentDep) -> TicketRead:
-    return TicketRead.model_validate(await service.create_ticket(session, principal, body))
+    ticket = await service.create_ticket(session, principal, body)
+    return with_clocks(TicketRead, ticket, await _policy(session, principal.tenant_id), utc_now())
 
 
 @router.get("/{ticket_id}", summary="Read a ticket with its history")
 async def read_ticket(ticket_id: uuid.UUID, session: SessionDep, principal: AgentDep) -> TicketDetail:
     ticket = await TicketRepository(session, principal.tenant_id).get_detail(ticket_id)
-    return TicketDetail.model_validate(ticket)
+    return with_clocks(TicketDetail, ticket, await _policy(session, principal.tenant_id), utc_now())
 
 
 @router.patch("/{ticket_id}", summary="Change a ticket's status, priority, category, tier, team or assignee")
 async def update_ticket(
     ticket_id: uuid.UUID, body: TicketUpdate, session: SessionDep, principal: AgentDep
 ) -> TicketRead:
-    return TicketRead.model_validate(await service.update_ticket(session, principal, ticket_id, body))
+    ticket = await service.update_ticket(session, principal, ticket_id, body)
+    return with_clocks(TicketRead, ticket, await _policy(session, principal.tenant_id), utc_now())

@@ -2,9 +2,9 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
-from pydantic import Field, computed_field
+from pydantic import BaseModel, Field, computed_field
 
 from allo.agents.schemas import Code
 from allo.kit.schemas import ReadModel, StrictInput
@@ -47,6 +47,23 @@ class TicketEventRead(ReadModel):
     created_at: datetime
 
 
+class SlaClockRead(BaseModel):
+    due_at: datetime
+    target_seconds: int
+    spent_seconds: int = Field(
+        description="SLA time spent so far (business hours when the target counts them)"
+    )
+    remaining_seconds: int = Field(description="Negative once breached")
+    state: Literal["running", "warning", "breached", "paused", "met", "missed"]
+
+
+class SlaRead(BaseModel):
+    """The ticket's running clocks ("chronomètres"), as of the response."""
+
+    first_response: SlaClockRead
+    resolution: SlaClockRead
+
+
 class TicketRead(ReadModel):
     id: uuid.UUID
     number: int
@@ -65,8 +82,11 @@ class TicketRead(ReadModel):
     first_responded_at: datetime | None
     resolved_at: datetime | None
     closed_at: datetime | None
+    priority_reasons: list[str]
+    sla_paused_at: datetime | None
     created_at: datetime
     updated_at: datetime
+    sla: SlaRead | None = None
 
     @computed_field  # type: ignore[prop-decorator]
     @property

@@ -15,10 +15,10 @@ from allo.kit.bus import Event, publish_on_commit
 from allo.kit.errors import Conflict, Unprocessable
 from allo.kit.time import utc_now
 from allo.models import Ticket, TicketEvent
-from allo.models.enums import TIER_RANK, Priority, TicketStatus
+from allo.models.enums import TIER_RANK, TicketStatus
 from allo.routing import service as routing
 from allo.tenants import service as tenants
-from allo.tenants.schemas import TenantPolicy
+from allo.tickets import sla
 from allo.tickets.repository import TicketRepository
 from allo.tickets.schemas import TicketCreate, TicketUpdate
 
@@ -31,14 +31,6 @@ ALLOWED_TRANSITIONS: dict[TicketStatus, frozenset[TicketStatus]] = {
     TicketStatus.resolved: frozenset({TicketStatus.open, TicketStatus.closed}),
     TicketStatus.closed: frozenset(),
 }
-
-
-def sla_due_times(policy: TenantPolicy, priority: Priority, start: datetime) -> tuple[datetime, datetime]:
-    target = policy.sla[priority.value]
-    return (
-        start + timedelta(minutes=target.first_response_minutes),
-        start + timedelta(minutes=target.resolution_minutes),
-    )
 
 
 def _key_actor(principal: Principal) -> dict[str, str]:
@@ -60,6 +52,25 @@ async def _check_assignee(session: AsyncSession, tenant_id: uuid.UUID, assignee_
         )
 
 
+async def _pause_or_resume_clock(
+    session: AsyncSession, ticket: Ticket, status: TicketStatus, now: datetime
+) -> None:
+    """Pending on the customer stops the resolution clock; leaving pending restarts it, later by the pause."""
+    if status is TicketStatus.pending and ticket.sla_paused_at is None:
+        ticket.sla_paused_at = now
+        return
+    if ticket.sla_paused_at is None or status is TicketStatus.pending:
+        return
+    policy = tenants.policy_of(await tenants.get_or_raise(session, ticket.tenant_id))
+    ticket.sla_paused_seconds += int(
+        sla.paused_time(policy, ticket.priority, ticket.sla_paused_at, now).total_seconds()
+    )
+    ticket.sla_paused_at = None
+    _, ticket.resolution_due_at = sla.due_times(
+        policy, ticket.priority, ticket.created_at, paused=timedelta(seconds=ticket.sla_paused_seconds)
+    )
+
+
 async def create_ticket(session: AsyncSession, principal: Principal, data: TicketCreate) -> Ticket:
     tenant = await tenants.get_or_raise(session, principal.tenant_id)
     await CustomerRepository(session, principal.tenant_id).get_or_raise(data.customer_id)
@@ -71,7 +82,7 @@ async def create_ticket(session: AsyncSession, principal: Principal, data: Ticke
             raise Unprocessable("The conversation belongs to another customer.", code="customer_mismatch")
     await _check_assignee(session, principal.tenant_id, data.assignee_id)
     now = utc_now()
-    first_due, resolution_due = sla_due_times(tenants.policy_of(tenant), data.priority, now)
+    first_due, resolution_due = sla.due_times(tenants.policy_of(tenant), data.priority, now)
     repo = TicketRepository(session, principal.tenant_id)
     ticket = repo.add(
         Ticket(
@@ -152,6 +163,7 @@ async def update_ticket(
             ticket.resolved_at = ticket.resolved_at or now
         elif ticket.status is TicketStatus.resolved:
             ticket.resolved_at = None  # reopened
+        await _pause_or_resume_clock(session, ticket, data.status, now)
         ticket.status = data.status
         if data.status in (TicketStatus.resolved, TicketStatus.closed):
             # The agent's slot is free again: the ticket and its conversation are one piece of work.
@@ -160,8 +172,8 @@ async def update_ticket(
         change("priority_changed", "priority", ticket.priority, data.priority)
         ticket.priority = data.priority
         policy = tenants.policy_of(await tenants.get_or_raise(session, principal.tenant_id))
-        ticket.first_response_due_at, ticket.resolution_due_at = sla_due_times(
-            policy, data.priority, ticket.created_at
+        ticket.first_response_due_at, ticket.resolution_due_at = sla.due_times(
+            policy, data.priority, ticket.created_at, paused=timedelta(seconds=ticket.sla_paused_seconds)
         )
     if data.category is not None and data.category is not ticket.category:
         change("category_changed", "category", ticket.category, data.category)

@@ -1,0 +1,117 @@
+"""SLA clocks: first-response and resolution targets counted in the tenant's business hours (or around the
+clock for the priorities that say so), the resolution clock paused while the ticket waits on the customer.
+
+A clock's state: `running`, `warning` (80 % of the target spent), `breached` (100 %), `paused` (pending on
+the customer), `met` (answered or resolved in time) or `missed` (done, but late).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Literal
+
+from allo.models import Ticket
+from allo.models.enums import Priority, TicketStatus
+from allo.tenants.hours import add_business_time, business_time_between
+from allo.tenants.schemas import SlaTarget, TenantPolicy
+
+WARNING_SHARE = 0.8
+ClockState = Literal["running", "warning", "breached", "paused", "met", "missed"]
+
+
+def _add(policy: TenantPolicy, target: SlaTarget, start: datetime, amount: timedelta) -> datetime:
+    if target.business_hours:
+        due = add_business_time(policy.business_hours, start, amount)
+        if due is not None:
+            return due
+    return start + amount  # around the clock, or a calendar that never opens
+
+
+def _spent(policy: TenantPolicy, target: SlaTarget, start: datetime, end: datetime) -> timedelta:
+    if target.business_hours and add_business_time(policy.business_hours, start, timedelta(0)) is not None:
+        return business_time_between(policy.business_hours, start, end)
+    return max(end - start, timedelta(0))
+
+
+def due_times(
+    policy: TenantPolicy, priority: Priority, start: datetime, *, paused: timedelta = timedelta(0)
+) -> tuple[datetime, datetime]:
+    """(first response due, resolution due) for a ticket opened at `start`, paused for `paused` so far."""
+    target = policy.sla[priority.value]
+    return (
+        _add(policy, target, start, timedelta(minutes=target.first_response_minutes)),
+        _add(policy, target, start, timedelta(minutes=target.resolution_minutes) + paused),
+    )
+
+
+def paused_time(policy: TenantPolicy, priority: Priority, since: datetime, until: datetime) -> timedelta:
+    """How much SLA time a pause from `since` to `until` took out of the resolution clock."""
+    return _spent(policy, policy.sla[priority.value], since, until)
+
+
+@dataclass(frozen=True)
+class Clock:
+    due_at: datetime
+    target_seconds: int
+    spent_seconds: int
+    remaining_seconds: int
+    state: ClockState
+
+
+@dataclass(frozen=True)
+class TicketClocks:
+    first_response: Clock
+    resolution: Clock
+
+
+def clocks(ticket: Ticket, policy: TenantPolicy, now: datetime) -> TicketClocks:
+    """The running clocks ("chronomètres") of a ticket as an agent should see them now."""
+    target = policy.sla[ticket.priority.value]
+    first_target = timedelta(minutes=target.first_response_minutes)
+    resolution_target = timedelta(minutes=target.resolution_minutes)
+    created = ticket.created_at
+
+    answered = ticket.first_responded_at
+    first_spent = _spent(policy, target, created, answered or now)
+    first_due = ticket.first_response_due_at or _add(policy, target, created, first_target)
+    first = _clock(first_due, first_target, first_spent, done=answered is not None, paused=False)
+
+    finished = ticket.resolved_at if ticket.status in (TicketStatus.resolved, TicketStatus.closed) else None
+    paused_so_far = timedelta(seconds=ticket.sla_paused_seconds)
+    if ticket.sla_paused_at is not None and finished is None:
+        paused_so_far += _spent(policy, target, ticket.sla_paused_at, now)
+    resolution_spent = _spent(policy, target, created, finished or now) - paused_so_far
+    resolution_due = ticket.resolution_due_at or _add(
+        policy, target, created, resolution_target + paused_so_far
+    )
+    resolution = _clock(
+        resolution_due,
+        resolution_target,
+        resolution_spent,
+        done=finished is not None,
+        paused=ticket.sla_paused_at is not None and finished is None,
+    )
+    return TicketClocks(first, resolution)
+
+
+def _clock(due: datetime, target: timedelta, spent: timedelta, *, done: bool, paused: bool) -> Clock:
+    spent = max(spent, timedelta(0))
+    state: ClockState
+    if done:
+        state = "met" if spent <= target else "missed"
+    elif spent >= target:
+        state = "breached"
+    elif paused:
+        state = "paused"
+    elif spent >= target * WARNING_SHARE:
+        state = "warning"
+    else:
+        state = "running"
+    return Clock(
+        due_at=due,
+        target_seconds=int(target.total_seconds()),
+        spent_seconds=int(spent.total_seconds()),
+        remaining_seconds=int((target - spent).total_seconds()),
+        state=state,
+    )
