@@ -23,6 +23,7 @@ import json
 import multiprocessing
 import os
 import platform
+import queue
 import random
 import tempfile
 import time
@@ -229,7 +230,18 @@ def run(label: str, url: str, processes: int, batch: int, agents: int, items: in
     ]
     for w in workers:
         w.start()
-    results = [out.get() for _ in workers]
+    results: list[dict[str, Any]] = []
+    while len(results) < len(workers):
+        try:
+            results.append(out.get(timeout=1.0))
+        except queue.Empty:
+            dead = [w for w in workers if w.exitcode not in (None, 0)]
+            if dead:
+                for w in workers:
+                    w.terminate()
+                raise SystemExit(
+                    f"an engine process failed (exit code {dead[0].exitcode}); see its error above"
+                )
     finished = time.time()
     for w in workers:
         w.join()
