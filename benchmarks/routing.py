@@ -184,9 +184,9 @@ async def check(url: str, tenant_id: uuid.UUID) -> dict[str, Any]:
             over = (
                 await session.execute(
                     text(
-                        "SELECT count(*) FROM users u WHERE u.tenant_id = :t AND (u.active_items > u.max_concurrent "
-                        "OR u.active_items <> (SELECT count(*) FROM work_items w WHERE w.agent_id = u.id "
-                        "AND w.status = 'assigned'))"
+                        "SELECT count(*) FROM users u WHERE u.tenant_id = :t "
+                        "AND (u.active_items > u.max_concurrent OR u.active_items <> "
+                        "(SELECT count(*) FROM work_items w WHERE w.agent_id = u.id AND w.status = 'assigned'))"
                     ),
                     {"t": tenant_id if url.startswith("postgresql") else tenant_id.hex},
                 )
@@ -269,9 +269,8 @@ def run(label: str, url: str, processes: int, batch: int, agents: int, items: in
         f"{figures['assignments_per_second']} assignments/s"
     )
     print(f"batch of up to {batch}: p50 {figures['batch_ms']['p50']} ms, p99 {figures['batch_ms']['p99']} ms")
-    print(
-        f"per assignment: p50 {figures['per_assignment_ms']['p50']} ms, p99 {figures['per_assignment_ms']['p99']} ms"
-    )
+    each = figures["per_assignment_ms"]
+    print(f"per assignment: p50 {each['p50']} ms, p99 {each['p99']} ms")
     print(
         f"checks: {checks['items_assigned_more_than_once']} items assigned twice, "
         f"{checks['agents_over_capacity_or_miscounted']} agents over capacity or miscounted, "
