@@ -186,7 +186,8 @@ async def check(url: str, tenant_id: uuid.UUID) -> dict[str, Any]:
                     text(
                         "SELECT count(*) FROM users u WHERE u.tenant_id = :t "
                         "AND (u.active_items > u.max_concurrent OR u.active_items <> "
-                        "(SELECT count(*) FROM work_items w WHERE w.agent_id = u.id AND w.status = 'assigned'))"
+                        "(SELECT count(*) FROM work_items w "
+                        "WHERE w.agent_id = u.id AND w.status = 'assigned'))"
                     ),
                     {"t": tenant_id if url.startswith("postgresql") else tenant_id.hex},
                 )
@@ -239,9 +240,8 @@ def run(label: str, url: str, processes: int, batch: int, agents: int, items: in
             if dead:
                 for w in workers:
                     w.terminate()
-                raise SystemExit(
-                    f"an engine process failed (exit code {dead[0].exitcode}); see its error above"
-                )
+                message = f"an engine process failed (exit code {dead[0].exitcode}); see its error above"
+                raise SystemExit(message) from None
     finished = time.time()
     for w in workers:
         w.join()
