@@ -39,7 +39,8 @@ from allo.kit.db import Database, create_engine, create_nullpool_engine
 from allo.kit.migrate import upgrade
 from allo.kit.time import utc_now
 from allo.models import AgentSkill, Team, Tenant, User, WorkItem
-from allo.models.enums import PRIORITY_RANK, AgentStatus, Priority, Role, Tier, WorkItemStatus, WorkKind
+from allo.models.enums import AgentStatus, Priority, Role, Tier, WorkItemStatus, WorkKind
+from allo.models.routing import queue_rank
 from allo.routing.engine import assign_queued
 
 AGENTS = 1_000
@@ -109,6 +110,7 @@ async def prepare(url: str, agents: int, items: int) -> uuid.UUID:
                 rows = []
                 for i in range(start, min(start + 5_000, items)):
                     priority = rng.choices(list(Priority), [5, 20, 50, 25])[0]
+                    vip = rng.random() < 0.05
                     rows.append(
                         {
                             "id": uuid.uuid4(),
@@ -121,8 +123,8 @@ async def prepare(url: str, agents: int, items: int) -> uuid.UUID:
                             "min_skill_level": rng.randint(1, 3),
                             "min_tier": rng.choices([Tier.n1, Tier.n2], [85, 15])[0],
                             "priority": priority,
-                            "priority_rank": PRIORITY_RANK[priority],
-                            "vip": rng.random() < 0.05,
+                            "queue_rank": queue_rank(priority, vip),
+                            "vip": vip,
                             "enqueued_at": now - timedelta(seconds=items - i),
                             "attempts": 0,
                             "history": [],

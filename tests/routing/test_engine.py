@@ -245,7 +245,7 @@ async def test_concurrent_engines_never_double_assign_nor_overfill(fresh_databas
                     tenant_id=tenant.id,
                     kind=WorkKind.ticket,
                     priority=Priority.p3,
-                    priority_rank=3,
+                    queue_rank=6,
                     language="fr",
                     enqueued_at=utc_now(),
                 )

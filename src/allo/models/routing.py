@@ -9,9 +9,14 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from allo.kit.db import GUID, JSONType
 from allo.models.base import Base, IdMixin, TenantMixin, TimestampMixin, enum_type
-from allo.models.enums import Priority, Tier, WorkItemStatus, WorkKind
+from allo.models.enums import PRIORITY_RANK, Priority, Tier, WorkItemStatus, WorkKind
 
 _ACTIVE = "status IN ('queued', 'assigned')"
+
+
+def queue_rank(priority: Priority, vip: bool) -> int:
+    """One ascending number for "priority first, VIP first within a priority": P1 VIP 1, P1 2, P2 VIP 3…"""
+    return 2 * PRIORITY_RANK[priority] - (1 if vip else 0)
 
 
 class WorkItem(IdMixin, TenantMixin, TimestampMixin, Base):
@@ -20,8 +25,8 @@ class WorkItem(IdMixin, TenantMixin, TimestampMixin, Base):
 
     __tablename__ = "work_items"
     __table_args__ = (
-        # The queue in the order the engine serves it: priority, VIP first, then the oldest.
-        Index("ix_work_items_queue", "tenant_id", "status", "priority_rank", "vip", "enqueued_at"),
+        # The queue in the order the engine serves it (rank: priority, VIP first; then the oldest).
+        Index("ix_work_items_queue", "tenant_id", "status", "queue_rank", "enqueued_at", "id"),
         Index("ix_work_items_agent", "agent_id", "status"),
         # One live item per conversation and per ticket: routing twice is refused by the database.
         Index(
@@ -58,9 +63,9 @@ class WorkItem(IdMixin, TenantMixin, TimestampMixin, Base):
     preferred_agent_id: Mapped[uuid.UUID | None] = mapped_column(
         GUID, ForeignKey("users.id", ondelete="SET NULL")
     )
-    # The order: priority (1 = P1), VIP, age.
+    # The order: queue_rank (see queue_rank()), then age.
     priority: Mapped[Priority] = mapped_column(enum_type(Priority, "priority"), nullable=False)
-    priority_rank: Mapped[int] = mapped_column(Integer, nullable=False)
+    queue_rank: Mapped[int] = mapped_column(Integer, nullable=False)
     vip: Mapped[bool] = mapped_column(Boolean, default=False, nullable=False)
     enqueued_at: Mapped[datetime] = mapped_column(nullable=False)
     # The outcome.

@@ -16,6 +16,7 @@ On SQLite, writers are serialised by the database, which gives the same guarante
 
 from __future__ import annotations
 
+import bisect
 import time
 import uuid
 from collections.abc import Callable, Sequence
@@ -106,16 +107,31 @@ def _order(strategy: Strategy) -> Callable[[Candidate], tuple[Any, ...]]:
     return lambda c: (c.idle_since, c.id)
 
 
-def choose(item: Routable, candidates: Sequence[Candidate], strategy: Strategy) -> Candidate | None:
-    """The agent for one item among the batch's candidates, or None when nobody eligible is free."""
-    if item.preferred_agent_id is not None:
-        for candidate in candidates:
-            if candidate.id == item.preferred_agent_id and candidate.can_take(item):
-                return candidate
-    eligible = [c for c in candidates if c.can_take(item)]
-    if not eligible:
-        return None
-    return min(eligible, key=_order(strategy))
+class Roster:
+    """The batch's candidates kept in the strategy's order: an item takes the first one who can take it."""
+
+    def __init__(self, candidates: Sequence[Candidate], strategy: Strategy) -> None:
+        self.key = _order(strategy)
+        self.agents = sorted(candidates, key=self.key)
+        self.by_id = {c.id: c for c in self.agents}
+
+    def choose(self, item: Routable) -> Candidate | None:
+        """The agent for one item, or None when nobody eligible is free."""
+        preferred = self.by_id.get(item.preferred_agent_id) if item.preferred_agent_id else None
+        if preferred is not None and preferred.can_take(item):
+            return preferred
+        return next((c for c in self.agents if c.can_take(item)), None)
+
+    def give(self, agent: Candidate, item: Routable, moment: datetime) -> None:
+        agent.free -= 1
+        agent.busy += 1
+        agent.planned.append(item)
+        # Once given work, an agent is no longer the longest idle nor the longest unassigned.
+        agent.idle_since = moment
+        agent.last_assigned_at = moment
+        self.agents.remove(agent)
+        if agent.free > 0:
+            bisect.insort(self.agents, agent, key=self.key)
 
 
 @dataclass(frozen=True)
@@ -235,7 +251,7 @@ async def assign_queued(
                     WorkItem.ticket_id,
                 )
                 .where(WorkItem.tenant_id == tenant_id, WorkItem.status == WorkItemStatus.queued)
-                .order_by(WorkItem.priority_rank, WorkItem.vip.desc(), WorkItem.enqueued_at, WorkItem.id)
+                .order_by(WorkItem.queue_rank, WorkItem.enqueued_at, WorkItem.id)
                 .limit(limit)
                 .with_for_update(skip_locked=True)
             )
@@ -244,16 +260,11 @@ async def assign_queued(
     if not items:
         return []
     candidates = await available_agents(session, tenant_id)
+    roster = Roster(candidates, strategy)
     for item in items:
-        agent = choose(item, candidates, strategy)
-        if agent is None:
-            continue
-        agent.free -= 1
-        agent.busy += 1
-        agent.planned.append(item)
-        # Once given work, an agent is no longer the longest idle nor the longest unassigned.
-        agent.idle_since = moment
-        agent.last_assigned_at = moment
+        agent = roster.choose(item)
+        if agent is not None:
+            roster.give(agent, item, moment)
     planned = {c.id: c for c in candidates if c.planned}
     if not planned:
         return []

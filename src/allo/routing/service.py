@@ -13,7 +13,8 @@ from allo.kit import jobs
 from allo.kit.bus import Event, publish_on_commit
 from allo.kit.time import utc_now
 from allo.models import User, WorkItem
-from allo.models.enums import PRIORITY_RANK, Priority, Tier, WorkItemStatus, WorkKind
+from allo.models.enums import Priority, Tier, WorkItemStatus, WorkKind
+from allo.models.routing import queue_rank
 
 ASSIGN_KIND = "routing.assign"
 
@@ -64,7 +65,7 @@ async def enqueue(
         vip=vip,
         preferred_agent_id=preferred_agent_id,
         priority=priority,
-        priority_rank=PRIORITY_RANK[priority],
+        queue_rank=queue_rank(priority, vip),
         enqueued_at=moment,
         history=[{"at": moment.isoformat(), "event": "queued", "priority": priority.value}],
     )

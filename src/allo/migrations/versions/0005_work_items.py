@@ -57,7 +57,7 @@ def upgrade() -> None:
         sa.Column("segment", sa.String(length=40), nullable=True),
         sa.Column("preferred_agent_id", sa.Uuid(), nullable=True),
         sa.Column("priority", _enum("priority", "P1", "P2", "P3", "P4"), nullable=False),
-        sa.Column("priority_rank", sa.Integer(), nullable=False),
+        sa.Column("queue_rank", sa.Integer(), nullable=False),
         sa.Column("vip", sa.Boolean(), nullable=False),
         sa.Column("enqueued_at", allo.kit.db.UTCDateTime(timezone=True), nullable=False),
         sa.Column("agent_id", sa.Uuid(), nullable=True),
@@ -78,7 +78,7 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id"),
     )
     op.create_index(
-        "ix_work_items_queue", "work_items", ["tenant_id", "status", "priority_rank", "vip", "enqueued_at"]
+        "ix_work_items_queue", "work_items", ["tenant_id", "status", "queue_rank", "enqueued_at", "id"]
     )
     op.create_index("ix_work_items_agent", "work_items", ["agent_id", "status"])
     op.create_index("ix_work_items_tenant_id", "work_items", ["tenant_id"])
