@@ -632,3 +632,15 @@ async def test_an_angry_vip_gets_a_p1_ticket_assigned_to_an_available_agent(
     assert (conversation.status.value, conversation.assigned_agent_id) == ("assigned", agent.user_id)
     state = (await chat.client.get("/chat/api/session", headers={"X-Chat-Token": chat.token})).json()
     assert state["status"] == "assigned"
+
+
+async def test_the_number_offered_for_personal_links_gets_them(chat: Chat, settings: Settings) -> None:
+    await chat.start()
+    replies = await chat.say("je voudrais une copie de ma facture")
+    assert "numéro de mobile" in texts(replies)
+    replies = await chat.say("06 12 55 44 33")
+    personal = [link["url"] for r in replies for link in r["links"] if "allo=" in link["url"]]
+    assert personal, texts(replies)
+    assert "Voici vos liens personnels" in texts(replies)
+    assert replies[-1]["kind"] == "resolution_check"
+    assert chat.status == "bot"

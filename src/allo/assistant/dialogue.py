@@ -452,6 +452,8 @@ class Dialogue:
 
     async def _on_resolution_answer(self, text: str, option: str | None) -> None:
         verdict = parse_yes_no(text, option)
+        if verdict is None and not self.identified and await self._links_for_number(text):
+            return
         if verdict is None:
             await self._on_request(text)  # not an answer to the question: a new message
             return
@@ -623,6 +625,23 @@ class Dialogue:
             ):
                 return hit.document
         return None
+
+    async def _links_for_number(self, text: str) -> bool:
+        """The customer gives the number the assistant asked for its personal links: identify, then send
+        the last answer's links again, made for them."""
+        name, phone = parse_identification(text, self.policy.default_region)
+        topic = self.state.topic
+        if phone is None or topic is None or not topic.articles_tried:
+            return False
+        await self._identify(name, phone)
+        key = topic.articles_tried[-1]
+        article = await knowledge.article_by_key(self.session, self.tenant_id, key, self.language)
+        first = (self.customer.name or "").split(" ")[0]
+        self.say(self._(P.IDENTIFY_THANKS, name=first) if first else self._(P.IDENTIFY_THANKS_ANONYMOUS))
+        if article is not None and any(link.get("personal") for link in article.links):
+            self.say(self._(P.PERSONAL_LINKS), links=self._links(article.links))
+        self._ask_resolution()
+        return True
 
     def _links(self, links: Sequence[dict[str, Any]]) -> list[dict[str, str]]:
         out = []

@@ -58,6 +58,7 @@ UNSUPPORTED_LANGUAGE = N_(
 PERSONAL_LINK_HINT = N_(
     "Give me your mobile number and I will send you a direct link to your personal space."
 )
+PERSONAL_LINKS = N_("Here are your personal links:")
 UNREADABLE = N_("I could not read your message. Could you write it again in a few words?")
 
 TEAM_NAMES = {
