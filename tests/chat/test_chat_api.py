@@ -187,7 +187,6 @@ async def test_a_general_answer_is_never_gated_behind_identification(chat: Chat)
     assert not any(r["kind"] == "identification" for r in replies)
     answer = next(r for r in replies if r["links"])
     assert all("allo=" not in link["url"] for link in answer["links"])  # not personal: unidentified
-    assert "numéro de mobile" in texts(replies)  # offered, not required
 
 
 async def test_an_identified_customer_gets_personal_links(
@@ -634,13 +633,27 @@ async def test_an_angry_vip_gets_a_p1_ticket_assigned_to_an_available_agent(
     assert state["status"] == "assigned"
 
 
-async def test_the_number_offered_for_personal_links_gets_them(chat: Chat, settings: Settings) -> None:
+async def test_a_number_typed_in_the_chat_never_unlocks_personal_links(
+    chat: Chat, client: httpx.AsyncClient, db: Database, tenant_slug: str
+) -> None:
+    async with db.unit_of_work() as session:
+        tenant = await tenants.get_by_slug(session, tenant_slug)
+        assert tenant is not None
+        session.add(Customer(tenant_id=tenant.id, phone="+33612000444", name="Vraie Cliente"))
+        admin = await make_actor(session, tenant_slug, "admin")
     await chat.start()
+    await chat.say("je veux parler à un conseiller")
+    replies = await chat.say("06 12 00 04 44")  # somebody else's number, typed by the visitor
+    assert replies[-1]["kind"] == "handover"
+    ticket, _, _ = await _ticket_of(db, chat.conversation_id)
+    # The agent resolves the case: the conversation is resolved, and the bot answers the next message.
+    response = await client.patch(
+        f"/api/v1/tickets/{ticket.id}", json={"status": "resolved"}, headers=admin.bearer
+    )
+    assert response.status_code == 200, response.text
+    conversation = await _conversation(db, chat.conversation_id)
+    assert (conversation.status.value, conversation.resolved_by) == ("resolved", "agent")
     replies = await chat.say("je voudrais une copie de ma facture")
-    assert "numéro de mobile" in texts(replies)
-    replies = await chat.say("06 12 55 44 33")
-    personal = [link["url"] for r in replies for link in r["links"] if "allo=" in link["url"]]
-    assert personal, texts(replies)
-    assert "Voici vos liens personnels" in texts(replies)
-    assert replies[-1]["kind"] == "resolution_check"
-    assert chat.status == "bot"
+    links = [link["url"] for r in replies for link in r["links"]]
+    assert links
+    assert all("allo=" not in url for url in links)  # a claimed identity gets the public pages only

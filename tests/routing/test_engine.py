@@ -196,7 +196,7 @@ async def test_finishing_frees_the_slot_and_requeue_keeps_the_age(db: Database, 
     async with db.unit_of_work() as session:
         held = await session.get(User, agent.id)
         assert held is not None
-        assert await routing.requeue_agent_items(session, held, reason="went offline") == 1
+        assert len(await routing.requeue_agent_items(session, held, reason="went offline")) == 1
         held.status = AgentStatus.offline
     async with db.unit_of_work() as session:
         back = await session.get(WorkItem, second.id)

@@ -16,10 +16,10 @@ from tests.factories import Actor, login
 API = "/api/v1/tenant"
 
 DEFAULT_SLA = {
-    "P1": {"first_response_minutes": 15, "resolution_minutes": 60},
-    "P2": {"first_response_minutes": 60, "resolution_minutes": 240},
-    "P3": {"first_response_minutes": 240, "resolution_minutes": 1440},
-    "P4": {"first_response_minutes": 480, "resolution_minutes": 2880},
+    "P1": {"first_response_minutes": 15, "resolution_minutes": 60, "business_hours": False},
+    "P2": {"first_response_minutes": 60, "resolution_minutes": 240, "business_hours": True},
+    "P3": {"first_response_minutes": 240, "resolution_minutes": 1440, "business_hours": True},
+    "P4": {"first_response_minutes": 480, "resolution_minutes": 2880, "business_hours": True},
 }
 
 A_POLICY: dict[str, Any] = {
@@ -35,11 +35,12 @@ A_POLICY: dict[str, Any] = {
         "vip_priority": True,
     },
     "sla": {
-        "P1": {"first_response_minutes": 10, "resolution_minutes": 30},
-        "P2": {"first_response_minutes": 30, "resolution_minutes": 120},
-        "P3": {"first_response_minutes": 120, "resolution_minutes": 720},
-        "P4": {"first_response_minutes": 480, "resolution_minutes": 4320},
+        "P1": {"first_response_minutes": 10, "resolution_minutes": 30, "business_hours": False},
+        "P2": {"first_response_minutes": 30, "resolution_minutes": 120, "business_hours": True},
+        "P3": {"first_response_minutes": 120, "resolution_minutes": 720, "business_hours": True},
+        "P4": {"first_response_minutes": 480, "resolution_minutes": 4320, "business_hours": False},
     },
+    "routing": {"strategy": "least_busy"},
     "business_hours": {
         "timezone": "Africa/Porto-Novo",
         "weekly": {"mon": [["08:00", "12:30"], ["14:00", "18:00"]], "sat": [["09:00", "13:00"]]},

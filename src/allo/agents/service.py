@@ -17,6 +17,7 @@ from allo.kit.time import utc_now
 from allo.models import AgentSkill, AuthSession, Team, User
 from allo.models.enums import AgentStatus
 from allo.routing import service as routing
+from allo.routing import tasks as routing_tasks
 
 
 async def team_id_for_code(session: AsyncSession, tenant_id: uuid.UUID, code: str | None) -> uuid.UUID | None:
@@ -98,6 +99,8 @@ async def update_agent(
         user.status = AgentStatus.offline
         user.status_reason = None
         user.status_since = utc_now()
+    if data.active is False:
+        await routing_tasks.agent_leaves(session, user, reason="agent deactivated")
     if data.password is not None or data.active is False:
         # A new password or a disabled account ends every open console session.
         await session.execute(delete(AuthSession).where(AuthSession.user_id == user.id))
@@ -119,6 +122,7 @@ async def deactivate_agent(session: AsyncSession, principal: Principal, agent_id
     user.active = False
     user.status = user.status.offline
     user.status_since = utc_now()
+    await routing_tasks.agent_leaves(session, user, reason="agent deactivated")
     await session.execute(delete(AuthSession).where(AuthSession.user_id == user.id))
     await record_by(session, principal, "user.deactivate", "user", user.id)
 
@@ -132,7 +136,7 @@ async def set_status(session: AsyncSession, principal: Principal, data: StatusUp
         user.status_since = utc_now()
         if data.status is AgentStatus.offline:
             # What they held goes back to the queue, keeping its age.
-            await routing.requeue_agent_items(session, user, reason="agent went offline")
+            await routing_tasks.agent_leaves(session, user, reason="agent went offline")
         elif data.status is AgentStatus.available and not was_available:
             user.idle_since = user.status_since if user.active_items == 0 else user.idle_since
             await routing.wake_router(session, user.tenant_id)

@@ -28,7 +28,7 @@ from zoneinfo import ZoneInfo
 import phonenumbers
 from babel.dates import format_datetime, format_timedelta
 from pydantic import BaseModel, Field, ValidationError
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from allo.assistant import phrases as P
@@ -66,37 +66,15 @@ _DATE_PATTERN = {"fr": "EEEE d MMMM 'à' HH:mm", "en": "EEEE d MMMM 'at' HH:mm"}
 
 _YES = frozenset(
     [
-        "oui",
-        "ouais",
-        "ouai",
-        "yes",
-        "yep",
-        "yeah",
-        "ok",
-        "okay",
-        "daccord",
-        "parfait",
-        "super",
-        "resolu",
-        "resolved",
-        "solved",
-        "top",
-        "nickel",
-        "genial",
-        "merci",
-        "cest",
-        "bon",
-        "ca",
-        "marche",
-        "ca",
-        "fonctionne",
-        "it",
-        "works",
+        *("oui", "ouais", "ouai", "yes", "yep", "yeah", "ok", "okay", "parfait", "super"),
+        *("resolu", "resolved", "solved", "top", "nickel", "genial"),
     ]
 )
-_NO = frozenset(
-    ["non", "no", "nope", "pas", "toujours", "marche", "fonctionne", "rien", "encore", "still", "not"]
-)
+_NO = frozenset(["non", "no", "nope"])
+# A negation makes it a no, whatever came first ("bon, toujours rien", "it still crashes"), except in the
+# idioms that mean yes.
+_NEGATIONS = frozenset(["pas", "plus", "rien", "toujours", "encore", "jamais", "still", "not", "never"])
+_POSITIVE_IDIOMS = ("pas de souci", "pas de soucis", "pas de probleme", "plus de probleme", "no problem")
 _YES_PHRASES = (
     "c est bon",
     "ca marche",
@@ -105,6 +83,14 @@ _YES_PHRASES = (
     "it works",
     "it worked",
     "c est regle",
+    "d accord",
+    "merci",
+    "thanks",
+    "thank you",
+)
+SHORT_ANSWER_WORDS = 8
+_DONT_KNOW = frozenset(
+    {"je ne sais pas", "je sais pas", "jsp", "sais pas", "i don t know", "i dont know", "no idea"}
 )
 _NO_PHRASES = (
     "toujours pas",
@@ -192,6 +178,8 @@ class PendingEscalation(BaseModel):
     reasons: list[str]
     team: str | None = None
     tree_priority: str | None = None
+    # The analysis that called for a human: later turns (the name and number) must not replace it.
+    analysis: dict[str, Any] = Field(default_factory=dict)
 
 
 class DialogueState(BaseModel):
@@ -204,6 +192,8 @@ class DialogueState(BaseModel):
     pending: PendingEscalation | None = None
     analysis: dict[str, Any] = Field(default_factory=dict)
     previous_topics: list[str] = Field(default_factory=list)
+    # The customer said who they are in the chat: unverified until an agent checks it.
+    identity_claimed: bool = False
 
     @classmethod
     def of(cls, conversation: Conversation) -> DialogueState:
@@ -257,20 +247,21 @@ class AssistantContext:
 
 
 def parse_yes_no(text: str, option: str | None) -> bool | None:
+    """Yes, no, or None when the message is not an answer to a yes/no question."""
     if option in ("yes", "no"):
         return option == "yes"
     words = normalize(text).replace("'", " ")
     padded = f" {words} "
     if any(f" {p} " in padded for p in _NO_PHRASES):
         return False
-    if any(f" {p} " in padded for p in _YES_PHRASES):
-        return True
     tokens = words.split()
-    if not tokens or len(tokens) > 6:
-        return None
-    if tokens[0] in _NO or (tokens[0] in ("pas", "not") and len(tokens) > 1):
+    if not tokens or len(tokens) > SHORT_ANSWER_WORDS:
+        return None  # a longer message is a message of its own
+    for idiom in _POSITIVE_IDIOMS:
+        padded = padded.replace(f" {idiom} ", " ")
+    if tokens[0] in _NO or not _NEGATIONS.isdisjoint(padded.split()):
         return False
-    if tokens[0] in _YES:
+    if tokens[0] in _YES or any(f" {p} " in padded for p in _YES_PHRASES):
         return True
     return None
 
@@ -306,16 +297,6 @@ def parse_identification(text: str, region: str) -> tuple[str | None, str | None
             phone = phonenumbers.format_number(match.number, phonenumbers.PhoneNumberFormat.E164)
             remainder = text[: match.start] + " " + text[match.end :]
             break
-    if phone is None:
-        digits = re.sub(r"[^\d+]", "", text)
-        if len(digits) >= 8:
-            try:
-                number = phonenumbers.parse(digits, region)
-                if phonenumbers.is_valid_number(number):
-                    phone = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
-                    remainder = re.sub(r"[\d+().\-]", " ", text)
-            except phonenumbers.NumberParseException:
-                pass
     words = re.sub(r"[^\w' -]", " ", _NAME_FILLERS.sub(" ", remainder))
     words = re.sub(r"\d", " ", words)
     name = " ".join(w for w in words.split() if len(w) > 1 or w.isupper()).strip(" -'")
@@ -360,6 +341,12 @@ class Dialogue:
     def identified(self) -> bool:
         return self.customer.phone is not None
 
+    @property
+    def verified(self) -> bool:
+        """Known through the channel (a contact link, an SMS number…), not merely by what was typed: only
+        then may the assistant hand out links signed for this customer."""
+        return self.identified and not self.state.identity_claimed
+
     # -- entry points -------------------------------------------------------------------------------
 
     async def greet(self) -> list[Message]:
@@ -401,7 +388,9 @@ class Dialogue:
         if analysis.language == "und":
             # The customer may not read French or English well: no questions, straight to a human.
             self.say(self._(P.UNSUPPORTED_LANGUAGE))
-            await self._hand_over(PendingEscalation(reasons=analysis.reasons))
+            await self._hand_over(
+                PendingEscalation(reasons=analysis.reasons, analysis=dict(self.state.analysis))
+            )
             return
         if analysis.escalate:
             await self._escalate(analysis.reasons, team=analysis.team)
@@ -452,8 +441,6 @@ class Dialogue:
 
     async def _on_resolution_answer(self, text: str, option: str | None) -> None:
         verdict = parse_yes_no(text, option)
-        if verdict is None and not self.identified and await self._links_for_number(text):
-            return
         if verdict is None:
             await self._on_request(text)  # not an answer to the question: a new message
             return
@@ -484,10 +471,6 @@ class Dialogue:
         name, phone = parse_identification(text, self.policy.default_region)
         self.state.identify_attempts += 1
         if phone is None and self.state.identify_attempts < IDENTIFY_ATTEMPTS:
-            analysis = self._analyze(text)
-            if self._is_new_topic(analysis) and self.state.pending is None:
-                await self._on_request(text)
-                return
             self.say(self._(P.IDENTIFY_AGAIN))
             return
         if phone is not None:
@@ -601,14 +584,13 @@ class Dialogue:
                 language=self.language,
                 title=article.title,
                 solution=article.body,
-                links=[link["url"] for link in links],
+                # The article's own addresses: a link signed for the customer never leaves for the LLM.
+                links=[str(link["url"]) for link in article.links],
             )
             text = worded or text
         if intro:
             self.say(intro)
         self.say(text, links=links)
-        if not self.identified and any(link.get("personal") for link in article.links):
-            self.say(self._(P.PERSONAL_LINK_HINT))
         self._ask_resolution()
 
     async def _find_article(
@@ -626,28 +608,11 @@ class Dialogue:
                 return hit.document
         return None
 
-    async def _links_for_number(self, text: str) -> bool:
-        """The customer gives the number the assistant asked for its personal links: identify, then send
-        the last answer's links again, made for them."""
-        name, phone = parse_identification(text, self.policy.default_region)
-        topic = self.state.topic
-        if phone is None or topic is None or not topic.articles_tried:
-            return False
-        await self._identify(name, phone)
-        key = topic.articles_tried[-1]
-        article = await knowledge.article_by_key(self.session, self.tenant_id, key, self.language)
-        first = (self.customer.name or "").split(" ")[0]
-        self.say(self._(P.IDENTIFY_THANKS, name=first) if first else self._(P.IDENTIFY_THANKS_ANONYMOUS))
-        if article is not None and any(link.get("personal") for link in article.links):
-            self.say(self._(P.PERSONAL_LINKS), links=self._links(article.links))
-        self._ask_resolution()
-        return True
-
     def _links(self, links: Sequence[dict[str, Any]]) -> list[dict[str, str]]:
         out = []
         for link in links:
             url = str(link["url"])
-            if link.get("personal") and self.identified:
+            if link.get("personal") and self.verified:
                 url = personal_url(url, self.customer, str(link["personal"]), self.context.secret)
             out.append({"title": str(link["title"]), "url": url})
         return out
@@ -692,7 +657,9 @@ class Dialogue:
         self.conversation.status = ConversationStatus.bot
         self.conversation.resolved_at = None
         self.conversation.resolved_by = None
-        self.state = DialogueState(previous_topics=self.state.previous_topics)
+        self.state = DialogueState(
+            previous_topics=self.state.previous_topics, identity_claimed=self.state.identity_claimed
+        )
         self._status_changed()
 
     async def _escalate(
@@ -703,7 +670,9 @@ class Dialogue:
         tree_priority: str | None = None,
         message: str | None = None,
     ) -> None:
-        pending = PendingEscalation(reasons=reasons, team=team, tree_priority=tree_priority)
+        pending = PendingEscalation(
+            reasons=reasons, team=team, tree_priority=tree_priority, analysis=dict(self.state.analysis)
+        )
         if message:
             self.say(message)
         if not self.identified and self.state.identify_attempts == 0:
@@ -714,7 +683,7 @@ class Dialogue:
         await self._hand_over(pending)
 
     async def _hand_over(self, pending: PendingEscalation) -> None:
-        analysis = self.state.analysis
+        analysis = pending.analysis or self.state.analysis
         topic = self.state.topic
         intent = str(analysis.get("intent") or (topic.intent if topic else "other"))
         sub_intent = str(analysis.get("sub_intent") or (topic.sub_intent if topic else "unrelated"))
@@ -858,6 +827,7 @@ class Dialogue:
             )
         ).scalar_one_or_none()
         visitor = self.customer
+        self.state.identity_claimed = True
         if found is None or found.id == visitor.id:
             visitor.phone = phone
             if name and not visitor.name:
@@ -866,6 +836,14 @@ class Dialogue:
             return
         self.conversation.customer_id = found.id
         await self.session.flush()
+        # The visitor's other traces (a rating, a ticket) move with the conversation to the customer.
+        for model in (CsatResponse, Ticket):
+            await self.session.execute(
+                update(model)
+                .where(model.tenant_id == self.tenant_id, model.customer_id == visitor.id)
+                .values(customer_id=found.id)
+                .execution_options(synchronize_session=False)
+            )
         others = await self.session.scalar(
             select(func.count()).select_from(Conversation).where(Conversation.customer_id == visitor.id)
         )
@@ -944,13 +922,11 @@ def _match_option(step: Step, text: str, option: str | None) -> str | None:
     for o in step.options:
         if normalize(o.label).strip(" .!?") == wanted or wanted == o.id.replace("_", " "):
             return o.id
+    if wanted.replace("'", " ") in _DONT_KNOW and "dont_know" in ids:
+        return "dont_know"
     verdict = parse_yes_no(text, None)
     if verdict is not None and ("yes" if verdict else "no") in ids:
         return "yes" if verdict else "no"
-    if wanted in ("je ne sais pas", "jsp", "sais pas", "i don t know", "i dont know", "no idea") and (
-        "dont_know" in ids
-    ):
-        return "dont_know"
     return None
 
 

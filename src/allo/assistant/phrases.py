@@ -55,10 +55,6 @@ UNSUPPORTED_LANGUAGE = N_(
     "I could not understand your message. I am passing it to an advisor who may read it. You can also "
     "write in French or English."
 )
-PERSONAL_LINK_HINT = N_(
-    "Give me your mobile number and I will send you a direct link to your personal space."
-)
-PERSONAL_LINKS = N_("Here are your personal links:")
 UNREADABLE = N_("I could not read your message. Could you write it again in a few words?")
 
 TEAM_NAMES = {

@@ -92,10 +92,15 @@ async def _take(session: AsyncSession, conversation: Conversation, principal: Pr
     agent = await session.get(User, principal.user_id) if principal.user_id else None
     if agent is not None:
         await routing.take(session, conversation.id, agent)
+    hand_to(session, conversation, principal.user_id)
+
+
+def hand_to(session: AsyncSession, conversation: Conversation, agent_id: uuid.UUID | None) -> None:
+    """The conversation is now with this agent, or (None) back in the queue for the next one."""
     now = utc_now()
-    conversation.status = ConversationStatus.assigned
-    conversation.assigned_agent_id = principal.user_id
-    conversation.assigned_at = now
+    conversation.status = ConversationStatus.assigned if agent_id else ConversationStatus.queued
+    conversation.assigned_agent_id = agent_id
+    conversation.assigned_at = now if agent_id else None
     conversation.queued_at = conversation.queued_at or now
     publish_on_commit(
         session,

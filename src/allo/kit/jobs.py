@@ -134,8 +134,12 @@ def enqueue_on_commit(
     tenant_id: uuid.UUID | None = None,
     idempotency_key: str | None = None,
     max_attempts: int = 8,
+    coalesce: bool = False,
 ) -> None:
     """Add a job as the transaction's last statement, once per key and transaction.
+
+    `coalesce`: skip it when a job of the same kind and tenant is already waiting to run (a wake-up: one
+    waiting is enough, and it will see what this transaction committed).
 
     For wake-up jobs whose idempotency key many concurrent transactions share ("route this tenant now"):
     inserting the key takes a lock on it, and a transaction that took it early and then waited for a row
@@ -144,7 +148,9 @@ def enqueue_on_commit(
     """
     sync_session = session.sync_session if isinstance(session, AsyncSession) else session
     deferred: dict[tuple[str, str], dict[str, Any]] = sync_session.info.setdefault(_DEFERRED_JOBS, {})
-    deferred[(kind, idempotency_key or str(uuid.uuid4()))] = {
+    key = idempotency_key or (f"coalesce:{tenant_id}" if coalesce else str(uuid.uuid4()))
+    deferred[(kind, key)] = {
+        "coalesce": coalesce,
         "tenant_id": tenant_id,
         "kind": kind,
         "payload": payload or {},
@@ -164,6 +170,12 @@ def _insert_deferred_jobs(session: Session) -> None:
     now = utc_now()
     postgres = session.get_bind().dialect.name == "postgresql"
     for spec in deferred.values():
+        if spec.pop("coalesce"):
+            waiting = select(Job.id).where(
+                Job.kind == spec["kind"], Job.tenant_id == spec["tenant_id"], Job.status == JobStatus.queued
+            )
+            if session.execute(waiting.limit(1)).first() is not None:
+                continue
         dialect_insert = postgresql.insert if postgres else sqlite.insert
         stmt = dialect_insert(Job).values(
             id=uuid.uuid4(),

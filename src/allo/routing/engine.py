@@ -285,7 +285,7 @@ async def assign_queued(
                     User.active.is_(True),
                     User.active_items + extra <= User.max_concurrent,
                 )
-                .values(active_items=User.active_items + extra, last_assigned_at=moment)
+                .values(active_items=User.active_items + extra, last_assigned_at=moment, idle_since=moment)
                 .returning(User.id)
                 .execution_options(synchronize_session=False)
             )

@@ -19,16 +19,9 @@ from allo.models.routing import queue_rank
 ASSIGN_KIND = "routing.assign"
 
 
-async def wake_router(session: AsyncSession, tenant_id: uuid.UUID, *, now: datetime | None = None) -> None:
-    """Ask a worker to run the engine for this tenant after commit (one job per tenant and second)."""
-    moment = now or utc_now()
-    jobs.enqueue_on_commit(
-        session,
-        ASSIGN_KIND,
-        tenant_id=tenant_id,
-        idempotency_key=f"{ASSIGN_KIND}:{tenant_id}:{int(moment.timestamp())}",
-        max_attempts=3,
-    )
+async def wake_router(session: AsyncSession, tenant_id: uuid.UUID) -> None:
+    """Ask a worker to run the engine for this tenant after commit; one waiting pass serves every wake-up."""
+    jobs.enqueue_on_commit(session, ASSIGN_KIND, tenant_id=tenant_id, max_attempts=3, coalesce=True)
 
 
 async def enqueue(
@@ -71,7 +64,7 @@ async def enqueue(
     )
     session.add(item)
     await session.flush()
-    await wake_router(session, tenant_id, now=moment)
+    await wake_router(session, tenant_id)
     publish_on_commit(
         session,
         Event("work_item.queued", tenant_id, {"work_item_id": str(item.id), "priority": priority.value}),
@@ -109,10 +102,10 @@ async def finish(
     ]
     if agent_id is not None:
         await release_capacity(session, agent_id, 1, now=now)
-        await wake_router(session, item.tenant_id, now=now)
+        await wake_router(session, item.tenant_id)
 
 
-async def requeue_agent_items(session: AsyncSession, agent: User, *, reason: str) -> int:
+async def requeue_agent_items(session: AsyncSession, agent: User, *, reason: str) -> list[WorkItem]:
     """An agent going offline gives back what they held: it returns to the queue, keeping its age."""
     now = utc_now()
     items = list(
@@ -135,8 +128,8 @@ async def requeue_agent_items(session: AsyncSession, agent: User, *, reason: str
         item.assigned_at = None
     if items:
         await release_capacity(session, agent.id, len(items), now=now)
-        await wake_router(session, agent.tenant_id, now=now)
-    return len(items)
+        await wake_router(session, agent.tenant_id)
+    return items
 
 
 async def take(session: AsyncSession, conversation_id: uuid.UUID, agent: User) -> WorkItem | None:
@@ -159,7 +152,7 @@ async def take(session: AsyncSession, conversation_id: uuid.UUID, agent: User) -
     await session.execute(
         update(User)
         .where(User.id == agent.id)
-        .values(active_items=User.active_items + 1, last_assigned_at=now)
+        .values(active_items=User.active_items + 1, last_assigned_at=now, idle_since=now)
         .execution_options(synchronize_session=False)
     )
     item.status = WorkItemStatus.assigned
@@ -183,3 +176,16 @@ async def finish_ticket(session: AsyncSession, ticket_id: uuid.UUID) -> None:
     ).scalar_one_or_none()
     if live is not None:
         await finish(session, live)
+
+
+async def reprioritise_ticket(session: AsyncSession, ticket_id: uuid.UUID, priority: Priority) -> None:
+    """A ticket's new priority moves its queued work item in the queue."""
+    item = (
+        await session.execute(
+            select(WorkItem).where(WorkItem.ticket_id == ticket_id, WorkItem.status == WorkItemStatus.queued)
+        )
+    ).scalar_one_or_none()
+    if item is not None:
+        item.priority = priority
+        item.queue_rank = queue_rank(priority, item.vip)
+        await wake_router(session, item.tenant_id)

@@ -4,50 +4,34 @@ from __future__ import annotations
 
 import uuid
 
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from allo.conversations.service import hand_to
 from allo.kit import jobs
 from allo.kit.bus import Event, publish_on_commit
-from allo.kit.time import utc_now
-from allo.models import Conversation, Ticket
+from allo.models import Conversation, Ticket, User
 from allo.models.enums import ConversationStatus
 from allo.routing.engine import DEFAULT_BATCH, Assignment, Strategy, assign_queued
-from allo.routing.service import ASSIGN_KIND, wake_router
+from allo.routing.service import ASSIGN_KIND, requeue_agent_items, wake_router
 from allo.tenants import service as tenants
 
-_WAITING = (ConversationStatus.bot, ConversationStatus.queued)
+# A conversation the bot still has is not taken from it; one waiting for or with a human follows its item.
+_HUMAN_SIDE = (ConversationStatus.bot, ConversationStatus.queued, ConversationStatus.assigned)
 
 
 async def route(
     session: AsyncSession, tenant_id: uuid.UUID, *, limit: int = DEFAULT_BATCH
 ) -> list[Assignment]:
-    """One engine pass for the tenant, and what each assignment means for its conversation or ticket."""
+    """One engine pass for the tenant; each assignment's conversation and ticket follow its agent."""
     policy = tenants.policy_of(await tenants.get_or_raise(session, tenant_id))
     assignments = await assign_queued(
         session, tenant_id, strategy=Strategy(policy.routing.strategy), limit=limit
     )
+    await follow_items(
+        session, tenant_id, [(a.conversation_id, a.ticket_id, a.agent_id) for a in assignments]
+    )
     for a in assignments:
-        if a.conversation_id is not None:
-            conversation = await session.get(Conversation, a.conversation_id)
-            if conversation is not None and conversation.status in (
-                ConversationStatus.bot,
-                ConversationStatus.queued,
-            ):
-                conversation.status = ConversationStatus.assigned
-                conversation.assigned_agent_id = a.agent_id
-                conversation.assigned_at = conversation.assigned_at or utc_now()
-                publish_on_commit(
-                    session,
-                    Event(
-                        "conversation.status",
-                        tenant_id,
-                        {"conversation_id": str(a.conversation_id), "status": conversation.status.value},
-                    ),
-                )
-        if a.ticket_id is not None:
-            ticket = await session.get(Ticket, a.ticket_id)
-            if ticket is not None and ticket.assignee_id is None:
-                ticket.assignee_id = a.agent_id
         publish_on_commit(
             session,
             Event(
@@ -59,6 +43,45 @@ async def route(
     if len(assignments) >= limit:
         await wake_router(session, tenant_id)  # more may be waiting: another pass right after this one
     return assignments
+
+
+async def follow_items(
+    session: AsyncSession,
+    tenant_id: uuid.UUID,
+    moves: list[tuple[uuid.UUID | None, uuid.UUID | None, uuid.UUID | None]],
+) -> None:
+    """(conversation, ticket, agent or None): each conversation and ticket now with that agent, or queued.
+    Two queries whatever the number of items."""
+    by_conversation = {c: agent for c, _t, agent in moves if c is not None}
+    by_ticket = {t: agent for _c, t, agent in moves if t is not None}
+    if by_conversation:
+        conversations = (
+            await session.execute(
+                select(Conversation).where(
+                    Conversation.tenant_id == tenant_id, Conversation.id.in_(list(by_conversation))
+                )
+            )
+        ).scalars()
+        for conversation in conversations:
+            if (
+                conversation.status in _HUMAN_SIDE
+                and conversation.assigned_agent_id != by_conversation[conversation.id]
+            ):
+                hand_to(session, conversation, by_conversation[conversation.id])
+    if by_ticket:
+        tickets = (
+            await session.execute(
+                select(Ticket).where(Ticket.tenant_id == tenant_id, Ticket.id.in_(list(by_ticket)))
+            )
+        ).scalars()
+        for ticket in tickets:
+            ticket.assignee_id = by_ticket[ticket.id]
+
+
+async def agent_leaves(session: AsyncSession, agent: User, *, reason: str) -> None:
+    """An agent going offline or deactivated: their items, conversations and tickets go back to the queue."""
+    items = await requeue_agent_items(session, agent, reason=reason)
+    await follow_items(session, agent.tenant_id, [(i.conversation_id, i.ticket_id, None) for i in items])
 
 
 @jobs.job_handler(ASSIGN_KIND)

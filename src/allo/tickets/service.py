@@ -15,7 +15,7 @@ from allo.kit.bus import Event, publish_on_commit
 from allo.kit.errors import Conflict, Unprocessable
 from allo.kit.time import utc_now
 from allo.models import Ticket, TicketEvent
-from allo.models.enums import TIER_RANK, TicketStatus
+from allo.models.enums import TIER_RANK, ConversationStatus, TicketStatus
 from allo.routing import service as routing
 from allo.tenants import service as tenants
 from allo.tickets import sla
@@ -68,6 +68,30 @@ async def _pause_or_resume_clock(
     ticket.sla_paused_at = None
     _, ticket.resolution_due_at = sla.due_times(
         policy, ticket.priority, ticket.created_at, paused=timedelta(seconds=ticket.sla_paused_seconds)
+    )
+
+
+async def _resolve_conversation(session: AsyncSession, ticket: Ticket, now: datetime) -> None:
+    """A human resolved the case: its conversation is resolved too (the customer's next message goes to the
+    assistant again, which reopens it)."""
+    if ticket.conversation_id is None:
+        return
+    conversation = await ConversationRepository(session, ticket.tenant_id).get(ticket.conversation_id)
+    if conversation is None or conversation.status not in (
+        ConversationStatus.queued,
+        ConversationStatus.assigned,
+    ):
+        return
+    conversation.status = ConversationStatus.resolved
+    conversation.resolved_at = now
+    conversation.resolved_by = "agent"
+    publish_on_commit(
+        session,
+        Event(
+            "conversation.status",
+            ticket.tenant_id,
+            {"conversation_id": str(conversation.id), "status": "resolved"},
+        ),
     )
 
 
@@ -168,6 +192,7 @@ async def update_ticket(
         if data.status in (TicketStatus.resolved, TicketStatus.closed):
             # The agent's slot is free again: the ticket and its conversation are one piece of work.
             await routing.finish_ticket(session, ticket.id)
+            await _resolve_conversation(session, ticket, now)
     if data.priority is not None and data.priority is not ticket.priority:
         change("priority_changed", "priority", ticket.priority, data.priority)
         ticket.priority = data.priority
@@ -175,6 +200,7 @@ async def update_ticket(
         ticket.first_response_due_at, ticket.resolution_due_at = sla.due_times(
             policy, data.priority, ticket.created_at, paused=timedelta(seconds=ticket.sla_paused_seconds)
         )
+        await routing.reprioritise_ticket(session, ticket.id, data.priority)
     if data.category is not None and data.category is not ticket.category:
         change("category_changed", "category", ticket.category, data.category)
         ticket.category = data.category

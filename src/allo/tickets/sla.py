@@ -13,23 +13,28 @@ from typing import Literal
 
 from allo.models import Ticket
 from allo.models.enums import Priority, TicketStatus
-from allo.tenants.hours import add_business_time, business_time_between
+from allo.tenants.hours import add_business_time, business_time_between, next_opening
 from allo.tenants.schemas import SlaTarget, TenantPolicy
 
 WARNING_SHARE = 0.8
 ClockState = Literal["running", "warning", "breached", "paused", "met", "missed"]
 
 
+def _counts_business_hours(policy: TenantPolicy, target: SlaTarget, start: datetime) -> bool:
+    """A calendar that never opens again counts around the clock rather than stopping the clock for good."""
+    return target.business_hours and next_opening(policy.business_hours, start) is not None
+
+
 def _add(policy: TenantPolicy, target: SlaTarget, start: datetime, amount: timedelta) -> datetime:
-    if target.business_hours:
+    if _counts_business_hours(policy, target, start):
         due = add_business_time(policy.business_hours, start, amount)
         if due is not None:
             return due
-    return start + amount  # around the clock, or a calendar that never opens
+    return start + amount
 
 
 def _spent(policy: TenantPolicy, target: SlaTarget, start: datetime, end: datetime) -> timedelta:
-    if target.business_hours and add_business_time(policy.business_hours, start, timedelta(0)) is not None:
+    if _counts_business_hours(policy, target, start):
         return business_time_between(policy.business_hours, start, end)
     return max(end - start, timedelta(0))
 
