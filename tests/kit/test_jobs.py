@@ -22,6 +22,7 @@ from allo.kit.jobs import (
 from allo.kit.time import utc_now
 from allo.models import AuditEvent, Job
 from allo.models.enums import ActorKind, JobStatus
+from tests.factories import ensure_tenant
 
 
 class Boom(Exception):
@@ -238,3 +239,29 @@ def test_backoff_grows_exponentially_and_is_capped() -> None:
     assert 1.0 <= backoff_seconds(1, base=2.0, cap=3600) <= 2.0
     assert 8.0 <= backoff_seconds(4, base=2.0, cap=3600) <= 16.0
     assert 1800.0 <= backoff_seconds(30, base=2.0, cap=3600) <= 3600.0
+
+
+async def test_coalesced_wake_ups_share_one_waiting_job(db: Database) -> None:
+    async with db.unit_of_work() as s:
+        tenant = (await ensure_tenant(s, f"wake-{uuid.uuid4().hex[:6]}")).id
+    for _ in range(3):
+        async with db.unit_of_work() as s:
+            enqueue_on_commit(s, "test.wake_up", tenant_id=tenant, coalesce=True)
+    async with db.unit_of_work(write=False) as s:
+        waiting = (
+            await s.execute(select(func.count()).where(Job.kind == "test.wake_up", Job.tenant_id == tenant))
+        ).scalar_one()
+    assert waiting == 1
+    async with db.unit_of_work() as s:
+        await s.execute(
+            update(Job)
+            .where(Job.kind == "test.wake_up", Job.tenant_id == tenant)
+            .values(status=JobStatus.running)
+        )
+    async with db.unit_of_work() as s:
+        enqueue_on_commit(s, "test.wake_up", tenant_id=tenant, coalesce=True)  # the running one has started
+    async with db.unit_of_work(write=False) as s:
+        total = (
+            await s.execute(select(func.count()).where(Job.kind == "test.wake_up", Job.tenant_id == tenant))
+        ).scalar_one()
+    assert total == 2

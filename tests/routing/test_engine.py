@@ -372,3 +372,83 @@ async def test_resolving_the_ticket_frees_the_agent(db: Database, tenant: Tenant
         assert freed is not None
         assert (done.status, freed.active_items) == (WorkItemStatus.done, 0)
         assert freed.idle_since is not None
+
+
+async def test_an_agent_leaving_sends_the_conversation_and_ticket_back_to_the_queue(
+    db: Database, tenant: Tenant
+) -> None:
+    from allo.models import Conversation, Customer, Ticket
+    from allo.models.enums import Category, Channel, ConversationStatus
+    from allo.routing.tasks import agent_leaves, route
+
+    async with db.unit_of_work() as session:
+        agent = await add_agent(session, tenant, "leaving")
+        customer = Customer(tenant_id=tenant.id)
+        session.add(customer)
+        await session.flush()
+        conversation = Conversation(
+            tenant_id=tenant.id,
+            customer_id=customer.id,
+            channel=Channel.webchat,
+            status=ConversationStatus.queued,
+        )
+        ticket = Ticket(
+            tenant_id=tenant.id, number=7, subject="s", category=Category.other, priority=Priority.p3,
+            customer_id=customer.id,
+        )  # fmt: skip
+        session.add_all([conversation, ticket])
+        await session.flush()
+        await queue(session, tenant, conversation_id=conversation.id, ticket_id=ticket.id)
+    async with db.unit_of_work() as session:
+        assert len(await route(session, tenant.id)) == 1
+    async with db.unit_of_work() as session:
+        taken = await session.get(Conversation, conversation.id)
+        assert taken is not None
+        assert (taken.status, taken.assigned_agent_id) == (ConversationStatus.assigned, agent.id)
+        leaving = await session.get(User, agent.id)
+        assert leaving is not None
+        leaving.status = AgentStatus.offline
+        await agent_leaves(session, leaving, reason="went home")
+    async with db.unit_of_work() as session:
+        back = await session.get(Conversation, conversation.id)
+        unassigned = await session.get(Ticket, ticket.id)
+        assert back is not None
+        assert unassigned is not None
+        assert (back.status, back.assigned_agent_id, unassigned.assignee_id) == (
+            ConversationStatus.queued,
+            None,
+            None,
+        )
+
+
+async def test_a_priority_change_moves_the_queued_item(db: Database, tenant: Tenant) -> None:
+    from allo.auth.principal import Principal
+    from allo.models import Customer, Ticket
+    from allo.models.enums import Category
+    from allo.tickets import service as tickets
+    from allo.tickets.schemas import TicketUpdate
+
+    async with db.unit_of_work() as session:
+        customer = Customer(tenant_id=tenant.id)
+        session.add(customer)
+        await session.flush()
+        ticket = Ticket(
+            tenant_id=tenant.id, number=9, subject="s", category=Category.other, priority=Priority.p4,
+            customer_id=customer.id, created_at=utc_now(),
+        )  # fmt: skip
+        session.add(ticket)
+        await session.flush()
+        older = await queue(session, tenant, "P3", now=utc_now() - timedelta(hours=1))
+        raised = await queue(session, tenant, "P4", ticket_id=ticket.id)
+    async with db.unit_of_work() as session:
+        await tickets.update_ticket(
+            session,
+            Principal.system(tenant.id),
+            ticket.id,
+            TicketUpdate(priority=Priority.p1, reason="outage"),
+        )
+    async with db.unit_of_work() as session:
+        await add_agent(session, tenant, "one", capacity=1)
+    async with db.unit_of_work() as session:
+        [first] = await assign_queued(session, tenant.id)
+    assert first.item_id == raised.id != older.id

@@ -142,7 +142,8 @@ _PROBLEM_MARKERS = (
     " broken",
 )
 _NAME_FILLERS = re.compile(
-    r"\b(je m'appelle|je m appelle|je suis|moi c'est|mon nom est|mon nom|mon numero est|mon numéro est|"
+    r"\b(je m'appelle|je m appelle|je suis|moi c'est|mon nom est|mon nom|mon numero est le|mon numéro est le|"
+    r"mon numero est|mon numéro est|c'est le|"
     r"mon numero|mon numéro|my name is|i am|i'm|this is|c'est|number is|my number|numero|numéro|tel|tél|"
     r"téléphone|telephone|phone|et|and|nom|name)\b",
     re.IGNORECASE,
