@@ -11,7 +11,6 @@ import asyncio
 import contextlib
 import itertools
 import json
-import os
 import re
 import threading
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -23,7 +22,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 import pytest
 import uvicorn
-from playwright.async_api import Browser, Locator, Page, Route, async_playwright, expect
+from playwright.async_api import Browser, Locator, Page, Route, expect
 
 from allo.app import create_app
 from allo.config import Settings
@@ -32,7 +31,6 @@ from allo.kit.migrate import upgrade
 from tests.api_helpers import free_port
 from tests.factories import ensure_tenant
 
-CHROMIUM = "/usr/bin/chromium"
 TENANT = "chat-browser"
 STORAGE_KEY = f"allo.chat.{TENANT}"
 GREETING = "Bonjour ! Je suis l'assistant virtuel.\nComment puis-je vous aider ?"
@@ -270,20 +268,6 @@ async def base_url(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[st
         server.should_exit = True
         with contextlib.suppress(asyncio.TimeoutError):
             await asyncio.wait_for(task, timeout=10)
-
-
-@pytest.fixture(scope="module")
-def chromium_path() -> str:
-    assert os.path.exists(CHROMIUM), "the browser tests need Debian's Chromium: `make test` installs it"
-    return CHROMIUM
-
-
-@pytest.fixture(scope="module")
-async def browser(chromium_path: str) -> AsyncIterator[Browser]:
-    async with async_playwright() as playwright:
-        chromium = await playwright.chromium.launch(executable_path=chromium_path, headless=True)
-        yield chromium
-        await chromium.close()
 
 
 @dataclass

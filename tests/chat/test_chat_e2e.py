@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import os
 import re
 import threading
 import uuid
@@ -24,7 +23,7 @@ from typing import Any
 import httpx
 import pytest
 import uvicorn
-from playwright.async_api import Browser, Locator, Page, Request, Response, async_playwright, expect
+from playwright.async_api import Browser, Locator, Page, Request, Response, expect
 from sqlalchemy import func, select, text
 
 from allo.app import create_app
@@ -40,7 +39,6 @@ from allo.models.enums import AuthorKind
 from tests.api_helpers import free_port
 from tests.factories import Actor, login, make_actor, make_assistant_tenant
 
-CHROMIUM = "/usr/bin/chromium"
 MODEL_PATH = Path(__file__).resolve().parents[2] / "var" / "nlu" / "model.npz"
 SECRET_KEY = "e2e-chat-secret-key-0123456789-abcdefghij"
 AGENT_NAME = "Julie Martin"
@@ -153,20 +151,6 @@ async def _listener_ready(db: Database) -> None:
                 if await session.scalar(query, {"listen": f"LISTEN%{JOBS_CHANNEL}%"}):
                     return
             await asyncio.sleep(0.1)
-
-
-@pytest.fixture(scope="module")
-def chromium_path() -> str:
-    assert os.path.exists(CHROMIUM), "the browser tests need Debian's Chromium: `make test` installs it"
-    return CHROMIUM
-
-
-@pytest.fixture(scope="module")
-async def browser(chromium_path: str) -> AsyncIterator[Browser]:
-    async with async_playwright() as playwright:
-        chromium = await playwright.chromium.launch(executable_path=chromium_path, headless=True)
-        yield chromium
-        await chromium.close()
 
 
 # ---- The customer's page ----------------------------------------------------------------------
