@@ -21,14 +21,13 @@ from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 import pytest
-import uvicorn
 from playwright.async_api import Browser, Locator, Page, Route, expect
 
 from allo.app import create_app
 from allo.config import Settings
 from allo.kit.db import Database, create_nullpool_engine
 from allo.kit.migrate import upgrade
-from tests.api_helpers import free_port
+from tests.api_helpers import free_port, serve
 from tests.factories import ensure_tenant
 
 TENANT = "chat-browser"
@@ -255,19 +254,8 @@ async def base_url(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[st
         await ensure_tenant(s, TENANT)
     await setup.dispose()
     settings = Settings(database_url=url, run_worker=False, _env_file=None)
-    port = free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning")
-    )
-    task = asyncio.create_task(server.serve())
-    while not server.started:
-        await asyncio.sleep(0.05)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        with contextlib.suppress(asyncio.TimeoutError):
-            await asyncio.wait_for(task, timeout=10)
+    async with serve(create_app(settings)) as url:
+        yield url
 
 
 @dataclass

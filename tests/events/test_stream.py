@@ -3,20 +3,18 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 
 from allo.app import create_app
 from allo.config import Settings
 from allo.kit.db import Database, create_nullpool_engine
 from allo.kit.migrate import upgrade
-from tests.api_helpers import free_port
+from tests.api_helpers import serve
 from tests.factories import Actor, make_actor
 
 
@@ -31,19 +29,8 @@ async def live_server(fresh_database_url: str) -> AsyncIterator[tuple[str, dict[
         }
     await setup.dispose()
     settings = Settings(database_url=fresh_database_url, run_worker=False, _env_file=None)
-    port = free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning")
-    )
-    task = asyncio.create_task(server.serve())
-    while not server.started:
-        await asyncio.sleep(0.05)
-    try:
-        yield f"http://127.0.0.1:{port}", actors
-    finally:
-        server.should_exit = True
-        with contextlib.suppress(asyncio.TimeoutError):
-            await asyncio.wait_for(task, timeout=10)
+    async with serve(create_app(settings)) as url:
+        yield url, actors
 
 
 async def _next_event(lines: AsyncIterator[str]) -> dict[str, Any]:

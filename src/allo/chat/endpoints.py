@@ -1,8 +1,6 @@
 from __future__ import annotations
 
-import asyncio
 import uuid
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -14,13 +12,13 @@ from allo.assistant.dialogue import AnswerWording
 from allo.chat import service
 from allo.chat.schemas import ChatLanguageChange, ChatPost, ChatStart, ChatState, ChatUpdate
 from allo.deps import SessionDep, SettingsDep, database_of
-from allo.kit.bus import Bus
+from allo.kit.bus import Event
 from allo.kit.db import Database
+from allo.kit.sse import event_stream
 from allo.models import Conversation
 from allo.web import render
 
 STATIC_DIR = Path(__file__).parent / "static"
-HEARTBEAT_SECONDS = 15.0
 _STREAMED = frozenset({"message.created", "conversation.status", "conversation.assigned"})
 
 router = APIRouter(include_in_schema=False)
@@ -159,27 +157,10 @@ async def stream(
     async with db.unit_of_work(write=False) as session:
         conversation = await service.conversation_for_token(session, settings, token)
         tenant_id, conversation_id = conversation.tenant_id, conversation.id
-    bus: Bus = request.app.state.bus
 
-    async def events() -> AsyncIterator[bytes]:
-        async with bus.subscribe(tenant_id) as queue:
-            yield b"retry: 3000\n: connected\n\n"
-            while not await request.is_disconnected():
-                try:
-                    event = await asyncio.wait_for(queue.get(), timeout=HEARTBEAT_SECONDS)
-                except TimeoutError:
-                    yield b": keep-alive\n\n"
-                    continue
-                if event.type not in _STREAMED or event.data.get("conversation_id") != str(conversation_id):
-                    continue
-                chunk = await _stream_chunk(db, conversation_id, event.type, event.data)
-                if chunk is None:
-                    return  # the conversation is gone
-                if chunk:
-                    yield chunk
+    async def render(event: Event) -> bytes | None:
+        if event.type not in _STREAMED or event.data.get("conversation_id") != str(conversation_id):
+            return b""
+        return await _stream_chunk(db, conversation_id, event.type, event.data)
 
-    return StreamingResponse(
-        events(),
-        media_type="text/event-stream",
-        headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
-    )
+    return event_stream(request, request.app.state.bus, tenant_id, render)
