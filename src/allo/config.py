@@ -52,6 +52,13 @@ class Settings(BaseSettings):
     job_poll_seconds: float = Field(default=1.0, gt=0)
     job_backoff_base_seconds: float = Field(default=2.0, gt=0)
     job_backoff_max_seconds: float = Field(default=3600.0, gt=0)
+    # The periodic pass over timers: SLA warnings and breaches, offers not accepted, overflow, a safety
+    # routing pass.
+    clock_tick_seconds: float = Field(default=15.0, ge=1, le=600)
+
+    # Outgoing webhooks: each attempt's time limit, and how many attempts before a delivery is dead.
+    webhook_timeout_seconds: float = Field(default=5.0, gt=0, le=60)
+    webhook_max_attempts: int = Field(default=8, ge=1, le=30)
 
     data_dir: Path = DEFAULT_DATA_DIR
     nlu_model_path: Path = Path("var/nlu/model.npz")

@@ -45,6 +45,7 @@ AGENT_FIELDS = {
     "last_location_accuracy_m",
     "last_location_at",
     "skills",
+    "segments",
     "active",
     "last_login_at",
     "created_at",

@@ -58,6 +58,8 @@ async def test_create_returns_the_stored_customer(
         "vip",
         "preferred_language",
         "notes",
+        "area",
+        "dedicated_agent_id",
         "identities",
         "created_at",
         "updated_at",

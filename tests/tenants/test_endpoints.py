@@ -10,6 +10,7 @@ import pytest
 
 from allo.kit.db import Database
 from allo.models.enums import ActorKind
+from allo.tenants.schemas import TenantPolicy
 from tests.api_helpers import assert_api_error, audit_events
 from tests.factories import Actor, login
 
@@ -22,7 +23,7 @@ DEFAULT_SLA = {
     "P4": {"first_response_minutes": 480, "resolution_minutes": 2880, "business_hours": True},
 }
 
-A_POLICY: dict[str, Any] = {
+_CHOSEN: dict[str, Any] = {
     "languages": ["fr", "en", "fon"],
     "default_language": "fon",
     "default_region": "BJ",
@@ -48,6 +49,8 @@ A_POLICY: dict[str, Any] = {
     },
     "reopen_window_hours": 48,
 }
+# Every field, as the API returns it: the chosen values and the defaults of the rest.
+A_POLICY: dict[str, Any] = TenantPolicy.model_validate(_CHOSEN).model_dump(mode="json")
 
 
 def with_change(path: str, value: Any) -> dict[str, Any]:

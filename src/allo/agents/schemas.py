@@ -6,7 +6,7 @@ from typing import Annotated
 
 from pydantic import EmailStr, Field, SecretStr, StringConstraints, field_validator
 
-from allo.customers.schemas import LanguageCode
+from allo.customers.schemas import LanguageCode, Segment
 from allo.kit.schemas import ReadModel, StrictInput
 from allo.kit.security import MIN_PASSWORD_LENGTH
 from allo.models.enums import AgentStatus, Role, Tier, WorkMode
@@ -52,6 +52,9 @@ class AgentCreate(StrictInput):
     max_concurrent: int = Field(default=3, ge=1, le=50)
     work_mode: WorkMode = WorkMode.on_site
     skills: list[SkillIn] = Field(default_factory=list, max_length=50)
+    segments: list[Segment] = Field(
+        default_factory=list, max_length=20, description="Customer segments served; empty: all"
+    )
 
     _password = field_validator("password")(_check_password)
 
@@ -66,6 +69,7 @@ class AgentUpdate(StrictInput):
     max_concurrent: int | None = Field(default=None, ge=1, le=50)
     work_mode: WorkMode | None = None
     skills: list[SkillIn] | None = Field(default=None, max_length=50, description="Replaces all skills")
+    segments: list[Segment] | None = Field(default=None, max_length=20)
     active: bool | None = None
 
     _password = field_validator("password")(_check_password)
@@ -100,6 +104,7 @@ class AgentRead(ReadModel):
     last_location_accuracy_m: float | None
     last_location_at: datetime | None
     skills: list[SkillRead]
+    segments: list[str]
     active: bool
     last_login_at: datetime | None
     created_at: datetime

@@ -65,6 +65,7 @@ async def create_agent(
             max_concurrent=data.max_concurrent,
             work_mode=data.work_mode,
             skills=_skills(tenant_id, data.skills),
+            segments=list(dict.fromkeys(data.segments)),
         )
     )
     await flush_or_conflict(session, "A user with this e-mail already exists.", code="user_exists")

@@ -44,7 +44,15 @@ from allo.kit.signing import sign
 from allo.kit.time import utc_now
 from allo.knowledge import service as knowledge
 from allo.models import Conversation, CsatResponse, Customer, Message, Team, Ticket, TicketEvent
-from allo.models.enums import PRIORITY_RANK, AuthorKind, Category, ConversationStatus, Priority, WorkKind
+from allo.models.enums import (
+    PRIORITY_RANK,
+    AuthorKind,
+    Category,
+    ConversationStatus,
+    Priority,
+    Tier,
+    WorkKind,
+)
 from allo.routing import service as routing
 from allo.tenants import hours
 from allo.tenants.schemas import TenantPolicy
@@ -719,6 +727,8 @@ class Dialogue:
                 customer_id=self.customer.id,
                 conversation_id=self.conversation.id,
                 team=team_code,
+                # The legal team is a specialist team: its cases are specialists' work from the start.
+                tier=Tier.specialist if team_code == self.policy.escalation.legal_team else Tier.n1,
             ),
         )
         ticket.priority_reasons = decision.reasons
@@ -750,8 +760,10 @@ class Dialogue:
             conversation_id=self.conversation.id,
             ticket_id=ticket.id,
             team_id=ticket.team_id,
+            min_tier=ticket.tier,
             segment=self.customer.segment,
             vip=self.customer.vip,
+            preferred_agent_id=self.customer.dedicated_agent_id,
             now=now,
         )
         conversation = self.conversation

@@ -31,6 +31,8 @@ class CustomerCreate(StrictInput):
     vip: bool = False
     preferred_language: LanguageCode = "fr"
     notes: str | None = Field(default=None, max_length=4000)
+    area: str | None = Field(default=None, max_length=80, description="Town, postcode or cell area")
+    dedicated_agent_id: uuid.UUID | None = Field(default=None, description="A VIP's dedicated advisor")
     identities: list[IdentityIn] = Field(default_factory=list, max_length=20)
 
 
@@ -42,6 +44,8 @@ class CustomerUpdate(StrictInput):
     vip: bool | None = None
     preferred_language: LanguageCode | None = None
     notes: str | None = Field(default=None, max_length=4000)
+    area: str | None = Field(default=None, max_length=80)
+    dedicated_agent_id: uuid.UUID | None = None
     identities: list[IdentityIn] | None = Field(
         default=None, max_length=20, description="Replaces all identities"
     )
@@ -56,6 +60,8 @@ class CustomerRead(ReadModel):
     vip: bool
     preferred_language: str
     notes: str | None
+    area: str | None
+    dedicated_agent_id: uuid.UUID | None
     identities: list[IdentityRead]
     created_at: datetime
     updated_at: datetime

@@ -4,14 +4,16 @@ import uuid
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from allo.agents.repository import AgentRepository
 from allo.audit.service import record_by
 from allo.auth.principal import Principal
 from allo.customers.repository import CustomerRepository
 from allo.customers.schemas import CustomerCreate, CustomerUpdate, IdentityIn
 from allo.kit.db import flush_or_conflict
-from allo.kit.errors import Conflict
+from allo.kit.errors import Conflict, Unprocessable
 from allo.kit.phone import normalize_phone
 from allo.models import Customer, CustomerIdentity
+from allo.models.enums import Role
 from allo.tenants import service as tenants
 
 
@@ -59,11 +61,26 @@ def _identities(
     return result
 
 
+async def _check_dedicated_agent(
+    session: AsyncSession, tenant_id: uuid.UUID, agent_id: uuid.UUID | None
+) -> None:
+    if agent_id is None:
+        return
+    agent = await AgentRepository(session, tenant_id).get(agent_id)
+    if agent is None or not agent.active or agent.role is not Role.agent:
+        raise Unprocessable(
+            "The dedicated advisor must be an active agent of this tenant.",
+            code="unknown_agent",
+            details={"dedicated_agent_id": str(agent_id)},
+        )
+
+
 async def create_customer(session: AsyncSession, principal: Principal, data: CustomerCreate) -> Customer:
     repo = CustomerRepository(session, principal.tenant_id)
     phone = await normalize_tenant_phone(session, principal.tenant_id, data.phone) if data.phone else None
     email = data.email.lower() if data.email else None
     await _ensure_unique(repo, None, phone=phone, email=email)
+    await _check_dedicated_agent(session, principal.tenant_id, data.dedicated_agent_id)
     customer = repo.add(
         Customer(
             phone=phone,
@@ -73,6 +90,8 @@ async def create_customer(session: AsyncSession, principal: Principal, data: Cus
             vip=data.vip,
             preferred_language=data.preferred_language,
             notes=data.notes,
+            area=data.area,
+            dedicated_agent_id=data.dedicated_agent_id,
             identities=_identities(principal.tenant_id, data.identities),
         )
     )
@@ -102,6 +121,7 @@ async def update_customer(
         changes["email"] = changes["email"].lower()
     await _ensure_unique(repo, customer.id, phone=changes.get("phone"), email=changes.get("email"))
     identities = changes.pop("identities", None)
+    await _check_dedicated_agent(session, principal.tenant_id, changes.get("dedicated_agent_id"))
     for field in ("segment", "vip", "preferred_language"):
         if field in changes and changes[field] is None:
             del changes[field]  # these columns cannot be emptied, only changed

@@ -9,10 +9,13 @@ from allo.models.conversation import Conversation, Message
 from allo.models.customer import Customer, CustomerIdentity
 from allo.models.diagnosis import DiagnosisTree
 from allo.models.feedback import CsatResponse
+from allo.models.incident import Incident
 from allo.models.job import Job
+from allo.models.notification import Notification
 from allo.models.routing import WorkItem
 from allo.models.tenant import Tenant
-from allo.models.ticket import Ticket, TicketEvent
+from allo.models.ticket import Ticket, TicketConversation, TicketEvent
+from allo.models.webhook import WebhookDelivery, WebhookEndpoint
 
 __all__ = [
     "AgentSkill",
@@ -25,13 +28,18 @@ __all__ = [
     "Customer",
     "CustomerIdentity",
     "DiagnosisTree",
+    "Incident",
     "Job",
     "KnowledgeArticle",
     "Message",
+    "Notification",
     "Team",
     "Tenant",
     "Ticket",
+    "TicketConversation",
     "TicketEvent",
     "User",
+    "WebhookDelivery",
+    "WebhookEndpoint",
     "WorkItem",
 ]

@@ -59,6 +59,10 @@ class User(IdMixin, TenantMixin, TimestampMixin, Base):
     active_items: Mapped[int] = mapped_column(Integer, default=0, server_default="0", nullable=False)
     idle_since: Mapped[datetime | None] = mapped_column()
     last_assigned_at: Mapped[datetime | None] = mapped_column()
+    # After finishing an item the agent has until then to wrap up (notes, disposition) before new work.
+    wrap_up_until: Mapped[datetime | None] = mapped_column()
+    # The customer segments the agent serves (vip, business…); empty: every segment.
+    segments: Mapped[list[str]] = mapped_column(JSONType, default=list, server_default="[]", nullable=False)
     work_mode: Mapped[WorkMode] = mapped_column(
         enum_type(WorkMode, "work_mode"), default=WorkMode.on_site, nullable=False
     )

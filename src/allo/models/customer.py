@@ -25,6 +25,12 @@ class Customer(IdMixin, TenantMixin, TimestampMixin, Base):
     vip: Mapped[bool] = mapped_column(Boolean, default=False, nullable=False)
     preferred_language: Mapped[str] = mapped_column(String(8), default="fr", nullable=False)
     notes: Mapped[str | None] = mapped_column(Text)
+    # Where the customer's line is (a town, a postcode, a cell area): outage tickets are grouped by it.
+    area: Mapped[str | None] = mapped_column(String(80))
+    # A VIP's dedicated advisor: their cases go to this agent first when they are available.
+    dedicated_agent_id: Mapped[uuid.UUID | None] = mapped_column(
+        GUID, ForeignKey("users.id", ondelete="SET NULL")
+    )
 
     identities: Mapped[list[CustomerIdentity]] = relationship(
         back_populates="customer",

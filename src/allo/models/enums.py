@@ -123,3 +123,15 @@ class WorkItemStatus(StrEnum):
 
 TIER_RANK = {Tier.n1: 1, Tier.n2: 2, Tier.specialist: 3}
 PRIORITY_RANK = {Priority.p1: 1, Priority.p2: 2, Priority.p3: 3, Priority.p4: 4}
+
+
+class IncidentStatus(StrEnum):
+    open = "open"
+    resolved = "resolved"
+
+
+class DeliveryStatus(StrEnum):
+    pending = "pending"
+    succeeded = "succeeded"
+    retrying = "retrying"
+    dead = "dead"

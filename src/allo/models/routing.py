@@ -28,6 +28,7 @@ class WorkItem(IdMixin, TenantMixin, TimestampMixin, Base):
         # The queue in the order the engine serves it (rank: priority, VIP first; then the oldest).
         Index("ix_work_items_queue", "tenant_id", "status", "queue_rank", "enqueued_at", "id"),
         Index("ix_work_items_agent", "agent_id", "status"),
+        Index("ix_work_items_accept_deadline", "status", "accept_deadline"),
         # One live item per conversation and per ticket: routing twice is refused by the database.
         Index(
             "uq_work_items_live_conversation",
@@ -71,6 +72,13 @@ class WorkItem(IdMixin, TenantMixin, TimestampMixin, Base):
     # The outcome.
     agent_id: Mapped[uuid.UUID | None] = mapped_column(GUID, ForeignKey("users.id", ondelete="SET NULL"))
     assigned_at: Mapped[datetime | None] = mapped_column()
+    # When the tenant asks agents to accept what they are offered: accepted, or taken back at the deadline.
+    accepted_at: Mapped[datetime | None] = mapped_column()
+    accept_deadline: Mapped[datetime | None] = mapped_column()
+    # Agents who let the offer expire or declined it: not offered the same item again.
+    declined_by: Mapped[list[str]] = mapped_column(
+        JSONType, default=list, server_default="[]", nullable=False
+    )
     finished_at: Mapped[datetime | None] = mapped_column()
     attempts: Mapped[int] = mapped_column(Integer, default=0, nullable=False)
     history: Mapped[list[dict[str, Any]]] = mapped_column(JSONType, default=list, nullable=False)

@@ -20,3 +20,4 @@ class Tenant(IdMixin, TimestampMixin, Base):
     policy: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict, nullable=False)
     # Allocated with UPDATE … RETURNING so that concurrent ticket creations never share a number.
     next_ticket_number: Mapped[int] = mapped_column(Integer, default=1, nullable=False)
+    next_incident_number: Mapped[int] = mapped_column(Integer, default=1, server_default="1", nullable=False)

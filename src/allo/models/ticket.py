@@ -23,6 +23,8 @@ class Ticket(IdMixin, TenantMixin, TimestampMixin, Base):
         UniqueConstraint("tenant_id", "number"),
         Index("ix_tickets_tenant_status_priority", "tenant_id", "status", "priority"),
         Index("ix_tickets_tenant_created", "tenant_id", "created_at", "id"),
+        # The clock's next alarm (80 % warning, 100 % breach), found by the periodic tick.
+        Index("ix_tickets_sla_alert", "sla_alert_at"),
     )
 
     number: Mapped[int] = mapped_column(Integer, nullable=False)
@@ -56,6 +58,18 @@ class Ticket(IdMixin, TenantMixin, TimestampMixin, Base):
     # The resolution clock stops while the ticket waits on the customer (pending).
     sla_paused_at: Mapped[datetime | None] = mapped_column()
     sla_paused_seconds: Mapped[int] = mapped_column(Integer, default=0, server_default="0", nullable=False)
+    # The next SLA alarm still to raise (None: nothing left), and those raised: "first_response:warning"…
+    sla_alert_at: Mapped[datetime | None] = mapped_column()
+    sla_alerts: Mapped[list[str]] = mapped_column(JSONType, default=list, server_default="[]", nullable=False)
+    # The resolution code chosen from the tenant's dispositions when the ticket was resolved.
+    disposition: Mapped[str | None] = mapped_column(String(40))
+    merged_into_id: Mapped[uuid.UUID | None] = mapped_column(
+        GUID, ForeignKey("tickets.id", ondelete="SET NULL"), index=True
+    )
+    incident_id: Mapped[uuid.UUID | None] = mapped_column(
+        GUID, ForeignKey("incidents.id", ondelete="SET NULL"), index=True
+    )
+    reopened_count: Mapped[int] = mapped_column(Integer, default=0, server_default="0", nullable=False)
 
     @property
     def reference(self) -> str:
@@ -84,3 +98,20 @@ class TicketEvent(IdMixin, TenantMixin, CreatedMixin, Base):
     data: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict, nullable=False)
 
     ticket: Mapped[Ticket] = relationship(back_populates="events", lazy="raise")
+
+
+class TicketConversation(IdMixin, TenantMixin, CreatedMixin, Base):
+    """The conversations of a ticket, on any channel: the one it was opened from and those linked later."""
+
+    __tablename__ = "ticket_conversations"
+    __table_args__ = (UniqueConstraint("ticket_id", "conversation_id"),)
+
+    ticket_id: Mapped[uuid.UUID] = mapped_column(
+        GUID, ForeignKey("tickets.id", ondelete="CASCADE"), nullable=False
+    )
+    conversation_id: Mapped[uuid.UUID] = mapped_column(
+        GUID, ForeignKey("conversations.id", ondelete="CASCADE"), index=True, nullable=False
+    )
+    linked_by_user_id: Mapped[uuid.UUID | None] = mapped_column(
+        GUID, ForeignKey("users.id", ondelete="SET NULL")
+    )

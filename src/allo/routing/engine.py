@@ -1,10 +1,14 @@
 """The routing engine (ACD): queued work items to available agents, one batch at a time.
 
 Order of service: priority (P1 first), VIP first within a priority, then the oldest. Choice of agent:
-available, active, under capacity, in the item's team (when it has one), speaking its language, at or
-above its tier, holding every required skill at the required level; the item's preferred (dedicated)
-agent first when eligible; then by the tenant's strategy: the longest idle (default), round robin (the
-longest since an assignment), or the least busy.
+available, active, under capacity, not wrapping up, in the item's team (when it has one), speaking its
+language, serving its customer segment, at its tier, holding every required skill at the required level,
+and not one who already let this item go; the item's preferred (dedicated) agent first when eligible;
+then by the tenant's strategy: the longest idle (default), round robin (the longest since an
+assignment), or the least busy.
+
+Overflow: an item that has waited the tenant's overflow time may also go to higher tiers (kept to their
+own work until then when the tenant reserves them) and to its team's overflow teams.
 
 Correct with several engines running at once (web and worker processes on PostgreSQL):
 - the batch of items is locked with `FOR UPDATE SKIP LOCKED`: two engines never hold the same item;
@@ -21,17 +25,18 @@ import time
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any, Protocol
 
-from sqlalchemy import case, literal, select, update
+from sqlalchemy import case, literal, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from allo.kit.db import GUID
 from allo.kit.time import utc_now
-from allo.models import AgentSkill, User, WorkItem
+from allo.models import AgentSkill, Team, User, WorkItem
 from allo.models.enums import TIER_RANK, AgentStatus, Role, Tier, WorkItemStatus
+from allo.tenants.schemas import RoutingPolicy
 
 DEFAULT_BATCH = 200
 
@@ -63,6 +68,24 @@ class Routable(Protocol):
     def conversation_id(self) -> uuid.UUID | None: ...
     @property
     def ticket_id(self) -> uuid.UUID | None: ...
+    @property
+    def segment(self) -> str | None: ...
+    @property
+    def enqueued_at(self) -> datetime: ...
+    @property
+    def declined_by(self) -> list[str]: ...
+
+
+@dataclass(frozen=True)
+class Rules:
+    """The tenant's routing rules as one batch applies them."""
+
+    reserve_higher_tiers: bool = True
+    overflow_after: timedelta | None = None  # None: never
+    overflow_teams: dict[uuid.UUID, frozenset[uuid.UUID]] = field(default_factory=dict)
+
+    def overflowed(self, item: Routable, now: datetime) -> bool:
+        return self.overflow_after is not None and item.enqueued_at <= now - self.overflow_after
 
 
 @dataclass
@@ -78,15 +101,26 @@ class Candidate:
     busy: int
     idle_since: datetime
     last_assigned_at: datetime | None
+    segments: frozenset[str] = frozenset()
     planned: list[Routable] = field(default_factory=list)
 
-    def can_take(self, item: Routable) -> bool:
+    def can_take(self, item: Routable, rules: Rules = Rules(), *, overflowed: bool = False) -> bool:
+        item_rank = TIER_RANK[item.min_tier]
         return (
             self.free > 0
-            and (item.team_id is None or item.team_id == self.team_id)
-            and TIER_RANK[item.min_tier] <= self.tier_rank
+            and (
+                item.team_id is None
+                or item.team_id == self.team_id
+                or (overflowed and self.team_id in rules.overflow_teams.get(item.team_id, ()))
+            )
+            and (
+                self.tier_rank == item_rank
+                or (self.tier_rank > item_rank and (overflowed or not rules.reserve_higher_tiers))
+            )
             and (not self.languages or item.language in self.languages)
+            and (not self.segments or item.segment is None or item.segment in self.segments)
             and all(self.skills.get(skill, 0) >= item.min_skill_level for skill in item.skills)
+            and str(self.id) not in item.declined_by
         )
 
 
@@ -110,17 +144,26 @@ def _order(strategy: Strategy) -> Callable[[Candidate], tuple[Any, ...]]:
 class Roster:
     """The batch's candidates kept in the strategy's order: an item takes the first one who can take it."""
 
-    def __init__(self, candidates: Sequence[Candidate], strategy: Strategy) -> None:
+    def __init__(
+        self,
+        candidates: Sequence[Candidate],
+        strategy: Strategy,
+        rules: Rules = Rules(),
+        now: datetime | None = None,
+    ) -> None:
         self.key = _order(strategy)
         self.agents = sorted(candidates, key=self.key)
         self.by_id = {c.id: c for c in self.agents}
+        self.rules = rules
+        self.now = now or utc_now()
 
     def choose(self, item: Routable) -> Candidate | None:
         """The agent for one item, or None when nobody eligible is free."""
+        overflowed = self.rules.overflowed(item, self.now)
         preferred = self.by_id.get(item.preferred_agent_id) if item.preferred_agent_id else None
-        if preferred is not None and preferred.can_take(item):
+        if preferred is not None and preferred.can_take(item, self.rules, overflowed=overflowed):
             return preferred
-        return next((c for c in self.agents if c.can_take(item)), None)
+        return next((c for c in self.agents if c.can_take(item, self.rules, overflowed=overflowed)), None)
 
     def give(self, agent: Candidate, item: Routable, moment: datetime) -> None:
         agent.free -= 1
@@ -142,6 +185,7 @@ class _Profile:
     tier_rank: int
     languages: frozenset[str]
     skills: dict[str, int]
+    segments: frozenset[str]
 
 
 PROFILE_TTL = 2.0
@@ -156,7 +200,7 @@ async def _agent_profiles(
         return cached[1]
     users = (
         await session.execute(
-            select(User.id, User.team_id, User.tier, User.languages).where(
+            select(User.id, User.team_id, User.tier, User.languages, User.segments).where(
                 User.tenant_id == tenant_id, User.active.is_(True), User.role == Role.agent
             )
         )
@@ -171,14 +215,18 @@ async def _agent_profiles(
     ).all():
         skills.setdefault(user_id, {})[skill] = level
     profiles = {
-        u.id: _Profile(u.team_id, TIER_RANK[u.tier], frozenset(u.languages), skills.get(u.id, {}))
+        u.id: _Profile(
+            u.team_id, TIER_RANK[u.tier], frozenset(u.languages), skills.get(u.id, {}), frozenset(u.segments)
+        )
         for u in users
     }
     _profiles[tenant_id] = (time.monotonic(), profiles)
     return profiles
 
 
-async def available_agents(session: AsyncSession, tenant_id: uuid.UUID) -> list[Candidate]:
+async def available_agents(
+    session: AsyncSession, tenant_id: uuid.UUID, *, now: datetime | None = None
+) -> list[Candidate]:
     """Who can take work now: their load read fresh, their profile from a short cache (a stale profile
     only makes a claim fail or an item wait a batch; capacity is always checked by the claim)."""
     profiles = await _agent_profiles(session, tenant_id)
@@ -197,6 +245,7 @@ async def available_agents(session: AsyncSession, tenant_id: uuid.UUID) -> list[
                 User.role == Role.agent,
                 User.status == AgentStatus.available,
                 User.active_items < User.max_concurrent,
+                or_(User.wrap_up_until.is_(None), User.wrap_up_until <= (now or utc_now())),
             )
         )
     ).all()
@@ -218,6 +267,7 @@ async def available_agents(session: AsyncSession, tenant_id: uuid.UUID) -> list[
                 busy=row.active_items,
                 idle_since=row.idle_since or row.status_since,
                 last_assigned_at=row.last_assigned_at,
+                segments=profile.segments,
             )
         )
     return candidates
@@ -228,8 +278,10 @@ async def assign_queued(
     tenant_id: uuid.UUID,
     *,
     strategy: Strategy = Strategy.longest_idle,
+    rules: Rules = Rules(),
     limit: int = DEFAULT_BATCH,
     now: datetime | None = None,
+    accept_timeout: timedelta | None = None,
 ) -> list[Assignment]:
     """Assign what can be assigned among the first `limit` queued items of the tenant.
 
@@ -249,6 +301,9 @@ async def assign_queued(
                     WorkItem.preferred_agent_id,
                     WorkItem.conversation_id,
                     WorkItem.ticket_id,
+                    WorkItem.segment,
+                    WorkItem.enqueued_at,
+                    WorkItem.declined_by,
                 )
                 .where(WorkItem.tenant_id == tenant_id, WorkItem.status == WorkItemStatus.queued)
                 .order_by(WorkItem.queue_rank, WorkItem.enqueued_at, WorkItem.id)
@@ -259,8 +314,8 @@ async def assign_queued(
     )
     if not items:
         return []
-    candidates = await available_agents(session, tenant_id)
-    roster = Roster(candidates, strategy)
+    candidates = await available_agents(session, tenant_id, now=moment)
+    roster = Roster(candidates, strategy, rules, moment)
     for item in items:
         agent = roster.choose(item)
         if agent is not None:
@@ -302,6 +357,8 @@ async def assign_queued(
             status=WorkItemStatus.assigned,
             agent_id=case({item: literal(agent, GUID) for item, agent in owner.items()}, value=WorkItem.id),
             assigned_at=moment,
+            accepted_at=None if accept_timeout else moment,
+            accept_deadline=moment + accept_timeout if accept_timeout else None,
             attempts=WorkItem.attempts + 1,
             updated_at=moment,
         )
@@ -312,3 +369,24 @@ async def assign_queued(
         for agent_id in sorted(claimed)
         for item in planned[agent_id].planned
     ]
+
+
+async def rules_for(session: AsyncSession, tenant_id: uuid.UUID, policy: RoutingPolicy) -> Rules:
+    """The tenant's routing policy with its team codes resolved to ids."""
+    teams: dict[str, uuid.UUID] = {}
+    if policy.overflow_teams:
+        teams = {
+            code: team_id
+            for code, team_id in (
+                await session.execute(select(Team.code, Team.id).where(Team.tenant_id == tenant_id))
+            ).all()
+        }
+    return Rules(
+        reserve_higher_tiers=policy.reserve_higher_tiers,
+        overflow_after=timedelta(seconds=policy.overflow_after_seconds),
+        overflow_teams={
+            teams[code]: frozenset(teams[c] for c in fallbacks if c in teams)
+            for code, fallbacks in policy.overflow_teams.items()
+            if code in teams
+        },
+    )

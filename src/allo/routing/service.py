@@ -4,24 +4,37 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy import case, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from allo.kit import jobs
 from allo.kit.bus import Event, publish_on_commit
+from allo.kit.errors import Conflict, NotFound
 from allo.kit.time import utc_now
 from allo.models import User, WorkItem
-from allo.models.enums import Priority, Tier, WorkItemStatus, WorkKind
+from allo.models.enums import AgentStatus, Priority, Tier, WorkItemStatus, WorkKind
 from allo.models.routing import queue_rank
 
 ASSIGN_KIND = "routing.assign"
 
 
-async def wake_router(session: AsyncSession, tenant_id: uuid.UUID) -> None:
-    """Ask a worker to run the engine for this tenant after commit; one waiting pass serves every wake-up."""
-    jobs.enqueue_on_commit(session, ASSIGN_KIND, tenant_id=tenant_id, max_attempts=3, coalesce=True)
+async def wake_router(session: AsyncSession, tenant_id: uuid.UUID, *, at: datetime | None = None) -> None:
+    """Ask a worker to run the engine for this tenant after commit; one waiting pass serves every wake-up.
+    `at`: a pass at that time (an agent's wrap-up ends), one per tenant and second."""
+    if at is None:
+        jobs.enqueue_on_commit(session, ASSIGN_KIND, tenant_id=tenant_id, max_attempts=3, coalesce=True)
+        return
+    moment = at.replace(microsecond=0) + timedelta(seconds=1)
+    await jobs.enqueue(
+        session,
+        ASSIGN_KIND,
+        tenant_id=tenant_id,
+        run_at=moment,
+        max_attempts=3,
+        idempotency_key=f"{ASSIGN_KIND}:{tenant_id}:{moment.isoformat()}",
+    )
 
 
 async def enqueue(
@@ -72,24 +85,37 @@ async def enqueue(
     return item
 
 
-async def release_capacity(session: AsyncSession, agent_id: uuid.UUID, count: int, *, now: datetime) -> None:
-    """Give back `count` slots of an agent; an agent left with nothing is idle from now on."""
+async def release_capacity(
+    session: AsyncSession,
+    agent_id: uuid.UUID,
+    count: int,
+    *,
+    now: datetime,
+    wrap_up: timedelta | None = None,
+) -> None:
+    """Give back `count` slots of an agent; an agent left with nothing is idle from now on. `wrap_up`: the
+    agent finished the work and gets that long before the next item."""
     remaining = User.active_items - count
+    values: dict[str, object] = {
+        "active_items": case((remaining < 0, 0), else_=remaining),
+        "idle_since": case((remaining <= 0, now), else_=User.idle_since),
+    }
+    if wrap_up:
+        values["wrap_up_until"] = now + wrap_up
     await session.execute(
-        update(User)
-        .where(User.id == agent_id)
-        .values(
-            active_items=case((remaining < 0, 0), else_=remaining),
-            idle_since=case((remaining <= 0, now), else_=User.idle_since),
-        )
-        .execution_options(synchronize_session=False)
+        update(User).where(User.id == agent_id).values(**values).execution_options(synchronize_session=False)
     )
 
 
 async def finish(
-    session: AsyncSession, item: WorkItem, *, outcome: WorkItemStatus = WorkItemStatus.done
+    session: AsyncSession,
+    item: WorkItem,
+    *,
+    outcome: WorkItemStatus = WorkItemStatus.done,
+    wrap_up: timedelta | None = None,
 ) -> None:
-    """The item is handled (done) or no longer needed (cancelled); its agent's slot is free again."""
+    """The item is handled (done) or no longer needed (cancelled); its agent's slot is free again, after
+    the wrap-up time when the work was done."""
     if item.status in (WorkItemStatus.done, WorkItemStatus.cancelled):
         return
     now = utc_now()
@@ -101,8 +127,27 @@ async def finish(
         {"at": now.isoformat(), "event": outcome.value, "agent": str(item.agent_id)},
     ]
     if agent_id is not None:
-        await release_capacity(session, agent_id, 1, now=now)
+        wrap = wrap_up if outcome is WorkItemStatus.done else None
+        await release_capacity(session, agent_id, 1, now=now, wrap_up=wrap)
         await wake_router(session, item.tenant_id)
+        if wrap:
+            await wake_router(session, item.tenant_id, at=now + wrap)
+
+
+def _back_to_queue(item: WorkItem, *, reason: str, now: datetime, declined: bool = False) -> None:
+    """Undo an item's assignment; the undone assignment stays in the history (the row only says where the
+    item is now). `declined`: the agent let it go, and is not offered it again."""
+    requeued = {"at": now.isoformat(), "event": "requeued", "reason": reason, "agent": str(item.agent_id)}
+    if item.assigned_at is not None:
+        requeued["assigned_at"] = item.assigned_at.isoformat()
+    item.history = [*item.history, requeued]
+    if declined and item.agent_id is not None:
+        item.declined_by = [*item.declined_by, str(item.agent_id)]
+    item.status = WorkItemStatus.queued
+    item.agent_id = None
+    item.assigned_at = None
+    item.accepted_at = None
+    item.accept_deadline = None
 
 
 async def requeue_agent_items(session: AsyncSession, agent: User, *, reason: str) -> list[WorkItem]:
@@ -118,17 +163,95 @@ async def requeue_agent_items(session: AsyncSession, agent: User, *, reason: str
         ).scalars()
     )
     for item in items:
-        # The assignment being undone is kept in the history: the row only says where the item is now.
-        requeued = {"at": now.isoformat(), "event": "requeued", "reason": reason, "agent": str(agent.id)}
-        if item.assigned_at is not None:
-            requeued["assigned_at"] = item.assigned_at.isoformat()
-        item.history = [*item.history, requeued]
-        item.status = WorkItemStatus.queued
-        item.agent_id = None
-        item.assigned_at = None
+        _back_to_queue(item, reason=reason, now=now)
     if items:
         await release_capacity(session, agent.id, len(items), now=now)
         await wake_router(session, agent.tenant_id)
+    return items
+
+
+async def _offered_item(session: AsyncSession, agent: User, item_id: uuid.UUID) -> WorkItem:
+    item = (
+        await session.execute(
+            select(WorkItem)
+            .where(WorkItem.id == item_id, WorkItem.tenant_id == agent.tenant_id)
+            .with_for_update()
+        )
+    ).scalar_one_or_none()
+    if item is None:
+        raise NotFound("No such work item.", code="work_item_not_found", details={"id": str(item_id)})
+    if item.status is not WorkItemStatus.assigned or item.agent_id != agent.id:
+        raise Conflict(
+            "This item is not offered to you (any more).",
+            code="not_offered",
+            details={"status": item.status.value},
+        )
+    return item
+
+
+async def accept(session: AsyncSession, agent: User, item_id: uuid.UUID) -> WorkItem:
+    """The agent takes what they were offered; accepting twice is harmless."""
+    item = await _offered_item(session, agent, item_id)
+    if item.accepted_at is None:
+        now = utc_now()
+        item.accepted_at = now
+        item.accept_deadline = None
+        item.history = [*item.history, {"at": now.isoformat(), "event": "accepted", "agent": str(agent.id)}]
+    return item
+
+
+async def decline(session: AsyncSession, agent: User, item_id: uuid.UUID, *, reason: str) -> WorkItem:
+    """The agent gives back an item (offered or taken): to the queue, and not to them again."""
+    item = await _offered_item(session, agent, item_id)
+    now = utc_now()
+    _back_to_queue(item, reason=reason, now=now, declined=True)
+    await release_capacity(session, agent.id, 1, now=now)
+    await wake_router(session, item.tenant_id)
+    return item
+
+
+async def expire_offers(session: AsyncSession, now: datetime, *, limit: int = 500) -> list[WorkItem]:
+    """Offers nobody accepted in time go back to the queue; their agents, who did not answer, are set away
+    (an agent who walked off would be offered everything in turn)."""
+    items = list(
+        (
+            await session.execute(
+                select(WorkItem)
+                .where(
+                    WorkItem.status == WorkItemStatus.assigned,
+                    WorkItem.accept_deadline.is_not(None),
+                    WorkItem.accept_deadline <= now,
+                )
+                .order_by(WorkItem.accept_deadline)
+                .limit(limit)
+                .with_for_update(skip_locked=True)
+            )
+        ).scalars()
+    )
+    agents: dict[uuid.UUID, int] = {}
+    for item in items:
+        if item.agent_id is not None:
+            agents[item.agent_id] = agents.get(item.agent_id, 0) + 1
+        _back_to_queue(item, reason="offer not accepted in time", now=now, declined=True)
+    for agent_id in sorted(agents):
+        await release_capacity(session, agent_id, agents[agent_id], now=now)
+    if agents:
+        away = (
+            await session.execute(
+                update(User)
+                .where(User.id.in_(sorted(agents)), User.status == AgentStatus.available)
+                .values(status=AgentStatus.away, status_since=now, status_reason="missed_offer")
+                .returning(User.id, User.tenant_id)
+                .execution_options(synchronize_session=False)
+            )
+        ).all()
+        for agent_id, tenant_id in away:
+            publish_on_commit(
+                session,
+                Event("agent.status", tenant_id, {"agent_id": str(agent_id), "status": "away"}),
+            )
+    for tenant_id in {item.tenant_id for item in items}:
+        await wake_router(session, tenant_id)
     return items
 
 
@@ -144,9 +267,14 @@ async def take(session: AsyncSession, conversation_id: uuid.UUID, agent: User) -
             .with_for_update()
         )
     ).scalar_one_or_none()
-    if item is None or item.agent_id == agent.id:
-        return item
+    if item is None:
+        return None
     now = utc_now()
+    if item.agent_id == agent.id:
+        if item.accepted_at is None:  # answering an offer accepts it
+            item.accepted_at = now
+            item.accept_deadline = None
+        return item
     if item.status is WorkItemStatus.assigned and item.agent_id is not None:
         await release_capacity(session, item.agent_id, 1, now=now)
     await session.execute(
@@ -158,11 +286,15 @@ async def take(session: AsyncSession, conversation_id: uuid.UUID, agent: User) -
     item.status = WorkItemStatus.assigned
     item.agent_id = agent.id
     item.assigned_at = now
+    item.accepted_at = now
+    item.accept_deadline = None
     item.history = [*item.history, {"at": now.isoformat(), "event": "taken", "agent": str(agent.id)}]
     return item
 
 
-async def finish_ticket(session: AsyncSession, ticket_id: uuid.UUID) -> None:
+async def finish_ticket(
+    session: AsyncSession, ticket_id: uuid.UUID, *, wrap_up: timedelta | None = None
+) -> None:
     """The live work item of a resolved or closed ticket is done."""
     live = (
         await session.execute(
@@ -175,7 +307,7 @@ async def finish_ticket(session: AsyncSession, ticket_id: uuid.UUID) -> None:
         )
     ).scalar_one_or_none()
     if live is not None:
-        await finish(session, live)
+        await finish(session, live, wrap_up=wrap_up)
 
 
 async def reprioritise_ticket(session: AsyncSession, ticket_id: uuid.UUID, priority: Priority) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from datetime import datetime, timedelta
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -10,10 +11,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from allo.conversations.service import hand_to
 from allo.kit import jobs
 from allo.kit.bus import Event, publish_on_commit
-from allo.models import Conversation, Ticket, User
-from allo.models.enums import ConversationStatus
-from allo.routing.engine import DEFAULT_BATCH, Assignment, Strategy, assign_queued
-from allo.routing.service import ASSIGN_KIND, requeue_agent_items, wake_router
+from allo.models import Conversation, Ticket, User, WorkItem
+from allo.models.enums import ConversationStatus, WorkItemStatus
+from allo.routing.engine import DEFAULT_BATCH, Assignment, Strategy, assign_queued, rules_for
+from allo.routing.service import ASSIGN_KIND, expire_offers, requeue_agent_items, wake_router
 from allo.tenants import service as tenants
 
 # A conversation the bot still has is not taken from it; one waiting for or with a human follows its item.
@@ -24,9 +25,16 @@ async def route(
     session: AsyncSession, tenant_id: uuid.UUID, *, limit: int = DEFAULT_BATCH
 ) -> list[Assignment]:
     """One engine pass for the tenant; each assignment's conversation and ticket follow its agent."""
-    policy = tenants.policy_of(await tenants.get_or_raise(session, tenant_id))
+    policy = tenants.policy_of(await tenants.get_or_raise(session, tenant_id)).routing
     assignments = await assign_queued(
-        session, tenant_id, strategy=Strategy(policy.routing.strategy), limit=limit
+        session,
+        tenant_id,
+        strategy=Strategy(policy.strategy),
+        rules=await rules_for(session, tenant_id, policy),
+        limit=limit,
+        accept_timeout=timedelta(seconds=policy.accept_timeout_seconds)
+        if policy.accept_timeout_seconds
+        else None,
     )
     await follow_items(
         session, tenant_id, [(a.conversation_id, a.ticket_id, a.agent_id) for a in assignments]
@@ -89,3 +97,23 @@ async def assign(ctx: jobs.JobContext) -> None:
     if ctx.tenant_id is None:
         raise jobs.PermanentFailure("a routing pass needs its tenant")
     await route(ctx.session, ctx.tenant_id)
+
+
+async def tick(session: AsyncSession, now: datetime) -> None:
+    """The routing side of the periodic clock: offers not accepted in time go back to the queue, and every
+    tenant with waiting work gets an engine pass (items that now overflow, agents back from wrap-up, and a
+    safety net for any wake-up lost with a crashed process)."""
+    expired = await expire_offers(session, now)
+    for tenant_id in {item.tenant_id for item in expired}:
+        await follow_items(
+            session,
+            tenant_id,
+            [(i.conversation_id, i.ticket_id, None) for i in expired if i.tenant_id == tenant_id],
+        )
+    waiting = (
+        await session.execute(
+            select(WorkItem.tenant_id).where(WorkItem.status == WorkItemStatus.queued).distinct()
+        )
+    ).scalars()
+    for tenant_id in list(waiting):
+        await wake_router(session, tenant_id)

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import itertools
 import re
 import uuid
 from datetime import date, datetime
@@ -95,6 +96,10 @@ class BusinessHours(BaseModel):
                     raise ValueError(f"{day}: times must be HH:MM")
                 if start >= end:
                     raise ValueError(f"{day}: {start}-{end} ends before it starts")
+            ordered = sorted(intervals)
+            for (_, end), (start, _) in itertools.pairwise(ordered):
+                if start < end:
+                    raise ValueError(f"{day}: opening intervals overlap ({start} is before {end})")
         return value
 
 
@@ -104,6 +109,69 @@ class RoutingPolicy(BaseModel):
     # longest_idle: the agent idle the longest; round_robin: the longest since an assignment;
     # least_busy: the fewest items in hand.
     strategy: Literal["longest_idle", "round_robin", "least_busy"] = "longest_idle"
+    # Higher tiers keep to their own work until an item has waited overflow_after_seconds; then it may go
+    # to the next tiers up and to the overflow teams of its team (team code -> codes).
+    reserve_higher_tiers: bool = True
+    overflow_after_seconds: int = Field(default=90, ge=0, le=24 * 3600)
+    overflow_teams: dict[str, list[str]] = Field(default_factory=lambda: {"billing": ["general"]})
+    # 0: an assignment is the agent's at once; otherwise an offer the agent accepts within that time, or
+    # it goes back to the queue (and the agent, who did not answer, is set away).
+    accept_timeout_seconds: int = Field(default=0, ge=0, le=600)
+    # Time after finishing an item before the next one (notes, disposition).
+    wrap_up_seconds: int = Field(default=0, ge=0, le=1800)
+
+
+class Disposition(BaseModel):
+    """A resolution code ("qualification"): why a case ended, for reporting."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    code: str = Field(pattern=r"^[a-z0-9_]{1,40}$")
+    label_fr: str = Field(min_length=1, max_length=120)
+    label_en: str = Field(min_length=1, max_length=120)
+
+
+def _default_dispositions() -> list[Disposition]:
+    return [
+        Disposition(code="solved", label_fr="Résolu", label_en="Solved"),
+        Disposition(code="workaround", label_fr="Contournement", label_en="Workaround given"),
+        Disposition(code="refund", label_fr="Geste commercial", label_en="Refund or credit"),
+        Disposition(code="field_visit", label_fr="Intervention technicien", label_en="Field visit"),
+        Disposition(code="incident", label_fr="Incident réseau", label_en="Network incident"),
+        Disposition(code="no_answer", label_fr="Sans réponse du client", label_en="No answer from customer"),
+        Disposition(code="duplicate", label_fr="Doublon", label_en="Duplicate"),
+        Disposition(code="not_our_service", label_fr="Hors périmètre", label_en="Not our service"),
+    ]
+
+
+class TicketPolicy(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    dispositions: list[Disposition] = Field(default_factory=_default_dispositions)
+    # Resolving without a disposition is refused when true.
+    require_disposition: bool = True
+    # SLA breach: the ticket climbs one tier (N1 -> N2 -> specialist) and the supervisors are told.
+    escalate_on_breach: bool = True
+
+    @field_validator("dispositions")
+    @classmethod
+    def _unique_codes(cls, value: list[Disposition]) -> list[Disposition]:
+        codes = [d.code for d in value]
+        if len(codes) != len(set(codes)):
+            raise ValueError("disposition codes must be unique")
+        return value
+
+
+class IncidentPolicy(BaseModel):
+    """When outage tickets make a major incident by themselves."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    auto_group: bool = True
+    # This many open outage tickets about one service in one area within the window open an incident.
+    threshold: int = Field(default=3, ge=2, le=1000)
+    window_minutes: int = Field(default=60, ge=1, le=24 * 60)
+    team: str = "technical"
 
 
 class TenantPolicy(BaseModel):
@@ -117,6 +185,8 @@ class TenantPolicy(BaseModel):
     sla: dict[str, SlaTarget] = Field(default_factory=_default_sla)
     business_hours: BusinessHours = Field(default_factory=BusinessHours)
     reopen_window_hours: int = Field(default=72, ge=0, le=24 * 90)
+    tickets: TicketPolicy = Field(default_factory=TicketPolicy)
+    incidents: IncidentPolicy = Field(default_factory=IncidentPolicy)
 
     @field_validator("default_region")
     @classmethod
@@ -142,6 +212,16 @@ class TenantPolicy(BaseModel):
     def _default_language_offered(self) -> TenantPolicy:
         if self.default_language not in self.languages:
             raise ValueError("default_language must be one of languages")
+        return self
+
+    @model_validator(mode="after")
+    def _clocks_can_run(self) -> TenantPolicy:
+        # A business-hours target needs hours to count: a calendar open no day would never reach it.
+        if not any(self.business_hours.weekly.values()) and any(t.business_hours for t in self.sla.values()):
+            raise ValueError(
+                "business_hours opens on no day, yet SLA targets count business hours: "
+                "add opening hours or set business_hours false on every SLA target"
+            )
         return self
 
 
