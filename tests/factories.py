@@ -8,6 +8,7 @@ from functools import cache
 from typing import Any
 
 import httpx
+from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from allo.agents import service as agents
@@ -15,9 +16,10 @@ from allo.agents.schemas import AgentCreate
 from allo.auth import service as auth
 from allo.config import DEFAULT_DATA_DIR
 from allo.demo.seed import add_knowledge, load_articles, load_trees
+from allo.kit.db import Database
 from allo.kit.time import utc_now
-from allo.models import Team, Tenant
-from allo.models.enums import Role
+from allo.models import AgentSkill, Team, Tenant, User
+from allo.models.enums import AgentStatus, Role, Tier
 from allo.tenants import service as tenants
 
 PASSWORD = "correct horse battery staple"
@@ -117,6 +119,35 @@ async def create_team(
     assert response.status_code == 201, response.text
     data: dict[str, Any] = response.json()
     return data
+
+
+async def ready_agent(
+    db: Database,
+    actor: Actor,
+    *,
+    tier: str = "n1",
+    skills: dict[str, int] | None = None,
+    team: str | None = None,
+) -> None:
+    """The agent at work: available, at `tier`, with `skills` (and in `team`, when given)."""
+    async with db.unit_of_work() as session:
+        values: dict[str, Any] = {
+            "status": AgentStatus.available,
+            "tier": Tier(tier),
+            "status_since": utc_now(),
+        }
+        if team is not None:
+            values["team_id"] = (
+                await session.execute(
+                    select(Team.id).where(Team.tenant_id == actor.tenant_id, Team.code == team)
+                )
+            ).scalar_one()
+        await session.execute(update(User).where(User.id == actor.user_id).values(**values))
+        await session.execute(delete(AgentSkill).where(AgentSkill.user_id == actor.user_id))
+        session.add_all(
+            AgentSkill(tenant_id=actor.tenant_id, user_id=actor.user_id, skill=skill, level=level)
+            for skill, level in (skills or {}).items()
+        )
 
 
 TEAM_CODES = ("general", "billing", "technical", "legal")

@@ -16,6 +16,7 @@ from fastapi.routing import APIRoute, iter_route_contexts
 from allo.kit.db import Database
 from allo.models import Job
 from allo.models.enums import JobStatus
+from allo.webhooks import service as webhooks
 from tests.api_helpers import assert_api_error
 from tests.factories import Actor, create_conversation, create_customer
 
@@ -80,7 +81,9 @@ async def test_409_for_a_conflict(client: httpx.AsyncClient, tenant_actors: dict
         f"{API}/tickets", json={"subject": "x", "customer_id": customer["id"]}, headers=agent.bearer
     )
     url = f"{API}/tickets/{ticket.json()['id']}"
-    assert (await client.patch(url, json={"status": "closed"}, headers=agent.bearer)).status_code == 200
+    assert (
+        await client.patch(url, json={"status": "closed", "disposition": "solved"}, headers=agent.bearer)
+    ).status_code == 200
     error = assert_api_error(await client.patch(url, json={"status": "open"}, headers=agent.bearer), 409)
     assert error["code"] == "invalid_transition"
 
@@ -184,9 +187,21 @@ CHANGES: dict[str, dict[str, Any]] = {
     "article_id": {"title": MARK},
     "conversation_id": {"body": MARK},
     "key": {"published": False, "title": {"fr": MARK, "en": MARK}},
+    "endpoint_id": {"description": MARK},
+    "incident_id": {"title": MARK},
 }
 # Actions on a record rather than changes to it, with the body they take.
-ACTION_BODIES: dict[str, dict[str, Any]] = {"/walk": {"language": "fr", "answers": []}}
+ACTION_BODIES: dict[str, dict[str, Any]] = {
+    "/walk": {"language": "fr", "answers": []},
+    "/escalate": {"reason": MARK},
+    "/merge": {"into_ticket_id": str(uuid.uuid4())},
+    "/conversations": {"conversation_id": str(uuid.uuid4())},
+    "/replies": {"body": MARK},
+    "/accept": {},
+    "/decline": {"reason": MARK},
+    "/resolve": {"resolution_note": MARK},
+    "/tickets": {"ticket_ids": [str(uuid.uuid4())]},
+}
 
 
 @dataclass
@@ -256,8 +271,28 @@ async def tenant_a_data(client: httpx.AsyncClient, actors: dict[str, Actor], db:
         s.add(job)
         await s.flush()
         job_id = str(job.id)
+    endpoint = await client.post(
+        f"{API}/webhooks/endpoints",
+        json={"url": f"https://hooks.example.com/{marker}", "description": f"hook {marker}"},
+        headers=actors["admin"].bearer,
+    )
+    assert endpoint.status_code == 201, endpoint.text
+    async with db.unit_of_work() as s:
+        assert await webhooks.emit(s, agent.tenant_id, "ticket.created", {"marker": marker}) == 1
+    deliveries = await client.get(
+        f"{API}/webhooks/endpoints/{endpoint.json()['id']}/deliveries", headers=actors["admin"].bearer
+    )
+    incident = await client.post(
+        f"{API}/incidents",
+        json={"title": f"incident {marker}", "service": "no_network", "area": "Cotonou"},
+        headers=supervisor.bearer,
+    )
+    assert incident.status_code == 201, incident.text
+    items = await client.get(f"{API}/routing/items", headers=agent.bearer)
     return TenantData(
         ids={
+            "incident_id": incident.json()["id"],
+            "item_id": items.json()["items"][0]["id"],
             "customer_id": customer["id"],
             "conversation_id": conversation["id"],
             "ticket_id": ticket.json()["id"],
@@ -266,8 +301,10 @@ async def tenant_a_data(client: httpx.AsyncClient, actors: dict[str, Actor], db:
             "key_id": key,
             "job_id": job_id,
             "key": tree.json()["key"],
+            "endpoint_id": endpoint.json()["id"],
+            "delivery_id": deliveries.json()["items"][0]["id"],
         },
-        secrets=[marker, agent.email, customer["phone"]],
+        secrets=[marker, agent.email, customer["phone"], endpoint.json()["secret"]],
     )
 
 
@@ -315,6 +352,7 @@ async def test_no_route_reaches_another_tenants_record_by_id(
         f"{API}/agents/{a.ids['agent_id']}": agent,
         f"{API}/jobs?status=dead": supervisor,
         f"{API}/diagnosis/trees/{a.ids['key']}": agent,
+        f"{API}/incidents/{a.ids['incident_id']}": agent,
     }
     for url, actor in reads.items():
         response = await client.get(url, headers=actor.bearer)

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
+from datetime import timedelta
 from pathlib import Path
 
 from fastapi import APIRouter, FastAPI
@@ -28,6 +29,7 @@ from allo.customers.endpoints import router as customers_router
 from allo.diagnosis.endpoints import router as diagnosis_router
 from allo.events.endpoints import router as events_router
 from allo.health import router as health_router
+from allo.incidents.endpoints import router as incidents_router
 from allo.jobs import tasks as job_tasks
 from allo.jobs.endpoints import router as jobs_router
 from allo.kit.bus import BUS_INFO_KEY, Bus, PgListener, asyncpg_dsn
@@ -37,9 +39,13 @@ from allo.kit.jobs import Worker
 from allo.kit.limits import BodySizeLimit
 from allo.knowledge.endpoints import router as knowledge_router
 from allo.knowledge.endpoints import search_router as knowledge_search_router
+from allo.notifications.endpoints import router as notifications_router
 from allo.routing import tasks as routing_tasks  # noqa: F401 - registers its job handlers
+from allo.routing.endpoints import router as routing_router
 from allo.tenants.endpoints import router as tenants_router
 from allo.tickets.endpoints import router as tickets_router
+from allo.webhooks import tasks as webhook_tasks  # noqa: F401 - registers its job handlers
+from allo.webhooks.endpoints import router as webhooks_router
 
 logger = logging.getLogger(__name__)
 
@@ -80,6 +86,7 @@ async def background_services(
     if run_worker:
         async with db.unit_of_work() as session:
             await job_tasks.schedule_purge(session)
+            await job_tasks.schedule_clock(session, timedelta(seconds=settings.clock_tick_seconds))
         worker = asyncio.create_task(build_worker(settings, db, bus).run(stop))
     try:
         yield
@@ -148,11 +155,15 @@ def create_app(
         agents_router,
         conversations_router,
         tickets_router,
+        incidents_router,
+        routing_router,
+        notifications_router,
         knowledge_router,
         knowledge_search_router,
         diagnosis_router,
         jobs_router,
         events_router,
+        webhooks_router,
     ):
         api.include_router(router)
     app.include_router(api)

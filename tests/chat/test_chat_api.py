@@ -15,7 +15,7 @@ from allo.config import Settings
 from allo.kit.db import Database
 from allo.kit.jobs import Worker
 from allo.kit.signing import sign, unsign
-from allo.models import Conversation, CsatResponse, Customer, Team, Ticket, TicketEvent, User
+from allo.models import AgentSkill, Conversation, CsatResponse, Customer, Team, Ticket, TicketEvent, User
 from allo.models.enums import AgentStatus, Channel
 from allo.routing import service as routing
 from allo.tenants import service as tenants
@@ -619,6 +619,11 @@ async def test_an_angry_vip_gets_a_p1_ticket_assigned_to_an_available_agent(
             .where(User.id.in_([agent.user_id, elsewhere.user_id]))
             .values(status=AgentStatus.available, max_concurrent=2)
         )
+        # Both have the skill of the case: the team decides.
+        session.add_all(
+            AgentSkill(tenant_id=tenant.id, user_id=who.user_id, skill=ticket.category.value, level=3)
+            for who in (agent, elsewhere)
+        )
         # Becoming available wakes the router, as the agents' status API does.
         await routing.wake_router(session, tenant.id)
     assert await Worker(db, resources={"settings": settings}).run_until_idle() >= 1
@@ -648,7 +653,9 @@ async def test_a_number_typed_in_the_chat_never_unlocks_personal_links(
     ticket, _, _ = await _ticket_of(db, chat.conversation_id)
     # The agent resolves the case: the conversation is resolved, and the bot answers the next message.
     response = await client.patch(
-        f"/api/v1/tickets/{ticket.id}", json={"status": "resolved"}, headers=admin.bearer
+        f"/api/v1/tickets/{ticket.id}",
+        json={"status": "resolved", "disposition": "solved"},
+        headers=admin.bearer,
     )
     assert response.status_code == 200, response.text
     conversation = await _conversation(db, chat.conversation_id)

@@ -363,7 +363,10 @@ async def test_resolving_the_ticket_frees_the_agent(db: Database, tenant: Tenant
         assert len(await assign_queued(session, tenant.id)) == 1
     async with db.unit_of_work() as session:
         await tickets.update_ticket(
-            session, Principal.system(tenant.id), ticket.id, TicketUpdate(status=TicketStatus.resolved)
+            session,
+            Principal.system(tenant.id),
+            ticket.id,
+            TicketUpdate(status=TicketStatus.resolved, disposition="solved"),
         )
     async with db.unit_of_work() as session:
         done = await session.get(WorkItem, item.id)

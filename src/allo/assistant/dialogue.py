@@ -39,6 +39,8 @@ from allo.conversations.service import store_message
 from allo.diagnosis.schemas import Answer, CollectedAnswer, Step, TreeDefinition
 from allo.diagnosis.service import TreeRepository, definition_of, walk
 from allo.i18n import gettext_for
+from allo.incidents import service as incidents
+from allo.incidents.service import outage_service
 from allo.kit.bus import Event, publish_on_commit
 from allo.kit.signing import sign
 from allo.kit.time import utc_now
@@ -51,9 +53,7 @@ from allo.models.enums import (
     ConversationStatus,
     Priority,
     Tier,
-    WorkKind,
 )
-from allo.routing import service as routing
 from allo.tenants import hours
 from allo.tenants.schemas import TenantPolicy
 from allo.tickets import service as tickets
@@ -370,6 +370,23 @@ class Dialogue:
             if self.state.stage is Stage.csat and (rating := parse_rating(text, option)) is not None:
                 await self._record_csat(rating)
                 return await self._finish()
+            if self.conversation.resolved_by == "agent":
+                # More about the advisor's case reopens it, back to them, rather than starting over here;
+                # a new subject (or a thank-you) is the assistant's.
+                about = self.context.analyzer.analyze(
+                    text, policy=self.policy.escalation, vip=self.customer.vip
+                )
+                reopened = (
+                    await tickets.reopen_for_customer(
+                        self.session, self.conversation, utc_now(), category=Category(about.intent)
+                    )
+                    if about.sub_intent not in SOCIAL and about.intent in Category.__members__
+                    else None
+                )
+                if reopened is not None:
+                    self.state.stage = Stage.handed_over
+                    self.say(self._(P.TICKET_REOPENED, reference=reopened.reference), kind="handover")
+                    return await self._finish()
             self._reopen()
         stage = self.state.stage
         if stage is Stage.identify:
@@ -409,6 +426,13 @@ class Dialogue:
             return
         self._start_topic(analysis, text)
         self.say(self._(P.REFORMULATION, summary=self._(P.summary(analysis.sub_intent, analysis.intent))))
+        service = outage_service(analysis.sub_intent, analysis.flags)
+        if service is not None and await incidents.find_open(
+            self.session, self.tenant_id, service, self.customer.area
+        ):
+            # No diagnosis for a known outage: the case joins the incident and the customer is told.
+            await self._escalate(["known_incident"], team="technical")
+            return
         # A problem report is diagnosed; a how-to question gets the article first (and the diagnosis if
         # the article does not solve it).
         if (
@@ -729,6 +753,7 @@ class Dialogue:
                 team=team_code,
                 # The legal team is a specialist team: its cases are specialists' work from the start.
                 tier=Tier.specialist if team_code == self.policy.escalation.legal_team else Tier.n1,
+                service=outage_service(sub_intent, flags),
             ),
         )
         ticket.priority_reasons = decision.reasons
@@ -750,22 +775,23 @@ class Dialogue:
             )
         )
         now = utc_now()
-        # The case goes to the queue of the team, in the customer's language, at the ticket's priority.
-        await routing.enqueue(
-            self.session,
-            tenant_id=self.tenant_id,
-            kind=WorkKind.conversation,
-            priority=ticket.priority,
-            language=self.language,
-            conversation_id=self.conversation.id,
-            ticket_id=ticket.id,
-            team_id=ticket.team_id,
-            min_tier=ticket.tier,
-            segment=self.customer.segment,
-            vip=self.customer.vip,
-            preferred_agent_id=self.customer.dedicated_agent_id,
-            now=now,
-        )
+        incident = await incidents.group_outage_ticket(self.session, ticket)
+        if incident is not None:
+            # A known outage: the technical team works it once; the customer is told and kept informed.
+            self.conversation.escalated_at = now
+            self.conversation.escalation_reasons = pending.reasons
+            self.state.pending = None
+            self.state.stage = Stage.open
+            self.say(
+                self._(
+                    P.INCIDENT_KNOWN,
+                    reference=incident.reference,
+                    title=incident.public_note or incident.title,
+                ),
+                kind="incident",
+            )
+            return
+        # The ticket is in the queue of its team, in the customer's language, at its priority.
         conversation = self.conversation
         conversation.status = ConversationStatus.queued
         conversation.queued_at = now

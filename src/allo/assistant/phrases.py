@@ -46,6 +46,18 @@ HANDOVER = N_(
     "I am passing your request to %(team)s: file %(reference)s is open with priority %(priority)s. "
     "%(when)s You can keep writing here; the advisor will see the whole conversation."
 )
+TICKET_REOPENED = N_(
+    "I have reopened your file %(reference)s: your advisor will see your message and get back to you here."
+)
+INCIDENT_KNOWN = N_(
+    "A network incident is already known in your area (%(reference)s: %(title)s). Our technical team is "
+    "working on it; you do not need to do anything. I have added your request to it and you will be told "
+    "here as soon as service is restored."
+)
+INCIDENT_RESOLVED = N_(
+    "Good news: the incident %(reference)s (%(title)s) is resolved and service is restored. If you still "
+    "have a problem, just write here."
+)
 HANDOVER_WHEN_OPEN = N_("An advisor will answer you here within %(delay)s.")
 HANDOVER_WHEN_CLOSED = N_(
     "Our advisors are away at the moment; one will answer you here when the service reopens, %(reopens)s."

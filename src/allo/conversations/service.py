@@ -4,6 +4,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy import or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -17,8 +18,8 @@ from allo.kit.bus import Event, publish_on_commit
 from allo.kit.errors import Conflict, Forbidden
 from allo.kit.text import check_message_body
 from allo.kit.time import utc_now
-from allo.models import Conversation, Message, User
-from allo.models.enums import AuthorKind, ConversationStatus, Direction
+from allo.models import Conversation, Message, Ticket, TicketConversation, User
+from allo.models.enums import AuthorKind, ConversationStatus, Direction, TicketStatus
 from allo.routing import service as routing
 
 _OUTBOUND_AUTHORS = {AuthorKind.agent, AuthorKind.bot, AuthorKind.system}
@@ -26,6 +27,7 @@ _OUTBOUND_AUTHORS = {AuthorKind.agent, AuthorKind.bot, AuthorKind.system}
 ASSISTANT_REPLY_KIND = "assistant.reply"
 _AWAITING_AGENT = {ConversationStatus.bot, ConversationStatus.queued}
 _BOT_HANDLES = {ConversationStatus.bot, ConversationStatus.resolved}
+_OPEN_TICKETS = (TicketStatus.new, TicketStatus.open, TicketStatus.pending)
 
 
 async def open_conversation(
@@ -156,6 +158,8 @@ async def store_message(
     conversation.last_message_at = now
     if author_kind is AuthorKind.agent and conversation.first_agent_response_at is None:
         conversation.first_agent_response_at = now
+    if author_kind is AuthorKind.agent and not (meta or {}).get("internal"):
+        await _first_response_on_tickets(session, conversation, now)
     await session.flush()
     publish_on_commit(
         session,
@@ -177,4 +181,20 @@ def _duplicate(channel_message_id: str, existing_id: uuid.UUID) -> Conflict:
         "This channel message id was already received.",
         code="duplicate_message",
         details={"channel_message_id": channel_message_id, "message_id": str(existing_id)},
+    )
+
+
+async def _first_response_on_tickets(session: AsyncSession, conversation: Conversation, at: datetime) -> None:
+    """An agent answered the customer on this conversation: its open tickets have their first response."""
+    linked = select(TicketConversation.ticket_id).where(TicketConversation.conversation_id == conversation.id)
+    await session.execute(
+        update(Ticket)
+        .where(
+            Ticket.tenant_id == conversation.tenant_id,
+            or_(Ticket.conversation_id == conversation.id, Ticket.id.in_(linked)),
+            Ticket.first_responded_at.is_(None),
+            Ticket.status.in_(_OPEN_TICKETS),
+        )
+        .values(first_responded_at=at)
+        .execution_options(synchronize_session="fetch")
     )

@@ -25,6 +25,7 @@ class Ticket(IdMixin, TenantMixin, TimestampMixin, Base):
         Index("ix_tickets_tenant_created", "tenant_id", "created_at", "id"),
         # The clock's next alarm (80 % warning, 100 % breach), found by the periodic tick.
         Index("ix_tickets_sla_alert", "sla_alert_at"),
+        Index("ix_tickets_outage", "tenant_id", "service", "area", "created_at"),
     )
 
     number: Mapped[int] = mapped_column(Integer, nullable=False)
@@ -70,6 +71,10 @@ class Ticket(IdMixin, TenantMixin, TimestampMixin, Base):
         GUID, ForeignKey("incidents.id", ondelete="SET NULL"), index=True
     )
     reopened_count: Mapped[int] = mapped_column(Integer, default=0, server_default="0", nullable=False)
+    # What an outage ticket is about, for grouping into a major incident: the service (no_network,
+    # no_data…) and the customer's area when the ticket was opened.
+    service: Mapped[str | None] = mapped_column(String(60))
+    area: Mapped[str | None] = mapped_column(String(80))
 
     @property
     def reference(self) -> str:

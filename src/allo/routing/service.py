@@ -5,16 +5,17 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import case, select, update
+from sqlalchemy import case, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from allo.kit import jobs
 from allo.kit.bus import Event, publish_on_commit
 from allo.kit.errors import Conflict, NotFound
 from allo.kit.time import utc_now
-from allo.models import User, WorkItem
-from allo.models.enums import AgentStatus, Priority, Tier, WorkItemStatus, WorkKind
+from allo.models import Team, User, WorkItem
+from allo.models.enums import AgentStatus, Priority, Role, Tier, WorkItemStatus, WorkKind
 from allo.models.routing import queue_rank
 
 ASSIGN_KIND = "routing.assign"
@@ -321,3 +322,197 @@ async def reprioritise_ticket(session: AsyncSession, ticket_id: uuid.UUID, prior
         item.priority = priority
         item.queue_rank = queue_rank(priority, item.vip)
         await wake_router(session, item.tenant_id)
+
+
+async def live_item_of_ticket(session: AsyncSession, ticket_id: uuid.UUID) -> WorkItem | None:
+    """The ticket's queued or assigned work item, locked for the caller's change."""
+    return (
+        await session.execute(
+            select(WorkItem)
+            .where(
+                WorkItem.ticket_id == ticket_id,
+                WorkItem.status.in_((WorkItemStatus.queued, WorkItemStatus.assigned)),
+            )
+            .with_for_update()
+        )
+    ).scalar_one_or_none()
+
+
+async def requeue(
+    session: AsyncSession,
+    item: WorkItem,
+    *,
+    reason: str,
+    team_id: uuid.UUID | None,
+    min_tier: Tier,
+    skills: Sequence[str],
+) -> None:
+    """The item changes queue (escalated, another team): it leaves its agent and waits for the new queue,
+    keeping its age so that it is not pushed behind work that came after it."""
+    now = utc_now()
+    if item.status is WorkItemStatus.assigned and item.agent_id is not None:
+        agent_id = item.agent_id
+        _back_to_queue(item, reason=reason, now=now)
+        await release_capacity(session, agent_id, 1, now=now)
+    else:
+        item.history = [*item.history, {"at": now.isoformat(), "event": "moved", "reason": reason}]
+    item.team_id = team_id
+    item.min_tier = min_tier
+    item.skills = list(dict.fromkeys(skills))
+    item.declined_by = []
+    await wake_router(session, item.tenant_id)
+
+
+async def assign_to(session: AsyncSession, item: WorkItem, agent: User, *, reason: str) -> None:
+    """Give the item to this agent by hand (a supervisor's choice), whoever held it: it counts in the
+    agent's load like any assignment; refused when the agent has no free slot."""
+    if item.agent_id == agent.id and item.status is WorkItemStatus.assigned:
+        return
+    now = utc_now()
+    claimed = (
+        await session.execute(
+            update(User)
+            .where(User.id == agent.id, User.active_items < User.max_concurrent)
+            .values(active_items=User.active_items + 1, last_assigned_at=now, idle_since=now)
+            .returning(User.id)
+            .execution_options(synchronize_session=False)
+        )
+    ).first()
+    if claimed is None:
+        raise Conflict(
+            "This agent has no free slot (max concurrent items reached).",
+            code="agent_at_capacity",
+            details={"agent_id": str(agent.id), "max_concurrent": agent.max_concurrent},
+        )
+    if item.status is WorkItemStatus.assigned and item.agent_id is not None:
+        await release_capacity(session, item.agent_id, 1, now=now)
+    item.status = WorkItemStatus.assigned
+    item.agent_id = agent.id
+    item.assigned_at = now
+    item.accepted_at = now
+    item.accept_deadline = None
+    item.history = [
+        *item.history,
+        {"at": now.isoformat(), "event": "assigned_by_hand", "agent": str(agent.id), "reason": reason},
+    ]
+    publish_on_commit(
+        session,
+        Event(
+            "work_item.assigned", item.tenant_id, {"work_item_id": str(item.id), "agent_id": str(agent.id)}
+        ),
+    )
+
+
+async def unassign(session: AsyncSession, item: WorkItem, *, reason: str) -> None:
+    """Back to the queue from whoever held it."""
+    if item.status is not WorkItemStatus.assigned or item.agent_id is None:
+        return
+    now = utc_now()
+    agent_id = item.agent_id
+    _back_to_queue(item, reason=reason, now=now)
+    await release_capacity(session, agent_id, 1, now=now)
+    await wake_router(session, item.tenant_id)
+
+
+async def floor_status(session: AsyncSession, tenant_id: uuid.UUID, now: datetime) -> dict[str, Any]:
+    """The floor as the ACD sees it: waiting work per queue (team, tier, language) and agents' load."""
+    teams = dict(
+        (await session.execute(select(Team.id, Team.code).where(Team.tenant_id == tenant_id))).tuples().all()
+    )
+    queues: dict[tuple[str | None, Tier, str], dict[str, Any]] = {}
+    rows = (
+        await session.execute(
+            select(
+                WorkItem.team_id,
+                WorkItem.min_tier,
+                WorkItem.language,
+                WorkItem.priority,
+                func.count(),
+                func.min(WorkItem.enqueued_at),
+            )
+            .where(WorkItem.tenant_id == tenant_id, WorkItem.status == WorkItemStatus.queued)
+            .group_by(WorkItem.team_id, WorkItem.min_tier, WorkItem.language, WorkItem.priority)
+        )
+    ).all()
+    for team_id, tier, language, priority, count, oldest in rows:
+        key = (teams.get(team_id) if team_id else None, tier, language)
+        queue = queues.setdefault(
+            key,
+            {
+                "team": key[0],
+                "tier": tier,
+                "language": language,
+                "waiting": 0,
+                "by_priority": {},
+                "oldest": oldest,
+            },
+        )
+        queue["waiting"] += count
+        queue["by_priority"][priority.value] = count
+        queue["oldest"] = min(queue["oldest"], oldest)
+    counts = dict(
+        (
+            await session.execute(
+                select(WorkItem.status, func.count())
+                .where(
+                    WorkItem.tenant_id == tenant_id,
+                    WorkItem.status.in_((WorkItemStatus.queued, WorkItemStatus.assigned)),
+                )
+                .group_by(WorkItem.status)
+            )
+        )
+        .tuples()
+        .all()
+    )
+    offers = (
+        await session.execute(
+            select(func.count()).where(
+                WorkItem.tenant_id == tenant_id,
+                WorkItem.status == WorkItemStatus.assigned,
+                WorkItem.accepted_at.is_(None),
+            )
+        )
+    ).scalar_one()
+    agents = list(
+        (
+            await session.execute(
+                select(User)
+                .where(User.tenant_id == tenant_id, User.active.is_(True), User.role == Role.agent)
+                .order_by(User.full_name)
+            )
+        ).scalars()
+    )
+    by_status: dict[str, int] = {s.value: 0 for s in AgentStatus}
+    for agent in agents:
+        by_status[agent.status.value] += 1
+    return {
+        "at": now,
+        "queues": sorted(
+            (
+                {
+                    **{k: v for k, v in q.items() if k != "oldest"},
+                    "longest_wait_seconds": int((now - q["oldest"]).total_seconds()),
+                }
+                for q in queues.values()
+            ),
+            key=lambda q: -q["longest_wait_seconds"],
+        ),
+        "waiting": counts.get(WorkItemStatus.queued, 0),
+        "assigned": counts.get(WorkItemStatus.assigned, 0),
+        "offers_pending": int(offers),
+        "agents_by_status": by_status,
+        "agents": [
+            {
+                "id": a.id,
+                "full_name": a.full_name,
+                "team": teams.get(a.team_id) if a.team_id else None,
+                "tier": a.tier,
+                "status": a.status,
+                "status_reason": a.status_reason,
+                "active_items": a.active_items,
+                "max_concurrent": a.max_concurrent,
+                "wrapping_up": a.wrap_up_until is not None and a.wrap_up_until > now,
+            }
+            for a in agents
+        ],
+    }

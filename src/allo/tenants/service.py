@@ -4,6 +4,7 @@ import uuid
 
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import InstrumentedAttribute
 
 from allo.audit.service import record, record_by
 from allo.auth.principal import Principal
@@ -58,11 +59,19 @@ async def update_tenant(session: AsyncSession, principal: Principal, changes: Te
 
 async def allocate_ticket_number(session: AsyncSession, tenant_id: uuid.UUID) -> int:
     """The next ticket number of the tenant, atomic under concurrency (row lock on the counter)."""
+    return await _allocate(session, tenant_id, Tenant.next_ticket_number)
+
+
+async def allocate_incident_number(session: AsyncSession, tenant_id: uuid.UUID) -> int:
+    return await _allocate(session, tenant_id, Tenant.next_incident_number)
+
+
+async def _allocate(session: AsyncSession, tenant_id: uuid.UUID, counter: InstrumentedAttribute[int]) -> int:
     result = await session.execute(
         update(Tenant)
         .where(Tenant.id == tenant_id)
-        .values(next_ticket_number=Tenant.next_ticket_number + 1)
-        .returning(Tenant.next_ticket_number)
+        .values({counter: counter + 1})
+        .returning(counter)
         .execution_options(synchronize_session=False)
     )
     return int(result.scalar_one()) - 1

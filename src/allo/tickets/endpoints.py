@@ -8,7 +8,8 @@ from typing import Annotated, TypeVar
 from fastapi import APIRouter, Depends, Query, status
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from allo.deps import AgentDep, SessionDep
+from allo.deps import AgentDep, SessionDep, SettingsDep
+from allo.incidents import service as incidents
 from allo.kit.pagination import Page, PageParams, page_params
 from allo.kit.time import utc_now
 from allo.models import Ticket
@@ -17,7 +18,19 @@ from allo.tenants import service as tenants
 from allo.tenants.schemas import TenantPolicy
 from allo.tickets import service, sla
 from allo.tickets.repository import TicketRepository
-from allo.tickets.schemas import SlaClockRead, SlaRead, TicketCreate, TicketDetail, TicketRead, TicketUpdate
+from allo.tickets.schemas import (
+    ConversationLink,
+    SlaClockRead,
+    SlaRead,
+    TicketCreate,
+    TicketDetail,
+    TicketEscalate,
+    TicketMerge,
+    TicketRead,
+    TicketReply,
+    TicketReplyRead,
+    TicketUpdate,
+)
 
 router = APIRouter(prefix="/tickets", tags=["tickets"])
 R = TypeVar("R", bound=TicketRead)
@@ -49,6 +62,7 @@ async def list_tickets(
     team: Annotated[str | None, Query(max_length=40)] = None,
     assignee_id: uuid.UUID | None = None,
     customer_id: uuid.UUID | None = None,
+    incident_id: uuid.UUID | None = None,
     overdue: Annotated[bool, Query(description="Only open tickets past their resolution time")] = False,
 ) -> Page[TicketRead]:
     repo = TicketRepository(session, principal.tenant_id)
@@ -60,6 +74,7 @@ async def list_tickets(
         team=team,
         assignee_id=assignee_id,
         customer_id=customer_id,
+        incident_id=incident_id,
         overdue_at=utc_now() if overdue else None,
     )
     rows, cursor = await repo.paginate(stmt, page)
@@ -71,13 +86,16 @@ async def list_tickets(
 @router.post("", status_code=status.HTTP_201_CREATED, summary="Open a ticket")
 async def create_ticket(body: TicketCreate, session: SessionDep, principal: AgentDep) -> TicketRead:
     ticket = await service.create_ticket(session, principal, body)
+    await incidents.group_outage_ticket(session, ticket)
     return with_clocks(TicketRead, ticket, await _policy(session, principal.tenant_id), utc_now())
 
 
 @router.get("/{ticket_id}", summary="Read a ticket with its history")
 async def read_ticket(ticket_id: uuid.UUID, session: SessionDep, principal: AgentDep) -> TicketDetail:
     ticket = await TicketRepository(session, principal.tenant_id).get_detail(ticket_id)
-    return with_clocks(TicketDetail, ticket, await _policy(session, principal.tenant_id), utc_now())
+    detail = with_clocks(TicketDetail, ticket, await _policy(session, principal.tenant_id), utc_now())
+    detail.conversation_ids = await service.conversation_ids(session, ticket)
+    return detail
 
 
 @router.patch("/{ticket_id}", summary="Change a ticket's status, priority, category, tier, team or assignee")
@@ -86,3 +104,43 @@ async def update_ticket(
 ) -> TicketRead:
     ticket = await service.update_ticket(session, principal, ticket_id, body)
     return with_clocks(TicketRead, ticket, await _policy(session, principal.tenant_id), utc_now())
+
+
+@router.post("/{ticket_id}/escalate", summary="Escalate: N1 -> N2 -> specialist, or to a team")
+async def escalate_ticket(
+    ticket_id: uuid.UUID, body: TicketEscalate, session: SessionDep, principal: AgentDep
+) -> TicketRead:
+    ticket = await service.escalate(session, principal, ticket_id, body)
+    return with_clocks(TicketRead, ticket, await _policy(session, principal.tenant_id), utc_now())
+
+
+@router.post(
+    "/{ticket_id}/merge", summary="Close this ticket as a duplicate of another; returns the one kept"
+)
+async def merge_ticket(
+    ticket_id: uuid.UUID, body: TicketMerge, session: SessionDep, principal: AgentDep
+) -> TicketRead:
+    ticket = await service.merge(session, principal, ticket_id, body)
+    return with_clocks(TicketRead, ticket, await _policy(session, principal.tenant_id), utc_now())
+
+
+@router.post(
+    "/{ticket_id}/conversations",
+    summary="Link another conversation of the customer (any channel) to the ticket",
+)
+async def link_conversation(
+    ticket_id: uuid.UUID, body: ConversationLink, session: SessionDep, principal: AgentDep
+) -> TicketDetail:
+    await service.link_conversation(session, principal, ticket_id, body.conversation_id)
+    return await read_ticket(ticket_id, session, principal)
+
+
+@router.post(
+    "/{ticket_id}/replies",
+    status_code=status.HTTP_201_CREATED,
+    summary="Reply to the customer on their channel, or add an internal note",
+)
+async def reply_to_ticket(
+    ticket_id: uuid.UUID, body: TicketReply, session: SessionDep, principal: AgentDep, settings: SettingsDep
+) -> TicketReplyRead:
+    return await service.reply(session, principal, ticket_id, body, max_bytes=settings.max_message_bytes)

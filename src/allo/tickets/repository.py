@@ -27,6 +27,7 @@ class TicketRepository(TenantRepository[Ticket]):
         team: str | None = None,
         assignee_id: uuid.UUID | None = None,
         customer_id: uuid.UUID | None = None,
+        incident_id: uuid.UUID | None = None,
         overdue_at: datetime | None = None,
     ) -> Select[Ticket]:
         stmt = self.select()
@@ -46,6 +47,8 @@ class TicketRepository(TenantRepository[Ticket]):
             stmt = stmt.where(Ticket.assignee_id == assignee_id)
         if customer_id is not None:
             stmt = stmt.where(Ticket.customer_id == customer_id)
+        if incident_id is not None:
+            stmt = stmt.where(Ticket.incident_id == incident_id)
         if overdue_at is not None:
             stmt = stmt.where(Ticket.status.in_(OPEN_STATUSES), Ticket.resolution_due_at < overdue_at)
         return stmt

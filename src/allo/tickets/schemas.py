@@ -22,6 +22,12 @@ class TicketCreate(StrictInput):
     team: Code | None = None
     tier: Tier = Tier.n1
     assignee_id: uuid.UUID | None = None
+    service: str | None = Field(
+        default=None,
+        pattern=r"^[a-z0-9_]{1,60}$",
+        description="For an outage report, the service down (no_network, no_data…): groups major incidents",
+    )
+    area: str | None = Field(default=None, max_length=80, description="Default: the customer's area")
 
 
 class TicketUpdate(StrictInput):
@@ -32,7 +38,44 @@ class TicketUpdate(StrictInput):
     tier: Tier | None = None
     team: Code | None = None
     assignee_id: uuid.UUID | None = None
+    disposition: str | None = Field(
+        default=None, max_length=40, description="Resolution code from the tenant's dispositions"
+    )
     reason: str | None = Field(default=None, max_length=2000, description="Why: kept in the ticket's history")
+
+
+class TicketEscalate(StrictInput):
+    """Up one level (N1 -> N2 -> specialist) by default, or to the named tier and/or team."""
+
+    tier: Tier | None = None
+    team: Code | None = Field(default=None, description="Team code: legal, technical, a vendor's support…")
+    reason: str = Field(min_length=1, max_length=2000)
+
+
+class TicketMerge(StrictInput):
+    into_ticket_id: uuid.UUID = Field(
+        description="The ticket that stays; this one is closed as its duplicate"
+    )
+    reason: str | None = Field(default=None, max_length=2000)
+
+
+class ConversationLink(StrictInput):
+    conversation_id: uuid.UUID
+
+
+class TicketReply(StrictInput):
+    body: str = Field(min_length=1, max_length=20_000)
+    internal: bool = Field(default=False, description="An internal note: never shown to the customer")
+    conversation_id: uuid.UUID | None = Field(
+        default=None, description="Which of the ticket's conversations; default: the latest"
+    )
+
+
+class TicketReplyRead(BaseModel):
+    internal: bool
+    message_id: uuid.UUID | None
+    conversation_id: uuid.UUID | None
+    event_id: uuid.UUID | None
 
 
 class TicketEventRead(ReadModel):
@@ -84,6 +127,13 @@ class TicketRead(ReadModel):
     closed_at: datetime | None
     priority_reasons: list[str]
     sla_paused_at: datetime | None
+    sla_alerts: list[str]
+    disposition: str | None
+    merged_into_id: uuid.UUID | None
+    incident_id: uuid.UUID | None
+    reopened_count: int
+    service: str | None
+    area: str | None
     created_at: datetime
     updated_at: datetime
     sla: SlaRead | None = None
@@ -97,3 +147,6 @@ class TicketRead(ReadModel):
 
 class TicketDetail(TicketRead):
     events: list[TicketEventRead]
+    conversation_ids: list[uuid.UUID] = Field(
+        default_factory=list, description="Every conversation of the ticket, on any channel, oldest first"
+    )

@@ -18,6 +18,11 @@ from allo.tenants.schemas import SlaTarget, TenantPolicy
 
 WARNING_SHARE = 0.8
 ClockState = Literal["running", "warning", "breached", "paused", "met", "missed"]
+# The alarms a ticket's clocks raise, once each: "<clock>:<level>".
+FIRST_RESPONSE_WARNING = "first_response:warning"
+FIRST_RESPONSE_BREACHED = "first_response:breached"
+RESOLUTION_WARNING = "resolution:warning"
+RESOLUTION_BREACHED = "resolution:breached"
 
 
 def _counts_business_hours(policy: TenantPolicy, target: SlaTarget, start: datetime) -> bool:
@@ -120,3 +125,41 @@ def _clock(due: datetime, target: timedelta, spent: timedelta, *, done: bool, pa
         remaining_seconds=int((target - spent).total_seconds()),
         state=state,
     )
+
+
+def alarms(ticket: Ticket, policy: TenantPolicy) -> list[tuple[datetime, str]]:
+    """The clock alarms still to raise, by time: 80 % (warning) and 100 % (breached) of each running
+    clock. A clock that is done (answered, resolved) or paused raises nothing."""
+    if ticket.status in (TicketStatus.resolved, TicketStatus.closed):
+        return []
+    target = policy.sla[ticket.priority.value]
+    created = ticket.created_at
+    pending: list[tuple[datetime, str]] = []
+    if ticket.first_responded_at is None:
+        first_target = timedelta(minutes=target.first_response_minutes)
+        pending.append((_add(policy, target, created, first_target * WARNING_SHARE), FIRST_RESPONSE_WARNING))
+        pending.append(
+            (
+                ticket.first_response_due_at or _add(policy, target, created, first_target),
+                FIRST_RESPONSE_BREACHED,
+            )
+        )
+    if ticket.sla_paused_at is None:
+        resolution_target = timedelta(minutes=target.resolution_minutes)
+        paused = timedelta(seconds=ticket.sla_paused_seconds)
+        pending.append(
+            (_add(policy, target, created, resolution_target * WARNING_SHARE + paused), RESOLUTION_WARNING)
+        )
+        pending.append(
+            (
+                ticket.resolution_due_at or _add(policy, target, created, resolution_target + paused),
+                RESOLUTION_BREACHED,
+            )
+        )
+    return sorted((at, name) for at, name in pending if name not in ticket.sla_alerts)
+
+
+def schedule_alarm(ticket: Ticket, policy: TenantPolicy) -> None:
+    """Set the time of the ticket's next alarm (what the periodic clock looks for), or None."""
+    upcoming = alarms(ticket, policy)
+    ticket.sla_alert_at = upcoming[0][0] if upcoming else None

@@ -156,7 +156,9 @@ def upgrade() -> None:
         sa.Column("user_id", sa.Uuid(), nullable=False),
         sa.Column("kind", sa.String(length=60), nullable=False),
         sa.Column(
-            "data", sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), "postgresql"), nullable=False
+            "data",
+            sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), "postgresql"),
+            nullable=False,
         ),
         sa.Column("ticket_id", sa.Uuid(), nullable=True),
         sa.Column("read_at", allo.kit.db.UTCDateTime(timezone=True), nullable=True),
@@ -253,6 +255,11 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column("merged_into_id", sa.Uuid(), nullable=True))
         batch_op.add_column(sa.Column("incident_id", sa.Uuid(), nullable=True))
         batch_op.add_column(sa.Column("reopened_count", sa.Integer(), server_default="0", nullable=False))
+        batch_op.add_column(sa.Column("service", sa.String(length=60), nullable=True))
+        batch_op.add_column(sa.Column("area", sa.String(length=80), nullable=True))
+        batch_op.create_index(
+            "ix_tickets_outage", ["tenant_id", "service", "area", "created_at"], unique=False
+        )
         batch_op.create_index(batch_op.f("ix_tickets_incident_id"), ["incident_id"], unique=False)
         batch_op.create_index(batch_op.f("ix_tickets_merged_into_id"), ["merged_into_id"], unique=False)
         batch_op.create_index("ix_tickets_sla_alert", ["sla_alert_at"], unique=False)
@@ -298,7 +305,6 @@ def upgrade() -> None:
         batch_op.create_index("ix_work_items_accept_deadline", ["status", "accept_deadline"], unique=False)
 
 
-
 def downgrade() -> None:
     with op.batch_alter_table("work_items", schema=None) as batch_op:
         batch_op.drop_index("ix_work_items_accept_deadline")
@@ -314,6 +320,9 @@ def downgrade() -> None:
         batch_op.drop_constraint(batch_op.f("fk_tickets_incident_id_incidents"), type_="foreignkey")
         batch_op.drop_constraint(batch_op.f("fk_tickets_merged_into_id_tickets"), type_="foreignkey")
         batch_op.drop_index("ix_tickets_sla_alert")
+        batch_op.drop_index("ix_tickets_outage")
+        batch_op.drop_column("area")
+        batch_op.drop_column("service")
         batch_op.drop_index(batch_op.f("ix_tickets_merged_into_id"))
         batch_op.drop_index(batch_op.f("ix_tickets_incident_id"))
         batch_op.drop_column("reopened_count")
