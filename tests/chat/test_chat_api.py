@@ -664,3 +664,77 @@ async def test_a_number_typed_in_the_chat_never_unlocks_personal_links(
     links = [link["url"] for r in replies for link in r["links"]]
     assert links
     assert all("allo=" not in url for url in links)  # a claimed identity gets the public pages only
+
+
+async def test_writing_again_about_the_resolved_case_reopens_it_for_the_same_agent(
+    chat: Chat, client: httpx.AsyncClient, db: Database, tenant_slug: str
+) -> None:
+    async with db.unit_of_work() as session:
+        tenant = await tenants.get_by_slug(session, tenant_slug)
+        assert tenant is not None
+        session.add(Customer(tenant_id=tenant.id, phone="+33612000555", name="Rose Martin"))
+        admin = await make_actor(session, tenant_slug, "admin")
+        agent = await make_actor(session, tenant_slug, "agent")
+    await chat.start()
+    await chat.say("on m'a facturé deux fois mon abonnement, je veux parler à un conseiller")
+    replies = await chat.say("Rose Martin 06 12 00 05 55")
+    assert replies[-1]["kind"] == "handover", texts(replies)
+    ticket, _, _ = await _ticket_of(db, chat.conversation_id)
+    assert ticket.category.value == "billing"
+    async with db.unit_of_work() as session:
+        await session.execute(
+            update(User).where(User.id == agent.user_id).values(status=AgentStatus.available)
+        )
+    csrf = await login(client, agent)
+    taken = await client.post(
+        f"/api/v1/conversations/{chat.conversation_id}/messages",
+        json={"body": "Je regarde votre facture.", "author_kind": "agent"},
+        headers=csrf,
+    )
+    assert taken.status_code == 201, taken.text
+    resolved = await client.patch(
+        f"/api/v1/tickets/{ticket.id}",
+        json={"status": "resolved", "disposition": "refund"},
+        headers=admin.bearer,
+    )
+    assert resolved.status_code == 200, resolved.text
+    assert resolved.json()["first_responded_at"] is not None, (
+        "the agent's chat message was the first response"
+    )
+
+    replies = await chat.say("ma facture est toujours fausse, on m'a encore prélevé deux fois")
+    assert [r["kind"] for r in replies] == ["handover"], texts(replies)
+    assert ticket.reference in replies[0]["text"]
+    reopened = (await client.get(f"/api/v1/tickets/{ticket.id}", headers=admin.bearer)).json()
+    assert (reopened["status"], reopened["reopened_count"], reopened["disposition"]) == ("open", 1, None)
+    assert reopened["events"][-2]["kind"] == "reopened" or any(
+        e["kind"] == "reopened" for e in reopened["events"]
+    )
+    items = (
+        await client.get("/api/v1/routing/items", params={"status": "queued"}, headers=admin.bearer)
+    ).json()["items"]
+    assert [i["preferred_agent_id"] for i in items if i["ticket_id"] == str(ticket.id)] == [
+        str(agent.user_id)
+    ]
+    assert (await _conversation(db, chat.conversation_id)).status.value == "queued"
+
+
+async def test_a_new_subject_after_the_agent_resolved_is_the_assistants(
+    chat: Chat, client: httpx.AsyncClient, db: Database, tenant_slug: str
+) -> None:
+    async with db.unit_of_work() as session:
+        admin = await make_actor(session, tenant_slug, "admin")
+    await chat.start()
+    await chat.say("je veux parler à un conseiller")
+    await chat.say("Paul Durand 06 12 00 06 66")
+    ticket, _, _ = await _ticket_of(db, chat.conversation_id)
+    resolved = await client.patch(
+        f"/api/v1/tickets/{ticket.id}",
+        json={"status": "resolved", "disposition": "solved"},
+        headers=admin.bearer,
+    )
+    assert resolved.status_code == 200, resolved.text
+    replies = await chat.say("comment activer ma eSIM ?")
+    assert all(r["kind"] != "handover" for r in replies), texts(replies)
+    still = (await client.get(f"/api/v1/tickets/{ticket.id}", headers=admin.bearer)).json()
+    assert still["status"] == "resolved"

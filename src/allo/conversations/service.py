@@ -93,7 +93,15 @@ async def _take(session: AsyncSession, conversation: Conversation, principal: Pr
     """The agent who answers a waiting conversation takes it."""
     agent = await session.get(User, principal.user_id) if principal.user_id else None
     if agent is not None:
-        await routing.take(session, conversation.id, agent)
+        item = await routing.take(session, conversation.id, agent)
+        if item is not None and item.ticket_id is not None:
+            # The conversation's ticket goes with it.
+            await session.execute(
+                update(Ticket)
+                .where(Ticket.id == item.ticket_id)
+                .values(assignee_id=agent.id)
+                .execution_options(synchronize_session="fetch")
+            )
     hand_to(session, conversation, principal.user_id)
 
 

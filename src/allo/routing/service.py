@@ -416,9 +416,12 @@ async def unassign(session: AsyncSession, item: WorkItem, *, reason: str) -> Non
 
 async def floor_status(session: AsyncSession, tenant_id: uuid.UUID, now: datetime) -> dict[str, Any]:
     """The floor as the ACD sees it: waiting work per queue (team, tier, language) and agents' load."""
-    teams = dict(
-        (await session.execute(select(Team.id, Team.code).where(Team.tenant_id == tenant_id))).tuples().all()
-    )
+    teams: dict[uuid.UUID, str] = {
+        team_id: code
+        for team_id, code in (
+            await session.execute(select(Team.id, Team.code).where(Team.tenant_id == tenant_id))
+        )
+    }
     queues: dict[tuple[str | None, Tier, str], dict[str, Any]] = {}
     rows = (
         await session.execute(
@@ -450,20 +453,17 @@ async def floor_status(session: AsyncSession, tenant_id: uuid.UUID, now: datetim
         queue["waiting"] += count
         queue["by_priority"][priority.value] = count
         queue["oldest"] = min(queue["oldest"], oldest)
-    counts = dict(
-        (
-            await session.execute(
-                select(WorkItem.status, func.count())
-                .where(
-                    WorkItem.tenant_id == tenant_id,
-                    WorkItem.status.in_((WorkItemStatus.queued, WorkItemStatus.assigned)),
-                )
-                .group_by(WorkItem.status)
+    counts: dict[WorkItemStatus, int] = {
+        status: int(count)
+        for status, count in await session.execute(
+            select(WorkItem.status, func.count())
+            .where(
+                WorkItem.tenant_id == tenant_id,
+                WorkItem.status.in_((WorkItemStatus.queued, WorkItemStatus.assigned)),
             )
+            .group_by(WorkItem.status)
         )
-        .tuples()
-        .all()
-    )
+    }
     offers = (
         await session.execute(
             select(func.count()).where(
