@@ -50,7 +50,7 @@ async def test_upgrade_then_seeding_the_demo_twice_adds_nothing_the_second_time(
     assert first.returncode == 0, first.stderr
     assert "supervisor@demo.allo.dev" in first.stdout and DEMO_PASSWORD in first.stdout
     customers, users = await _count(fresh_database_url, Customer), await _count(fresh_database_url, User)
-    assert customers == CUSTOMER_COUNT and users == 12
+    assert customers == CUSTOMER_COUNT + 1 and users == 12  # and the README's VIP
     assert await _count(fresh_database_url, KnowledgeArticle) >= 80
     second = _allo(fresh_database_url, "seed", "demo")
     assert second.returncode == 0 and "nothing added" in second.stderr

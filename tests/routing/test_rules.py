@@ -279,3 +279,27 @@ async def test_agents_accept_and_decline_through_the_api(
     )
     detail = (await client.get(f"/api/v1/tickets/{ticket['id']}", headers=agent.bearer)).json()
     assert detail["assignee_id"] is None, "the ticket follows its work item back to the queue"
+
+
+async def test_the_dedicated_agent_is_not_held_back_by_team_or_tier_reservation(
+    db: Database, tenant: Tenant
+) -> None:
+    async with db.unit_of_work() as session:
+        technical = Team(tenant_id=tenant.id, code="technical", name="Technical")
+        vip_desk = Team(tenant_id=tenant.id, code="vip", name="VIP desk")
+        session.add_all([technical, vip_desk])
+        await session.flush()
+        await add_agent(session, tenant, "technician", team_id=technical.id, skills={"technical": 3})
+        dedicated = await add_agent(
+            session, tenant, "dedicated", tier=Tier.n2, team_id=vip_desk.id, skills={"technical": 2}
+        )
+        mute = await add_agent(session, tenant, "no skill", tier=Tier.n2, team_id=vip_desk.id)
+        item = await queue(
+            session, tenant, team_id=technical.id, skills=["technical"], preferred_agent_id=dedicated.id
+        )
+        other = await queue(
+            session, tenant, team_id=technical.id, skills=["technical"], preferred_agent_id=mute.id
+        )
+    chosen = await _assigned(db, tenant)
+    assert chosen[item.id] == dedicated.id
+    assert chosen[other.id] != mute.id, "the dedicated agent still needs the skills"

@@ -820,9 +820,12 @@ class Dialogue:
 
     def _when(self, ticket: Ticket, now: datetime) -> str:
         opening = hours.next_opening(self.policy.business_hours, now)
-        if opening is None:
+        around_the_clock = not self.policy.sla[ticket.priority.value].business_hours
+        if opening is None and not around_the_clock:
             return self._(P.HANDOVER_WHEN_UNKNOWN)
-        if opening > now:
+        # A priority served around the clock (P1 by default) is answered within its target even when the
+        # service is closed.
+        if opening is not None and opening > now and not around_the_clock:
             local = opening.astimezone(ZoneInfo(self.policy.business_hours.timezone))
             reopens = format_datetime(local, _DATE_PATTERN[self.language], locale=self.language)
             return self._(P.HANDOVER_WHEN_CLOSED, reopens=reopens)

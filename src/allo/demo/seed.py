@@ -52,7 +52,8 @@ from allo.models.enums import (
 )
 from allo.tenants import service as tenants
 from allo.tenants.schemas import TenantPolicy
-from allo.tickets.sla import due_times
+from allo.tickets.sla import alarms as sla_alarms
+from allo.tickets.sla import due_times, schedule_alarm
 
 DEMO_SLUG = "demo"
 DEMO_PASSWORD = "allo-demo-2026"
@@ -260,6 +261,23 @@ LAST_AF = [
 ]
 FIRST_EN = ["James", "Olivia", "Harry", "Emma", "George", "Amelia", "Jack", "Isla", "Oscar", "Grace"]
 LAST_EN = ["Smith", "Jones", "Taylor", "Brown", "Wilson", "Evans", "Walker", "Wright", "Clarke", "Hughes"]
+AREAS = {
+    "FR": ["Paris", "Lyon", "Marseille", "Lille", "Toulouse"],
+    "BJ": ["Cotonou", "Porto-Novo", "Parakou", "Abomey-Calavi"],
+    "SN": ["Dakar", "Thiès", "Saint-Louis"],
+}
+DEMO_VIP_NAME = "Victor Ip"
+DEMO_VIP_PHONE = "+33612345678"
+DEMO_VIP_ADVISOR = "agent7@demo.allo.dev"
+OFF_SHIFT = {"agent10@demo.allo.dev": AgentStatus.offline, "agent4@demo.allo.dev": AgentStatus.away}
+
+
+def _demo_status(email: str, role: Role) -> AgentStatus:
+    if role is not Role.agent:
+        return AgentStatus.offline
+    return OFF_SHIFT.get(email, AgentStatus.available)
+
+
 SEGMENTS = ["standard"] * 10 + ["premium"] * 4 + ["pro"] * 3 + ["prepaid"] * 4 + ["enterprise"]
 
 CUSTOMER_LINES: dict[Category, list[tuple[str, str]]] = {
@@ -315,9 +333,11 @@ def _phone(rng: random.Random, country: str) -> str:
         else:
             raw = f"+221{rng.choice(['70', '76', '77', '78'])}{rng.randrange(10**7):07d}"
         try:
-            return normalize_phone(raw)
+            phone = normalize_phone(raw)
         except Exception:  # noqa: S112 - draw another number
             continue
+        if phone != DEMO_VIP_PHONE:  # kept for the README's VIP
+            return phone
 
 
 def _accounts() -> list[tuple[str, str]]:
@@ -422,7 +442,11 @@ async def _seed(
                 languages=languages,
                 max_concurrent=4 if tier is Tier.n1 else 3,
                 work_mode=mode,
-                status=AgentStatus.offline,
+                # The floor is on shift: agents are available (one on a break), so that a case escalated
+                # in the demo chat is assigned at once.
+                status=_demo_status(email, role),
+                status_since=now - timedelta(minutes=rng.randint(5, 90)),
+                idle_since=now - timedelta(minutes=rng.randint(1, 60)),
                 skills=[AgentSkill(tenant_id=tid, skill=s, level=lvl) for s, lvl in skills.items()],
             )
             if mode is WorkMode.mobile:
@@ -458,6 +482,7 @@ async def _seed(
                 segment=rng.choice(SEGMENTS),
                 vip=rng.random() < 0.06,
                 preferred_language=lang,
+                area=rng.choice(AREAS[country]),
             )
             if rng.random() < 0.15:
                 customer.identities = [
@@ -479,6 +504,22 @@ async def _seed(
             customers.append(customer)
             bar.advance(task)
         await session.flush()
+        # The VIP of the README's walk-through, with a dedicated advisor (N2 technical).
+        dedicated = next(a for a in agents if a.email == DEMO_VIP_ADVISOR)
+        session.add(
+            Customer(
+                tenant_id=tid,
+                phone=DEMO_VIP_PHONE,
+                name=DEMO_VIP_NAME,
+                email="victor.ip@example.com",
+                segment="premium",
+                vip=True,
+                preferred_language="fr",
+                area="Paris",
+                dedicated_agent_id=dedicated.id,
+            )
+        )
+        await session.flush()
 
         add_knowledge(session, tid, articles, trees, published_at=now - timedelta(days=30))
         bar.advance(task, len(articles))
@@ -486,7 +527,7 @@ async def _seed(
         counts = await _history(session, rng, tid, customers, agents, policy, teams, bar, task)
     counts = {
         "agents and staff": len(STAFF),
-        "customers": CUSTOMER_COUNT,
+        "customers": CUSTOMER_COUNT + 1,
         "articles": len(articles),
         "diagnosis trees": len(trees),
         **counts,
@@ -604,6 +645,9 @@ async def _history(
                 created_at=started,
                 updated_at=started,
             )
+            # Alarms of the past are history: only what is still ahead will be raised.
+            ticket.sla_alerts = [name for at, name in sla_alarms(ticket, policy) if at <= now]
+            schedule_alarm(ticket, policy)
             session.add(ticket)
             await session.flush()
             session.add(

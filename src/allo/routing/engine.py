@@ -104,18 +104,25 @@ class Candidate:
     segments: frozenset[str] = frozenset()
     planned: list[Routable] = field(default_factory=list)
 
-    def can_take(self, item: Routable, rules: Rules = Rules(), *, overflowed: bool = False) -> bool:
+    def can_take(
+        self, item: Routable, rules: Rules = Rules(), *, overflowed: bool = False, dedicated: bool = False
+    ) -> bool:
+        """`dedicated`: the customer's own advisor, who handles their cases whatever the team, at or above
+        the case's tier, as long as they speak the language and hold the skills."""
         item_rank = TIER_RANK[item.min_tier]
         return (
             self.free > 0
             and (
-                item.team_id is None
+                dedicated
+                or item.team_id is None
                 or item.team_id == self.team_id
                 or (overflowed and self.team_id in rules.overflow_teams.get(item.team_id, ()))
             )
             and (
                 self.tier_rank == item_rank
-                or (self.tier_rank > item_rank and (overflowed or not rules.reserve_higher_tiers))
+                or (
+                    self.tier_rank > item_rank and (dedicated or overflowed or not rules.reserve_higher_tiers)
+                )
             )
             and (not self.languages or item.language in self.languages)
             and (not self.segments or item.segment is None or item.segment in self.segments)
@@ -161,7 +168,9 @@ class Roster:
         """The agent for one item, or None when nobody eligible is free."""
         overflowed = self.rules.overflowed(item, self.now)
         preferred = self.by_id.get(item.preferred_agent_id) if item.preferred_agent_id else None
-        if preferred is not None and preferred.can_take(item, self.rules, overflowed=overflowed):
+        if preferred is not None and preferred.can_take(
+            item, self.rules, overflowed=overflowed, dedicated=True
+        ):
             return preferred
         return next((c for c in self.agents if c.can_take(item, self.rules, overflowed=overflowed)), None)
 

@@ -146,7 +146,7 @@ def alarms(ticket: Ticket, policy: TenantPolicy) -> list[tuple[datetime, str]]:
         )
     if ticket.sla_paused_at is None:
         resolution_target = timedelta(minutes=target.resolution_minutes)
-        paused = timedelta(seconds=ticket.sla_paused_seconds)
+        paused = timedelta(seconds=ticket.sla_paused_seconds or 0)  # None on a row not flushed yet
         pending.append(
             (_add(policy, target, created, resolution_target * WARNING_SHARE + paused), RESOLUTION_WARNING)
         )
@@ -156,7 +156,8 @@ def alarms(ticket: Ticket, policy: TenantPolicy) -> list[tuple[datetime, str]]:
                 RESOLUTION_BREACHED,
             )
         )
-    return sorted((at, name) for at, name in pending if name not in ticket.sla_alerts)
+    raised = ticket.sla_alerts or ()
+    return sorted((at, name) for at, name in pending if name not in raised)
 
 
 def schedule_alarm(ticket: Ticket, policy: TenantPolicy) -> None:
