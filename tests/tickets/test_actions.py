@@ -479,3 +479,47 @@ async def test_nothing_leaves_when_the_change_is_refused(
         conversation_count = len(list((await session.execute(select(Conversation.id))).scalars()))
     assert after == before
     assert conversation_count >= 0
+
+
+# --- priority recomputed ------------------------------------------------------------------------
+
+
+async def test_a_customer_becoming_vip_raises_the_priority_of_their_open_tickets(
+    client: httpx.AsyncClient, tenant_actors: dict[str, Actor], db: Database
+) -> None:
+    agent = tenant_actors["agent"]
+    customer = await create_customer(client, agent)
+    ticket = await create_ticket(client, agent, customer, priority="P3")
+    done = await create_ticket(client, agent, customer, priority="P3")
+    await client.patch(
+        f"{TICKETS}/{done['id']}", json={"status": "closed", "disposition": "solved"}, headers=agent.bearer
+    )
+    response = await client.patch(
+        f"/api/v1/customers/{customer['id']}", json={"vip": True}, headers=agent.bearer
+    )
+    assert response.status_code == 200, response.text
+    raised = (await client.get(f"{TICKETS}/{ticket['id']}", headers=agent.bearer)).json()
+    assert (raised["priority"], raised["priority_reasons"]) == ("P2", ["vip"])
+    assert raised["events"][-1]["kind"] == "priority_recomputed"
+    assert raised["events"][-1]["reason"] == "the customer is now VIP"
+    assert raised["first_response_due_at"] < ticket["first_response_due_at"], "a tighter clock"
+    item = await live_item(db, ticket)
+    assert item is not None
+    assert (item.priority.value, item.vip) == ("P2", True)
+    closed = (await client.get(f"{TICKETS}/{done['id']}", headers=agent.bearer)).json()
+    assert closed["priority"] == "P3", "a closed ticket keeps its priority"
+    await client.patch(f"/api/v1/customers/{customer['id']}", json={"vip": False}, headers=agent.bearer)
+    lowered = (await client.get(f"{TICKETS}/{ticket['id']}", headers=agent.bearer)).json()
+    assert (lowered["priority"], lowered["priority_reasons"]) == ("P4", [])
+
+
+async def test_a_category_changed_to_cancellation_adds_its_reason(
+    client: httpx.AsyncClient, tenant_actors: dict[str, Actor]
+) -> None:
+    agent = tenant_actors["agent"]
+    ticket = await create_ticket(client, agent, priority="P4", category="plan")
+    changed = await client.patch(
+        f"{TICKETS}/{ticket['id']}", json={"category": "cancellation"}, headers=agent.bearer
+    )
+    assert changed.status_code == 200, changed.text
+    assert (changed.json()["priority"], changed.json()["priority_reasons"]) == ("P3", ["cancellation"])

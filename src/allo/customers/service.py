@@ -15,6 +15,7 @@ from allo.kit.phone import normalize_phone
 from allo.models import Customer, CustomerIdentity
 from allo.models.enums import Role
 from allo.tenants import service as tenants
+from allo.tickets import service as tickets
 
 
 async def normalize_tenant_phone(session: AsyncSession, tenant_id: uuid.UUID, raw: str) -> str:
@@ -125,8 +126,11 @@ async def update_customer(
     for field in ("segment", "vip", "preferred_language"):
         if field in changes and changes[field] is None:
             del changes[field]  # these columns cannot be emptied, only changed
+    vip_changed = "vip" in changes and changes["vip"] != customer.vip
     for field, value in changes.items():
         setattr(customer, field, value)
+    if vip_changed:
+        await tickets.customer_vip_changed(session, principal, customer)
     if identities is not None:
         customer.identities = _identities(principal.tenant_id, data.identities or [], customer.identities)
     await flush_or_conflict(

@@ -311,8 +311,10 @@ async def finish_ticket(
         await finish(session, live, wrap_up=wrap_up)
 
 
-async def reprioritise_ticket(session: AsyncSession, ticket_id: uuid.UUID, priority: Priority) -> None:
-    """A ticket's new priority moves its queued work item in the queue."""
+async def reprioritise_ticket(
+    session: AsyncSession, ticket_id: uuid.UUID, priority: Priority, *, vip: bool | None = None
+) -> None:
+    """A ticket's new priority (or its customer's new VIP status) moves its queued work item."""
     item = (
         await session.execute(
             select(WorkItem).where(WorkItem.ticket_id == ticket_id, WorkItem.status == WorkItemStatus.queued)
@@ -320,6 +322,8 @@ async def reprioritise_ticket(session: AsyncSession, ticket_id: uuid.UUID, prior
     ).scalar_one_or_none()
     if item is not None:
         item.priority = priority
+        if vip is not None:
+            item.vip = vip
         item.queue_rank = queue_rank(priority, item.vip)
         await wake_router(session, item.tenant_id)
 

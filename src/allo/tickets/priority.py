@@ -62,7 +62,12 @@ def compute_priority(signals: CaseSignals, policy: EscalationPolicy | None = Non
         reasons.append("critical_technical")
     if "cancellation" in signals.flags or signals.intent == "cancellation":
         reasons.append("cancellation")
-    points = sum(_POINTS[r] for r in reasons)
+    return decide(reasons)
+
+
+def decide(reasons: list[str]) -> PriorityDecision:
+    """The priority the reasons add up to (reasons outside the table count for nothing)."""
+    points = sum(_POINTS.get(r, 0) for r in reasons)
     if points >= 5:
         priority = Priority.p1
     elif points >= 3:

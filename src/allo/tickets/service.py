@@ -36,6 +36,7 @@ from allo.routing import service as routing
 from allo.tenants import service as tenants
 from allo.tenants.schemas import TenantPolicy
 from allo.tickets import sla
+from allo.tickets.priority import decide
 from allo.tickets.repository import OPEN_STATUSES, TicketRepository
 from allo.tickets.schemas import (
     TicketCreate,
@@ -375,7 +376,17 @@ async def update_ticket(
         await routing.reprioritise_ticket(session, ticket.id, data.priority)
     if data.category is not None and data.category is not ticket.category:
         change("category_changed", "category", ticket.category, data.category)
+        was_cancellation = ticket.category is Category.cancellation
         ticket.category = data.category
+        if data.priority is None and (was_cancellation or data.category is Category.cancellation):
+            await recompute_priority(
+                session,
+                principal,
+                ticket,
+                add=("cancellation",) if data.category is Category.cancellation else (),
+                remove=() if data.category is Category.cancellation else ("cancellation",),
+                why=f"category {data.category.value}",
+            )
     if data.subject is not None and data.subject != ticket.subject:
         change("subject_changed", "subject", ticket.subject, data.subject)
         ticket.subject = data.subject
@@ -849,3 +860,71 @@ async def reopen_for_customer(
     conversation.resolved_by = None
     await announce(session, ticket, "ticket.reopened")
     return ticket
+
+
+async def recompute_priority(
+    session: AsyncSession,
+    principal: Principal,
+    ticket: Ticket,
+    *,
+    add: tuple[str, ...] = (),
+    remove: tuple[str, ...] = (),
+    why: str,
+    vip: bool | None = None,
+) -> None:
+    """A signal of the case changed (the customer became VIP, the category is now a cancellation…): the
+    priority is worked out again from the reasons, its clocks and queue place follow, and the history
+    says why."""
+    reasons = [r for r in ticket.priority_reasons if r not in remove]
+    reasons += [r for r in add if r not in reasons]
+    if reasons == ticket.priority_reasons:
+        return
+    decision = decide(reasons)
+    ticket.priority_reasons = reasons
+    if decision.priority is not ticket.priority:
+        policy = await policy_for(session, ticket.tenant_id)
+        add_event(
+            session,
+            principal,
+            ticket,
+            "priority_recomputed",
+            field="priority",
+            old=ticket.priority,
+            new=decision.priority,
+            reason=why,
+            data={"reasons": reasons},
+        )
+        ticket.priority = decision.priority
+        ticket.first_response_due_at, ticket.resolution_due_at = sla.due_times(
+            policy, decision.priority, ticket.created_at, paused=timedelta(seconds=ticket.sla_paused_seconds)
+        )
+        ticket.sla_alerts = []
+        sla.schedule_alarm(ticket, policy)
+        ticket.updated_at = utc_now()
+    await routing.reprioritise_ticket(session, ticket.id, ticket.priority, vip=vip)
+
+
+async def customer_vip_changed(session: AsyncSession, principal: Principal, customer: Customer) -> None:
+    """The customer's open tickets gain (or lose) the VIP reason of their priority."""
+    policy = await policy_for(session, customer.tenant_id)
+    if not policy.escalation.vip_priority:
+        return
+    open_tickets = (
+        await session.execute(
+            select(Ticket).where(
+                Ticket.tenant_id == customer.tenant_id,
+                Ticket.customer_id == customer.id,
+                Ticket.status.in_(OPEN_STATUSES),
+            )
+        )
+    ).scalars()
+    for ticket in open_tickets:
+        await recompute_priority(
+            session,
+            principal,
+            ticket,
+            add=("vip",) if customer.vip else (),
+            remove=() if customer.vip else ("vip",),
+            why="the customer is now VIP" if customer.vip else "the customer is no longer VIP",
+            vip=customer.vip,
+        )
