@@ -6,9 +6,11 @@ import asyncio
 import os
 import signal
 import sys
-from collections.abc import Callable
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, TypeVar
+from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
@@ -32,6 +34,10 @@ app.add_typer(apikey_app, name="apikey")
 app.add_typer(tenants_app, name="tenants")
 app.add_typer(jobs_app, name="jobs")
 app.add_typer(nlu_app, name="nlu")
+tickets_app = typer.Typer(help="Tickets: list, read, escalate, resolve, assign.", no_args_is_help=True)
+routing_app = typer.Typer(help="Routing: the floor as the ACD sees it.", no_args_is_help=True)
+app.add_typer(tickets_app, name="tickets")
+app.add_typer(routing_app, name="routing")
 
 out = Console()
 T = TypeVar("T")
@@ -394,6 +400,232 @@ def analyze(
         if count % 500 == 0:
             err.print(f"{count} messages analysed", highlight=False)
     sys.stdout.flush()
+
+
+TenantOption = Annotated[str | None, typer.Option(help="Tenant slug (default: ALLO_DEFAULT_TENANT)")]
+
+
+def _enum_values(vocabulary: str) -> Callable[[Any], Any]:
+    """An option callback that checks values against one of allo.models.enums (imported only when the
+    option is used, so that `allo` starts fast) and returns them as spelt there (p1 -> P1)."""
+
+    def check(value: Any) -> Any:
+        if value is None:
+            return None
+        from allo.models import enums
+
+        known: dict[str, str] = {m.value.lower(): str(m.value) for m in getattr(enums, vocabulary)}
+
+        def one(raw: str) -> str:
+            if raw.strip().lower() not in known:
+                raise typer.BadParameter(f"{raw!r} is not one of {', '.join(known.values())}.")
+            return known[raw.strip().lower()]
+
+        return [one(v) for v in value] if isinstance(value, list | tuple) else one(value)
+
+    return check
+
+
+def _one_of(*choices: str) -> Callable[[str], str]:
+    def check(value: str) -> str:
+        if value not in choices:
+            raise typer.BadParameter(f"{value!r} is not one of {', '.join(choices)}.")
+        return value
+
+    return check
+
+
+@contextmanager
+def _reported_errors() -> Iterator[None]:
+    """A service's refusal is one line on stderr with its code, and exit status 1; invalid input, 2."""
+    from pydantic import ValidationError
+    from rich.markup import escape
+
+    from allo.kit.errors import AppError
+
+    try:
+        yield
+    except AppError as exc:
+        hints = ""
+        if isinstance(exc.details, dict):
+            for key, value in exc.details.items():
+                if isinstance(value, list) and value and all(isinstance(v, str) for v in value):
+                    hints += f" {key.replace('_', ' ').capitalize()}: {', '.join(value)}."
+        err.print(
+            f"[red]Error ({exc.code}):[/red] {escape(exc.message + hints)}", soft_wrap=True, highlight=False
+        )
+        raise typer.Exit(1) from exc
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(part) for part in first["loc"])
+        err.print(
+            f"[red]Invalid {escape(where)}:[/red] {escape(first['msg'])}", soft_wrap=True, highlight=False
+        )
+        raise typer.Exit(2) from exc
+
+
+def _ticket_reference(text: str) -> int | uuid.UUID:
+    from allo.tickets.cli import parse_reference
+
+    try:
+        return parse_reference(text)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="REF") from exc
+
+
+RefArgument = Annotated[
+    str, typer.Argument(metavar="REF", help="T-000042, 42 or the ticket's UUID", show_default=False)
+]
+
+
+@tickets_app.command("list")
+def tickets_list(
+    tenant: TenantOption = None,
+    status: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="new | open | pending | resolved | closed (repeatable)",
+            callback=_enum_values("TicketStatus"),
+        ),
+    ] = None,
+    priority: Annotated[
+        list[str] | None,
+        typer.Option(help="P1 | P2 | P3 | P4 (repeatable)", callback=_enum_values("Priority")),
+    ] = None,
+    team: Annotated[str | None, typer.Option(help="Team code")] = None,
+    overdue: Annotated[
+        bool, typer.Option("--overdue", help="Only open tickets past their resolution time")
+    ] = False,
+    limit: Annotated[int, typer.Option(min=1, max=10_000, help="At most N tickets")] = 50,
+    output: Annotated[
+        str,
+        typer.Option(
+            "--format",
+            help="table | json (one object per line) | csv",
+            callback=_one_of("table", "json", "csv"),
+        ),
+    ] = "table",
+) -> None:
+    """List tickets, newest first, with their SLA clocks."""
+    from allo.tickets import cli as tickets
+
+    settings = _settings()
+    with _reported_errors():
+        lines = asyncio.run(
+            tickets.list_tickets(
+                settings,
+                tenant or settings.default_tenant,
+                status=status or (),
+                priority=priority or (),
+                team=team,
+                overdue=overdue,
+                limit=limit,
+            )
+        )
+    if output == "json":
+        tickets.write_json_lines(sys.stdout, lines)
+    elif output == "csv":
+        tickets.write_csv(sys.stdout, lines)
+    else:
+        tickets.print_table(out, lines)
+        if len(lines) == limit:
+            err.print(f"Showing the newest {limit} tickets; use --limit for more.", highlight=False)
+
+
+@tickets_app.command("show")
+def tickets_show(ref: RefArgument, tenant: TenantOption = None) -> None:
+    """One ticket with its clocks, conversations and history."""
+    from allo.tickets import cli as tickets
+
+    reference = _ticket_reference(ref)
+    settings = _settings()
+    with _reported_errors():
+        view = asyncio.run(tickets.show_ticket(settings, tenant or settings.default_tenant, reference))
+    tickets.print_ticket(out, view)
+
+
+@tickets_app.command("escalate")
+def tickets_escalate(
+    ref: RefArgument,
+    reason: Annotated[str, typer.Option(help="Why: kept in the ticket's history")],
+    tier: Annotated[
+        str | None, typer.Option(help="n2 | specialist (default: one tier up)", callback=_enum_values("Tier"))
+    ] = None,
+    team: Annotated[str | None, typer.Option(help="Team code to send the ticket to")] = None,
+    tenant: TenantOption = None,
+) -> None:
+    """Escalate a ticket one tier up, or to the tier and/or team named; it changes queue."""
+    from allo.tickets import cli as tickets
+
+    reference = _ticket_reference(ref)
+    settings = _settings()
+    with _reported_errors():
+        line = asyncio.run(
+            tickets.escalate_ticket(
+                settings, tenant or settings.default_tenant, reference, tier=tier, team=team, reason=reason
+            )
+        )
+    out.print(f"Escalated {tickets.summary(line)}", soft_wrap=True, highlight=False, markup=False)
+
+
+@tickets_app.command("resolve")
+def tickets_resolve(
+    ref: RefArgument,
+    disposition: Annotated[
+        str | None, typer.Option(help="Resolution code from the tenant's dispositions")
+    ] = None,
+    reason: Annotated[str | None, typer.Option(help="Why: kept in the ticket's history")] = None,
+    tenant: TenantOption = None,
+) -> None:
+    """Resolve a ticket with a disposition (resolution code)."""
+    from allo.tickets import cli as tickets
+
+    reference = _ticket_reference(ref)
+    settings = _settings()
+    with _reported_errors():
+        line = asyncio.run(
+            tickets.resolve_ticket(
+                settings, tenant or settings.default_tenant, reference, disposition=disposition, reason=reason
+            )
+        )
+    out.print(f"Resolved {tickets.summary(line)}", soft_wrap=True, highlight=False, markup=False)
+
+
+@tickets_app.command("assign")
+def tickets_assign(
+    ref: RefArgument,
+    agent_email: Annotated[
+        str, typer.Argument(metavar="AGENT_EMAIL", help="The agent's login e-mail", show_default=False)
+    ],
+    tenant: TenantOption = None,
+) -> None:
+    """Give a ticket to an agent who is logged in and has the tier and skills it needs."""
+    from allo.tickets import cli as tickets
+
+    reference = _ticket_reference(ref)
+    settings = _settings()
+    with _reported_errors():
+        line = asyncio.run(
+            tickets.assign_ticket(settings, tenant or settings.default_tenant, reference, agent_email)
+        )
+    out.print(f"Assigned {tickets.summary(line)}", soft_wrap=True, highlight=False, markup=False)
+
+
+@routing_app.command("status")
+def routing_status(
+    tenant: TenantOption = None,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object instead of tables")] = False,
+) -> None:
+    """The floor: waiting work per queue (team, tier, language), agents by status and their load."""
+    from allo.routing import cli as routing
+
+    settings = _settings()
+    with _reported_errors():
+        floor = asyncio.run(routing.floor(settings, tenant or settings.default_tenant))
+    if as_json:
+        out.print_json(floor.model_dump_json())
+    else:
+        routing.print_floor(out, floor)
 
 
 def main() -> None:

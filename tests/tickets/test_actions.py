@@ -148,7 +148,9 @@ async def test_escalation_refuses_finished_tickets_unknown_teams_and_other_tenan
         "not_found",
     )
     closed = await client.patch(
-        f"{TICKETS}/{ticket['id']}", json={"status": "closed", "disposition": "solved"}, headers=agent.bearer
+        f"{TICKETS}/{ticket['id']}",
+        json={"status": "resolved", "disposition": "solved"},
+        headers=agent.bearer,
     )
     assert closed.status_code == 200, closed.text
     assert_api_error(
@@ -492,7 +494,7 @@ async def test_a_customer_becoming_vip_raises_the_priority_of_their_open_tickets
     ticket = await create_ticket(client, agent, customer, priority="P3")
     done = await create_ticket(client, agent, customer, priority="P3")
     await client.patch(
-        f"{TICKETS}/{done['id']}", json={"status": "closed", "disposition": "solved"}, headers=agent.bearer
+        f"{TICKETS}/{done['id']}", json={"status": "resolved", "disposition": "solved"}, headers=agent.bearer
     )
     response = await client.patch(
         f"/api/v1/customers/{customer['id']}", json={"vip": True}, headers=agent.bearer
@@ -507,7 +509,7 @@ async def test_a_customer_becoming_vip_raises_the_priority_of_their_open_tickets
     assert item is not None
     assert (item.priority.value, item.vip) == ("P2", True)
     closed = (await client.get(f"{TICKETS}/{done['id']}", headers=agent.bearer)).json()
-    assert closed["priority"] == "P3", "a closed ticket keeps its priority"
+    assert closed["priority"] == "P3", "a finished ticket keeps its priority"
     await client.patch(f"/api/v1/customers/{customer['id']}", json={"vip": False}, headers=agent.bearer)
     lowered = (await client.get(f"{TICKETS}/{ticket['id']}", headers=agent.bearer)).json()
     assert (lowered["priority"], lowered["priority_reasons"]) == ("P4", [])

@@ -36,7 +36,7 @@ TICKETS = "/api/v1/tickets"
 
 # The workflow as the product describes it; the service's table must agree with it.
 ALLOWED = {
-    "new": {"open", "pending", "resolved", "closed"},
+    "new": {"open", "pending", "resolved"},
     "open": {"pending", "resolved", "closed"},
     "pending": {"open", "resolved", "closed"},
     "resolved": {"open", "closed"},
@@ -206,6 +206,8 @@ async def _bring_to(
 ) -> dict[str, Any]:
     if status == "new":
         return ticket
+    if status == "closed":  # a new ticket is never closed straight away
+        ticket = await patch_ok(client, ticket, actor.bearer, status="open")
     return await patch_ok(client, ticket, actor.bearer, status=status)
 
 
@@ -289,7 +291,8 @@ async def test_closing_an_unresolved_ticket_also_resolves_it(
     client: httpx.AsyncClient, tenant_actors: dict[str, Actor]
 ) -> None:
     agent = tenant_actors["agent"]
-    closed = await patch_ok(client, await create_ticket(client, agent), agent.bearer, status="closed")
+    ticket = await patch_ok(client, await create_ticket(client, agent), agent.bearer, status="open")
+    closed = await patch_ok(client, ticket, agent.bearer, status="closed")
     assert closed["closed_at"] is not None
     assert closed["resolved_at"] == closed["closed_at"]
     assert closed["first_responded_at"] is not None
@@ -491,6 +494,7 @@ async def test_list_filters(
     }
     await patch_ok(client, t["invoice"], agent.bearer, status="open")
     await patch_ok(client, t["plan"], agent.bearer, status="pending")
+    await patch_ok(client, t["done"], agent.bearer, status="open")
     await patch_ok(client, t["done"], agent.bearer, status="closed")
     await create_ticket(client, other_tenant_admin, priority="P1", category="technical")
     past = utc_now() - timedelta(minutes=1)

@@ -775,7 +775,7 @@ class Dialogue:
             )
         )
         now = utc_now()
-        incident = await incidents.group_outage_ticket(self.session, ticket)
+        incident = await incidents.group_outage_ticket(self.session, ticket, tell_customer=False)
         if incident is not None:
             # A known outage: the technical team works it once; the customer is told and kept informed.
             self.conversation.escalated_at = now

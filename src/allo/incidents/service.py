@@ -105,6 +105,7 @@ async def open_incident(
         },
     )
     incident.team_notified_at = now
+    await session.flush()  # no autoflush: the response must show the row as stored (its updated_at)
     await _announce(session, incident, "incident.opened", automatically=automatically)
     await record_by(
         session, principal, "incident.open", "incident", incident.id, {"automatically": automatically}
@@ -272,16 +273,19 @@ async def find_open(
     return incident
 
 
-async def group_outage_ticket(session: AsyncSession, ticket: Ticket) -> Incident | None:
+async def group_outage_ticket(
+    session: AsyncSession, ticket: Ticket, *, tell_customer: bool = True
+) -> Incident | None:
     """A new outage ticket joins the open incident about its service and area (or the whole network); or,
     when enough tickets about the same service and area came within the tenant's window, they make a new
-    incident together. Returns the incident the ticket is now part of."""
+    incident together. Returns the incident the ticket is now part of. `tell_customer`: False when the
+    caller (the assistant's reply) tells the customer itself."""
     if ticket.service is None:
         return None
     system = Principal.system(ticket.tenant_id)
     current = await find_open(session, ticket.tenant_id, ticket.service, ticket.area)
     if current is not None:
-        await attach(session, system, current, [ticket], tell_customers=False)
+        await attach(session, system, current, [ticket], tell_customers=tell_customer)
         return current
     policy = (await tickets.policy_for(session, ticket.tenant_id)).incidents
     if not policy.auto_group or ticket.area is None:
@@ -313,13 +317,14 @@ async def group_outage_ticket(session: AsyncSession, ticket: Ticket) -> Incident
             title=f"{ticket.service.replace('_', ' ')} — {ticket.area}",
             service=ticket.service,
             area=ticket.area,
-            team=policy.team,
+            # No team named: open_incident takes the policy's team when the tenant has it, else none
+            # (naming it would refuse the customer's ticket with unknown_team).
         ),
         automatically=True,
     )
-    # The earlier reporters are told now; the new one hears it from the assistant's own reply.
+    # The earlier reporters are told now; the new one too, unless the assistant's reply tells them.
     await attach(session, system, incident, siblings, tell_customers=True)
-    await attach(session, system, incident, [ticket], tell_customers=False)
+    await attach(session, system, incident, [ticket], tell_customers=tell_customer)
     return incident
 
 

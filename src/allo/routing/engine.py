@@ -163,6 +163,7 @@ class Roster:
         self.by_id = {c.id: c for c in self.agents}
         self.rules = rules
         self.now = now or utc_now()
+        self.nobody: set[tuple[Any, ...]] = set()
 
     def choose(self, item: Routable) -> Candidate | None:
         """The agent for one item, or None when nobody eligible is free."""
@@ -172,7 +173,27 @@ class Roster:
             item, self.rules, overflowed=overflowed, dedicated=True
         ):
             return preferred
-        return next((c for c in self.agents if c.can_take(item, self.rules, overflowed=overflowed)), None)
+        # Items alike find the same agents: once one found nobody, the others will not either in this
+        # batch (agents only fill up), so a long queue nobody can serve costs one scan, not one per item.
+        key = (
+            None
+            if item.declined_by
+            else (
+                item.team_id,
+                item.min_tier,
+                item.language,
+                item.segment,
+                tuple(item.skills),
+                item.min_skill_level,
+                overflowed,
+            )
+        )
+        if key is not None and key in self.nobody:
+            return None
+        chosen = next((c for c in self.agents if c.can_take(item, self.rules, overflowed=overflowed)), None)
+        if chosen is None and key is not None:
+            self.nobody.add(key)
+        return chosen
 
     def give(self, agent: Candidate, item: Routable, moment: datetime) -> None:
         agent.free -= 1

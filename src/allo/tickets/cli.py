@@ -128,7 +128,7 @@ async def _team_codes(
     rows = await session.execute(
         select(Team.id, Team.code).where(Team.tenant_id == tenant_id, Team.id.in_(wanted))
     )
-    return dict(rows.tuples().all())
+    return {row_id: value for row_id, value in rows}
 
 
 async def _user_names(
@@ -140,7 +140,7 @@ async def _user_names(
     rows = await session.execute(
         select(User.id, User.full_name).where(User.tenant_id == tenant_id, User.id.in_(wanted))
     )
-    return dict(rows.tuples().all())
+    return {row_id: value for row_id, value in rows}
 
 
 @dataclass(frozen=True)

@@ -58,9 +58,9 @@ DUPLICATE_DISPOSITION = "duplicate"
 INCIDENT_DISPOSITION = "incident"
 
 ALLOWED_TRANSITIONS: dict[TicketStatus, frozenset[TicketStatus]] = {
-    TicketStatus.new: frozenset(
-        {TicketStatus.open, TicketStatus.pending, TicketStatus.resolved, TicketStatus.closed}
-    ),
+    # A new ticket nobody has looked at is never closed straight away: resolve it (with a disposition),
+    # or merge it when it is a duplicate.
+    TicketStatus.new: frozenset({TicketStatus.open, TicketStatus.pending, TicketStatus.resolved}),
     TicketStatus.open: frozenset({TicketStatus.pending, TicketStatus.resolved, TicketStatus.closed}),
     TicketStatus.pending: frozenset({TicketStatus.open, TicketStatus.resolved, TicketStatus.closed}),
     TicketStatus.resolved: frozenset({TicketStatus.open, TicketStatus.closed}),
@@ -319,7 +319,9 @@ async def create_ticket(session: AsyncSession, principal: Principal, data: Ticke
 
 
 def _check_disposition(policy: TenantPolicy, code: str | None, *, required: bool) -> None:
-    known = {d.code for d in policy.tickets.dispositions}
+    # The closures Allo makes itself (a merged duplicate, an incident's end) keep working whatever list a
+    # tenant keeps.
+    known = {d.code for d in policy.tickets.dispositions} | {DUPLICATE_DISPOSITION, INCIDENT_DISPOSITION}
     if code is None:
         if required and policy.tickets.require_disposition:
             raise Unprocessable(
