@@ -29,10 +29,10 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any, Protocol
 
-from sqlalchemy import case, literal, or_, select, update
+from sqlalchemy import ColumnElement, case, literal, or_, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from allo.kit.db import GUID
+from allo.kit.db import GUID, is_postgresql
 from allo.kit.time import utc_now
 from allo.models import AgentSkill, Team, User, WorkItem
 from allo.models.enums import TIER_RANK, AgentStatus, Role, Tier, WorkItemStatus
@@ -88,7 +88,7 @@ class Rules:
         return self.overflow_after is not None and item.enqueued_at <= now - self.overflow_after
 
 
-@dataclass
+@dataclass(eq=False)  # compared by identity: the roster moves agents around its lists
 class Candidate:
     """An available agent as the engine sees it during one batch."""
 
@@ -149,7 +149,8 @@ def _order(strategy: Strategy) -> Callable[[Candidate], tuple[Any, ...]]:
 
 
 class Roster:
-    """The batch's candidates kept in the strategy's order: an item takes the first one who can take it."""
+    """The batch's candidates kept in the strategy's order, in buckets by (team, tier): an item looks only
+    at the buckets that may serve it and takes the first agent, in that order, who can take it."""
 
     def __init__(
         self,
@@ -159,18 +160,36 @@ class Roster:
         now: datetime | None = None,
     ) -> None:
         self.key = _order(strategy)
-        self.agents = sorted(candidates, key=self.key)
-        self.by_id = {c.id: c for c in self.agents}
+        self.buckets: dict[tuple[uuid.UUID | None, int], list[Candidate]] = {}
+        for candidate in sorted(candidates, key=self.key):
+            self.buckets.setdefault((candidate.team_id, candidate.tier_rank), []).append(candidate)
+        self.by_id = {c.id: c for c in candidates}
         self.rules = rules
         self.now = now or utc_now()
         self.nobody: set[tuple[Any, ...]] = set()
+
+    def _buckets_for(self, item: Routable, overflowed: bool) -> list[list[Candidate]]:
+        rank = TIER_RANK[item.min_tier]
+        higher = overflowed or not self.rules.reserve_higher_tiers
+        teams: set[uuid.UUID | None] | None = None  # None: any team
+        if item.team_id is not None:
+            teams = {item.team_id}
+            if overflowed:
+                teams |= self.rules.overflow_teams.get(item.team_id, frozenset())
+        return [
+            bucket
+            for (team, tier_rank), bucket in self.buckets.items()
+            if (teams is None or team in teams) and (tier_rank == rank or (higher and tier_rank > rank))
+        ]
 
     def choose(self, item: Routable) -> Candidate | None:
         """The agent for one item, or None when nobody eligible is free."""
         overflowed = self.rules.overflowed(item, self.now)
         preferred = self.by_id.get(item.preferred_agent_id) if item.preferred_agent_id else None
-        if preferred is not None and preferred.can_take(
-            item, self.rules, overflowed=overflowed, dedicated=True
+        if (
+            preferred is not None
+            and preferred.free > 0
+            and preferred.can_take(item, self.rules, overflowed=overflowed, dedicated=True)
         ):
             return preferred
         # Items alike find the same agents: once one found nobody, the others will not either in this
@@ -190,7 +209,11 @@ class Roster:
         )
         if key is not None and key in self.nobody:
             return None
-        chosen = next((c for c in self.agents if c.can_take(item, self.rules, overflowed=overflowed)), None)
+        chosen: Candidate | None = None
+        for bucket in self._buckets_for(item, overflowed):
+            first = next((c for c in bucket if c.can_take(item, self.rules, overflowed=overflowed)), None)
+            if first is not None and (chosen is None or self.key(first) < self.key(chosen)):
+                chosen = first
         if chosen is None and key is not None:
             self.nobody.add(key)
         return chosen
@@ -199,12 +222,13 @@ class Roster:
         agent.free -= 1
         agent.busy += 1
         agent.planned.append(item)
+        bucket = self.buckets[(agent.team_id, agent.tier_rank)]
+        bucket.remove(agent)
         # Once given work, an agent is no longer the longest idle nor the longest unassigned.
         agent.idle_since = moment
         agent.last_assigned_at = moment
-        self.agents.remove(agent)
         if agent.free > 0:
-            bisect.insort(self.agents, agent, key=self.key)
+            bisect.insort(bucket, agent, key=self.key)
 
 
 @dataclass(frozen=True)
@@ -303,6 +327,27 @@ async def available_agents(
     return candidates
 
 
+def _servable_by(candidates: Sequence[Candidate], rules: Rules) -> list[ColumnElement[bool]]:
+    """Necessary conditions for an item to find one of these agents (team, language, tier), so that a
+    batch locks work someone can take rather than the head of a queue nobody free can serve. The exact
+    choice is still the roster's."""
+    teams = {c.team_id for c in candidates if c.team_id is not None}
+    # A team whose overflow teams have someone free may be served once its items overflow.
+    teams |= {team for team, fallbacks in rules.overflow_teams.items() if fallbacks & teams}
+    conditions: list[ColumnElement[bool]] = [
+        or_(
+            WorkItem.team_id.is_(None),
+            WorkItem.team_id.in_(sorted(teams, key=str)),
+            WorkItem.preferred_agent_id.in_(sorted((c.id for c in candidates), key=str)),
+        )
+    ]
+    if all(c.languages for c in candidates):
+        conditions.append(WorkItem.language.in_(sorted(set().union(*(c.languages for c in candidates)))))
+    top = max(c.tier_rank for c in candidates)
+    conditions.append(WorkItem.min_tier.in_([tier for tier, rank in TIER_RANK.items() if rank <= top]))
+    return conditions
+
+
 async def assign_queued(
     session: AsyncSession,
     tenant_id: uuid.UUID,
@@ -315,9 +360,12 @@ async def assign_queued(
 ) -> list[Assignment]:
     """Assign what can be assigned among the first `limit` queued items of the tenant.
 
-    Set-based: five statements a batch whatever its size (items, agents, lock, claim, assign).
+    Set-based: five statements a batch whatever its size (agents, items, lock, claim, assign).
     """
     moment = now or utc_now()
+    candidates = await available_agents(session, tenant_id, now=moment)
+    if not candidates:
+        return []  # nobody to give work to: leave the queue unlocked for the other engines
     items = list(
         (
             await session.execute(
@@ -335,7 +383,11 @@ async def assign_queued(
                     WorkItem.enqueued_at,
                     WorkItem.declined_by,
                 )
-                .where(WorkItem.tenant_id == tenant_id, WorkItem.status == WorkItemStatus.queued)
+                .where(
+                    WorkItem.tenant_id == tenant_id,
+                    WorkItem.status == WorkItemStatus.queued,
+                    *_servable_by(candidates, rules),
+                )
                 .order_by(WorkItem.queue_rank, WorkItem.enqueued_at, WorkItem.id)
                 .limit(limit)
                 .with_for_update(skip_locked=True)
@@ -344,7 +396,6 @@ async def assign_queued(
     )
     if not items:
         return []
-    candidates = await available_agents(session, tenant_id, now=moment)
     roster = Roster(candidates, strategy, rules, moment)
     for item in items:
         agent = roster.choose(item)
@@ -357,43 +408,13 @@ async def assign_queued(
     await session.execute(
         select(User.id).where(User.id.in_(sorted(planned))).order_by(User.id).with_for_update()
     )
-    # One statement for all the agents, one for all the items: CASE on the primary key, which both
-    # databases resolve through the index (a joined VALUES list makes SQLite scan the table).
-    extra = case({agent_id: len(c.planned) for agent_id, c in planned.items()}, value=User.id, else_=0)
-    claimed = set(
-        (
-            await session.execute(
-                update(User)
-                .where(
-                    User.id.in_(list(planned)),
-                    User.status == AgentStatus.available,
-                    User.active.is_(True),
-                    User.active_items + extra <= User.max_concurrent,
-                )
-                .values(active_items=User.active_items + extra, last_assigned_at=moment, idle_since=moment)
-                .returning(User.id)
-                .execution_options(synchronize_session=False)
-            )
-        ).scalars()
-    )
+    counts = {agent_id: len(c.planned) for agent_id, c in planned.items()}
+    claimed = await _claim(session, counts, moment)
     # Items of agents whose claim failed (another engine filled them, or they went away) stay queued.
     owner = {item.id: agent_id for agent_id in claimed for item in planned[agent_id].planned}
     if not owner:
         return []
-    await session.execute(
-        update(WorkItem)
-        .where(WorkItem.id.in_(list(owner)))
-        .values(
-            status=WorkItemStatus.assigned,
-            agent_id=case({item: literal(agent, GUID) for item, agent in owner.items()}, value=WorkItem.id),
-            assigned_at=moment,
-            accepted_at=None if accept_timeout else moment,
-            accept_deadline=moment + accept_timeout if accept_timeout else None,
-            attempts=WorkItem.attempts + 1,
-            updated_at=moment,
-        )
-        .execution_options(synchronize_session=False)
-    )
+    await _assign(session, owner, moment, accept_timeout)
     return [
         Assignment(item.id, agent_id, item.conversation_id, item.ticket_id)
         for agent_id in sorted(claimed)
@@ -419,4 +440,83 @@ async def rules_for(session: AsyncSession, tenant_id: uuid.UUID, policy: Routing
             for code, fallbacks in policy.overflow_teams.items()
             if code in teams
         },
+    )
+
+
+# PostgreSQL: one statement each, the values in two array parameters joined by unnest (the statement is
+# compiled once and cached, whatever the batch). SQLite: CASE on the primary key, resolved through the
+# index (a joined VALUES list makes SQLite scan the table).
+_PG_CLAIM = text(
+    "UPDATE users SET active_items = users.active_items + d.n, last_assigned_at = :at, idle_since = :at "
+    "FROM unnest(CAST(:ids AS uuid[]), CAST(:ns AS integer[])) AS d(id, n) "
+    "WHERE users.id = d.id AND users.status = 'available' AND users.active "
+    "AND users.active_items + d.n <= users.max_concurrent RETURNING users.id"
+)
+_PG_ASSIGN = text(
+    "UPDATE work_items SET status = 'assigned', agent_id = d.agent, assigned_at = :at, "
+    "accepted_at = :accepted, accept_deadline = :deadline, attempts = work_items.attempts + 1, "
+    "updated_at = :at "
+    "FROM unnest(CAST(:ids AS uuid[]), CAST(:agents AS uuid[])) AS d(id, agent) WHERE work_items.id = d.id"
+)
+
+
+async def _claim(session: AsyncSession, counts: dict[uuid.UUID, int], moment: datetime) -> set[uuid.UUID]:
+    """Take `n` slots of each agent, only where they still fit; returns the agents whose claim held."""
+    if is_postgresql(session):
+        rows = await session.execute(
+            _PG_CLAIM, {"ids": list(counts), "ns": list(counts.values()), "at": moment}
+        )
+        return {row[0] for row in rows}
+    extra = case(counts, value=User.id, else_=0)
+    return set(
+        (
+            await session.execute(
+                update(User)
+                .where(
+                    User.id.in_(list(counts)),
+                    User.status == AgentStatus.available,
+                    User.active.is_(True),
+                    User.active_items + extra <= User.max_concurrent,
+                )
+                .values(active_items=User.active_items + extra, last_assigned_at=moment, idle_since=moment)
+                .returning(User.id)
+                .execution_options(synchronize_session=False)
+            )
+        ).scalars()
+    )
+
+
+async def _assign(
+    session: AsyncSession,
+    owner: dict[uuid.UUID, uuid.UUID],
+    moment: datetime,
+    accept_timeout: timedelta | None,
+) -> None:
+    accepted = None if accept_timeout else moment
+    deadline = moment + accept_timeout if accept_timeout else None
+    if is_postgresql(session):
+        await session.execute(
+            _PG_ASSIGN,
+            {
+                "ids": list(owner),
+                "agents": list(owner.values()),
+                "at": moment,
+                "accepted": accepted,
+                "deadline": deadline,
+            },
+        )
+        return
+    await session.execute(
+        update(WorkItem)
+        .where(WorkItem.id.in_(list(owner)))
+        .values(
+            status=WorkItemStatus.assigned,
+            agent_id=case({item: literal(agent, GUID) for item, agent in owner.items()}, value=WorkItem.id),
+            assigned_at=moment,
+            accepted_at=accepted,
+            accept_deadline=deadline,
+            attempts=WorkItem.attempts + 1,
+            updated_at=moment,
+        )
+        .execution_options(synchronize_session=False)
     )
