@@ -222,6 +222,27 @@ async def test_each_admin_changes_only_their_own_tenant(
             "ends before it starts",
         ),
         (with_change("business_hours.holidays", ["christmas"]), "holidays", ""),
+        (
+            with_change("business_hours.weekly", {"mon": [["08:00", "13:00"], ["12:00", "18:00"]]}),
+            "weekly",
+            "opening intervals overlap",
+        ),
+        # Open no day, yet SLA targets counted in business hours: a clock that would never run.
+        (with_change("business_hours.weekly", {}), "policy", "opens on no day"),
+        (with_change("routing.strategy", "random"), "strategy", ""),
+        (with_change("routing.overflow_after_seconds", -5), "overflow_after_seconds", ""),
+        (with_change("routing.accept_timeout_seconds", 3600), "accept_timeout_seconds", ""),
+        (
+            with_change("tickets.dispositions", [{"code": "a", "label_fr": "A", "label_en": "A"}] * 2),
+            "dispositions",
+            "unique",
+        ),
+        (
+            with_change("tickets.dispositions", [{"code": "Not A Code", "label_fr": "A", "label_en": "A"}]),
+            "code",
+            "",
+        ),
+        (with_change("incidents.threshold", 1), "threshold", ""),
         (with_change("default_region", "bj"), "default_region", ""),
         (with_change("default_region", "XX"), "default_region", "XX"),
         (with_change("escalation.confidence_below", 1.5), "confidence_below", ""),

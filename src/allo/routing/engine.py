@@ -39,6 +39,7 @@ from allo.models.enums import TIER_RANK, AgentStatus, Role, Tier, WorkItemStatus
 from allo.tenants.schemas import RoutingPolicy
 
 DEFAULT_BATCH = 200
+MIN_BATCH = 20
 
 
 class Strategy(StrEnum):
@@ -389,7 +390,9 @@ async def assign_queued(
                     *_servable_by(candidates, rules),
                 )
                 .order_by(WorkItem.queue_rank, WorkItem.enqueued_at, WorkItem.id)
-                .limit(limit)
+                # No more than the free slots can take (twice, for items the filter lets through that
+                # the roster then finds nobody for): a nearly full floor locks and reads little.
+                .limit(min(limit, max(2 * sum(c.free for c in candidates), MIN_BATCH)))
                 .with_for_update(skip_locked=True)
             )
         ).all()
