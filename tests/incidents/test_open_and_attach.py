@@ -196,7 +196,7 @@ async def test_the_team_and_the_supervisors_are_notified_once_each(
 
     # Tickets joining later tell nobody again.
     ticket = await plain_ticket(client, floor.agent)
-    assert (await attach(client, floor.agent, incident["id"], ticket["id"])).status_code == 200
+    assert (await attach(client, floor.supervisor, incident["id"], ticket["id"])).status_code == 200
     for actor in told:
         assert len(await notifications_of(db, actor.user_id, "incident.opened")) == 1
 
@@ -210,7 +210,7 @@ async def test_an_agent_attaches_tickets_and_their_customers_are_told(
     incident = await open_incident(client, floor.supervisor, public_note="Une antenne est en panne à Cotonou")
     first = await plain_ticket(client, floor.agent, with_conversation=True)
     second = await plain_ticket(client, floor.agent)
-    response = await attach(client, floor.agent, incident["id"], first["id"], second["id"])
+    response = await attach(client, floor.supervisor, incident["id"], first["id"], second["id"])
     assert response.status_code == 200, response.text
     assert response.json()["ticket_count"] == 2
     [told] = await incident_messages(client, floor.agent, first["conversation_id"])
@@ -223,7 +223,7 @@ async def test_an_agent_attaches_tickets_and_their_customers_are_told(
         assert await live_items(client, floor.agent, ticket["id"]) == []
 
     # Again: nothing changes, nobody is told twice, the history has one escalation.
-    again = await attach(client, floor.agent, incident["id"], first["id"], second["id"], first["id"])
+    again = await attach(client, floor.supervisor, incident["id"], first["id"], second["id"], first["id"])
     assert again.status_code == 200, again.text
     assert again.json()["ticket_count"] == 2
     assert len(await incident_messages(client, floor.agent, first["conversation_id"])) == 1
@@ -244,7 +244,7 @@ async def test_unknown_or_foreign_tickets_attach_nothing(
     missing = str(uuid.uuid4())
     for stranger in (missing, theirs["id"]):
         error = assert_api_error(
-            await attach(client, floor.agent, incident["id"], ours["id"], stranger), 422, "unknown_tickets"
+            await attach(client, floor.supervisor, incident["id"], ours["id"], stranger), 422, "unknown_tickets"
         )
         assert error["details"] == {"ticket_ids": [stranger]}
     assert (await read_ticket(client, floor.agent, ours["id"]))["incident_id"] is None
@@ -265,7 +265,7 @@ async def test_a_closed_ticket_cannot_join(client: httpx.AsyncClient, db: Databa
         )
         assert response.status_code == 200, response.text
     error = assert_api_error(
-        await attach(client, floor.agent, incident["id"], open_one["id"], closed["id"]),
+        await attach(client, floor.supervisor, incident["id"], open_one["id"], closed["id"]),
         422,
         "ticket_not_open",
     )
@@ -277,7 +277,7 @@ async def test_a_closed_ticket_cannot_join(client: httpx.AsyncClient, db: Databa
 
 async def test_attaching_needs_at_least_one_ticket(client: httpx.AsyncClient, floor: Floor) -> None:
     incident = await open_incident(client, floor.supervisor)
-    error = assert_api_error(await attach(client, floor.agent, incident["id"]), 422, "validation_error")
+    error = assert_api_error(await attach(client, floor.supervisor, incident["id"]), 422, "validation_error")
     assert error["details"][0]["loc"] == ["body", "ticket_ids"]
 
 
@@ -300,7 +300,7 @@ async def test_a_supervisor_changes_what_customers_are_told(client: httpx.AsyncC
     )
     assert (response.json()["title"], response.json()["public_note"]) == ("Antenne Akpakpa", None)
     ticket = await plain_ticket(client, floor.agent, with_conversation=True)
-    assert (await attach(client, floor.agent, incident["id"], ticket["id"])).status_code == 200
+    assert (await attach(client, floor.supervisor, incident["id"], ticket["id"])).status_code == 200
     [told] = await incident_messages(client, floor.agent, ticket["conversation_id"])
     assert "INC-0001 : Antenne Akpakpa" in told["body"]
 
@@ -308,7 +308,7 @@ async def test_a_supervisor_changes_what_customers_are_told(client: httpx.AsyncC
 # -- roles, tenants, bad input ----------------------------------------------------------------------
 
 
-async def test_an_agent_reads_and_attaches_but_does_not_open_change_or_resolve(
+async def test_an_agent_reads_but_does_not_open_attach_change_or_resolve(
     client: httpx.AsyncClient, floor: Floor
 ) -> None:
     agent = floor.agent
@@ -317,9 +317,10 @@ async def test_an_agent_reads_and_attaches_but_does_not_open_change_or_resolve(
     assert (await client.get(INCIDENTS, headers=agent.bearer)).json()["items"][0]["id"] == incident["id"]
     assert (await client.get(url, headers=agent.bearer)).status_code == 200
     ticket = await plain_ticket(client, agent)
-    assert (await attach(client, agent, incident["id"], ticket["id"])).status_code == 200
 
     refused = [
+        # Attaching takes tickets out of the agents' queues and writes to customers: a supervisor's call.
+        await attach(client, agent, incident["id"], ticket["id"]),
         await client.post(INCIDENTS, json={"title": "Panne", "service": "no_network"}, headers=agent.bearer),
         await client.patch(url, json={"title": "Autre"}, headers=agent.bearer),
         await resolve(client, agent, incident["id"]),

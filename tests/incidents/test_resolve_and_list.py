@@ -98,7 +98,7 @@ async def test_a_resolved_incident_is_over(client: httpx.AsyncClient, floor: Flo
     assert_api_error(await resolve(client, floor.supervisor, incident["id"]), 409, "incident_resolved")
     ticket = await plain_ticket(client, floor.agent)
     assert_api_error(
-        await attach(client, floor.agent, incident["id"], ticket["id"]), 409, "incident_resolved"
+        await attach(client, floor.supervisor, incident["id"], ticket["id"]), 409, "incident_resolved"
     )
     assert (await read_ticket(client, floor.agent, ticket["id"]))["incident_id"] is None
     assert await read_incident(client, floor.agent, incident["id"]) == resolved
@@ -155,7 +155,7 @@ async def test_listing_pages_with_a_cursor_and_counts_tickets(
 ) -> None:
     made = await _incidents(client, floor.supervisor)
     ticket = await plain_ticket(client, floor.agent)
-    assert (await attach(client, floor.agent, made["c"]["id"], ticket["id"])).status_code == 200
+    assert (await attach(client, floor.supervisor, made["c"]["id"], ticket["id"])).status_code == 200
 
     first = await list_incidents(client, floor.agent, limit="3")
     assert [i["title"] for i in first["items"]] == ["D", "C", "B"]

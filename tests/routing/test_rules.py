@@ -303,3 +303,68 @@ async def test_the_dedicated_agent_is_not_held_back_by_team_or_tier_reservation(
     chosen = await _assigned(db, tenant)
     assert chosen[item.id] == dedicated.id
     assert chosen[other.id] != mute.id, "the dedicated agent still needs the skills"
+
+
+async def test_work_further_back_is_not_stuck_behind_items_nobody_free_can_take(
+    db: Database, tenant: Tenant
+) -> None:
+    async with db.unit_of_work() as session:
+        await add_agent(session, tenant, "n2", tier=Tier.n2, capacity=3)
+        for _ in range(25):  # older N1 work, reserved away from the N2 agent
+            await queue(session, tenant, "P2")
+        n2_work = await queue(session, tenant, "P3", min_tier=Tier.n2)
+        for _ in range(25):  # and work needing a skill nobody free has
+            await queue(session, tenant, "P2", skills=["legal"])
+    chosen = await _assigned(
+        db, tenant, Rules(reserve_higher_tiers=True, overflow_after=timedelta(minutes=10))
+    )
+    assert n2_work.id in chosen
+
+
+async def test_plain_work_is_not_stuck_behind_work_needing_a_missing_skill(
+    db: Database, tenant: Tenant
+) -> None:
+    async with db.unit_of_work() as session:
+        await add_agent(session, tenant, "plain", capacity=3)
+        for _ in range(25):
+            await queue(session, tenant, "P2", skills=["legal"])
+        plain = await queue(session, tenant, "P3")
+    assert plain.id in await _assigned(db, tenant, Rules())
+
+
+async def test_assignments_go_to_the_tenants_webhooks_in_one_go(
+    client: httpx.AsyncClient, tenant_actors: dict[str, Actor], db: Database
+) -> None:
+    from allo.models import WebhookDelivery
+
+    agent, admin = tenant_actors["agent"], tenant_actors["admin"]
+    hook = await client.post(
+        "/api/v1/webhooks/endpoints",
+        json={"url": "https://hooks.example.com/routing", "events": ["work_item.assigned"]},
+        headers=admin.bearer,
+    )
+    assert hook.status_code == 201, hook.text
+    await ready_agent(db, agent)
+    customer = (
+        await client.post(
+            "/api/v1/customers", json={"name": "Awa", "phone": "0612345670"}, headers=agent.bearer
+        )
+    ).json()
+    ticket = (
+        await client.post(
+            "/api/v1/tickets", json={"subject": "x", "customer_id": customer["id"]}, headers=agent.bearer
+        )
+    ).json()
+    async with db.unit_of_work() as session:
+        [assignment] = await routing_tasks.route(session, agent.tenant_id)
+    async with db.unit_of_work(write=False) as session:
+        [delivery] = (
+            await session.execute(select(WebhookDelivery).where(WebhookDelivery.tenant_id == agent.tenant_id))
+        ).scalars()
+    assert delivery.event == "work_item.assigned"
+    assert delivery.payload["data"] == {
+        "work_item_id": str(assignment.item_id),
+        "agent_id": str(agent.user_id),
+        "conversation_id": None,
+        "ticket_id": ticket["id"],
+    }

@@ -76,6 +76,8 @@ async def post_message(
     )
     if data.author_kind is AuthorKind.agent and conversation.status in _AWAITING_AGENT:
         await _take(session, conversation, principal)
+    elif data.author_kind is AuthorKind.agent and principal.user_id is not None:
+        await routing.answered(session, conversation.id, principal.user_id)
     elif data.author_kind is AuthorKind.customer and conversation.status in _BOT_HANDLES:
         # The assistant answers after commit, in the worker: the caller is not kept waiting.
         await jobs.enqueue(

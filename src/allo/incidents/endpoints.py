@@ -78,7 +78,7 @@ async def update_incident(
 
 @router.post("/{incident_id}/tickets", summary="Put tickets under the incident; their customers are told")
 async def attach_tickets(
-    incident_id: uuid.UUID, body: IncidentAttach, session: SessionDep, principal: AgentDep
+    incident_id: uuid.UUID, body: IncidentAttach, session: SessionDep, principal: SupervisorDep
 ) -> IncidentRead:
     repo = IncidentRepository(session, principal.tenant_id)
     incident = await repo.get_or_raise(incident_id)

@@ -156,6 +156,7 @@ async def attach(
         ticket.incident_id = incident.id
         ticket.team_id = incident.team_id
         ticket.assignee_id = None
+        ticket.sla_alert_at = None  # its clock's alarms are the incident's team's business now
         ticket.updated_at = utc_now()
         item = await routing.live_item_of_ticket(session, ticket.id)
         if item is not None:

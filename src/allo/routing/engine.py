@@ -29,7 +29,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any, Protocol
 
-from sqlalchemy import ColumnElement, case, literal, or_, select, text, update
+from sqlalchemy import ColumnElement, case, literal, or_, select, text, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from allo.kit.db import GUID, is_postgresql
@@ -40,6 +40,8 @@ from allo.tenants.schemas import RoutingPolicy
 
 DEFAULT_BATCH = 200
 MIN_BATCH = 20
+# Pages of the queue one pass may read when the first ones find too few takers.
+MAX_PAGES = 5
 
 
 class Strategy(StrEnum):
@@ -82,7 +84,7 @@ class Rules:
     """The tenant's routing rules as one batch applies them."""
 
     reserve_higher_tiers: bool = True
-    overflow_after: timedelta | None = None  # None: never
+    overflow_after: timedelta | None = None  # None: never (a policy's 0 means at once)
     overflow_teams: dict[uuid.UUID, frozenset[uuid.UUID]] = field(default_factory=dict)
 
     def overflowed(self, item: Routable, now: datetime) -> bool:
@@ -219,6 +221,9 @@ class Roster:
             self.nobody.add(key)
         return chosen
 
+    def has_room(self) -> bool:
+        return any(self.buckets.values())
+
     def give(self, agent: Candidate, item: Routable, moment: datetime) -> None:
         agent.free -= 1
         agent.busy += 1
@@ -282,8 +287,9 @@ async def _agent_profiles(
 async def available_agents(
     session: AsyncSession, tenant_id: uuid.UUID, *, now: datetime | None = None
 ) -> list[Candidate]:
-    """Who can take work now: their load read fresh, their profile from a short cache (a stale profile
-    only makes a claim fail or an item wait a batch; capacity is always checked by the claim)."""
+    """Who can take work now: their load and status read fresh, their profile (team, tier, languages,
+    skills, segments) from a cache of PROFILE_TTL seconds, so an admin's change to a profile applies
+    within that time; capacity and availability are always checked again by the claim."""
     profiles = await _agent_profiles(session, tenant_id)
     rows = (
         await session.execute(
@@ -367,43 +373,50 @@ async def assign_queued(
     candidates = await available_agents(session, tenant_id, now=moment)
     if not candidates:
         return []  # nobody to give work to: leave the queue unlocked for the other engines
-    items = list(
-        (
-            await session.execute(
-                select(
-                    WorkItem.id,
-                    WorkItem.team_id,
-                    WorkItem.language,
-                    WorkItem.skills,
-                    WorkItem.min_skill_level,
-                    WorkItem.min_tier,
-                    WorkItem.preferred_agent_id,
-                    WorkItem.conversation_id,
-                    WorkItem.ticket_id,
-                    WorkItem.segment,
-                    WorkItem.enqueued_at,
-                    WorkItem.declined_by,
-                )
-                .where(
-                    WorkItem.tenant_id == tenant_id,
-                    WorkItem.status == WorkItemStatus.queued,
-                    *_servable_by(candidates, rules),
-                )
-                .order_by(WorkItem.queue_rank, WorkItem.enqueued_at, WorkItem.id)
-                # No more than the free slots can take (twice, for items the filter lets through that
-                # the roster then finds nobody for): a nearly full floor locks and reads little.
-                .limit(min(limit, max(2 * sum(c.free for c in candidates), MIN_BATCH)))
-                .with_for_update(skip_locked=True)
-            )
-        ).all()
-    )
-    if not items:
-        return []
     roster = Roster(candidates, strategy, rules, moment)
-    for item in items:
-        agent = roster.choose(item)
-        if agent is not None:
-            roster.give(agent, item, moment)
+    page = min(limit, max(2 * sum(c.free for c in candidates), MIN_BATCH))
+    after: tuple[int, datetime, uuid.UUID] | None = None
+    for _ in range(MAX_PAGES):
+        # No more than the free slots can take (twice, for items the filter lets through that the
+        # roster then finds nobody for): a nearly full floor locks and reads little. When a page finds
+        # too few takers (items reserved for a tier, needing a skill nobody free has…), the next page
+        # is read in the same pass, so that work further back is not stuck behind them.
+        stmt = (
+            select(
+                WorkItem.id,
+                WorkItem.team_id,
+                WorkItem.language,
+                WorkItem.skills,
+                WorkItem.min_skill_level,
+                WorkItem.min_tier,
+                WorkItem.preferred_agent_id,
+                WorkItem.conversation_id,
+                WorkItem.ticket_id,
+                WorkItem.segment,
+                WorkItem.enqueued_at,
+                WorkItem.declined_by,
+                WorkItem.queue_rank,
+            )
+            .where(
+                WorkItem.tenant_id == tenant_id,
+                WorkItem.status == WorkItemStatus.queued,
+                *_servable_by(candidates, rules),
+            )
+            .order_by(WorkItem.queue_rank, WorkItem.enqueued_at, WorkItem.id)
+            .limit(page)
+            .with_for_update(skip_locked=True)
+        )
+        if after is not None:
+            stmt = stmt.where(tuple_(WorkItem.queue_rank, WorkItem.enqueued_at, WorkItem.id) > tuple_(*after))
+        items = (await session.execute(stmt)).all()
+        for item in items:
+            agent = roster.choose(item)
+            if agent is not None:
+                roster.give(agent, item, moment)
+        if len(items) < page or not roster.has_room() or sum(len(c.planned) for c in candidates) >= limit:
+            break
+        last = items[-1]
+        after = (last.queue_rank, last.enqueued_at, last.id)
     planned = {c.id: c for c in candidates if c.planned}
     if not planned:
         return []

@@ -297,16 +297,7 @@ async def finish_ticket(
     session: AsyncSession, ticket_id: uuid.UUID, *, wrap_up: timedelta | None = None
 ) -> None:
     """The live work item of a resolved or closed ticket is done."""
-    live = (
-        await session.execute(
-            select(WorkItem)
-            .where(
-                WorkItem.ticket_id == ticket_id,
-                WorkItem.status.in_((WorkItemStatus.queued, WorkItemStatus.assigned)),
-            )
-            .with_for_update()
-        )
-    ).scalar_one_or_none()
+    live = await live_item_of_ticket(session, ticket_id)
     if live is not None:
         await finish(session, live, wrap_up=wrap_up)
 
@@ -370,13 +361,20 @@ async def requeue(
 async def assign_to(session: AsyncSession, item: WorkItem, agent: User, *, reason: str) -> None:
     """Give the item to this agent by hand (a supervisor's choice), whoever held it: it counts in the
     agent's load like any assignment; refused when the agent has no free slot."""
-    if item.agent_id == agent.id and item.status is WorkItemStatus.assigned:
-        return
     now = utc_now()
+    if item.agent_id == agent.id and item.status is WorkItemStatus.assigned:
+        item.accepted_at = item.accepted_at or now  # a supervisor's choice is not an offer
+        item.accept_deadline = None
+        return
     claimed = (
         await session.execute(
             update(User)
-            .where(User.id == agent.id, User.active_items < User.max_concurrent)
+            .where(
+                User.id == agent.id,
+                User.active.is_(True),
+                User.status != AgentStatus.offline,
+                User.active_items < User.max_concurrent,
+            )
             .values(active_items=User.active_items + 1, last_assigned_at=now, idle_since=now)
             .returning(User.id)
             .execution_options(synchronize_session=False)
@@ -384,7 +382,7 @@ async def assign_to(session: AsyncSession, item: WorkItem, agent: User, *, reaso
     ).first()
     if claimed is None:
         raise Conflict(
-            "This agent has no free slot (max concurrent items reached).",
+            "This agent has no free slot (max concurrent items reached), or has just gone offline.",
             code="agent_at_capacity",
             details={"agent_id": str(agent.id), "max_concurrent": agent.max_concurrent},
         )
@@ -520,3 +518,30 @@ async def floor_status(session: AsyncSession, tenant_id: uuid.UUID, now: datetim
             for a in agents
         ],
     }
+
+
+async def answered(session: AsyncSession, conversation_id: uuid.UUID, agent_id: uuid.UUID) -> None:
+    """The agent wrote to the customer: an offer of this conversation to them is accepted."""
+    now = utc_now()
+    await session.execute(
+        update(WorkItem)
+        .where(
+            WorkItem.conversation_id == conversation_id,
+            WorkItem.status == WorkItemStatus.assigned,
+            WorkItem.agent_id == agent_id,
+            WorkItem.accepted_at.is_(None),
+        )
+        .values(accepted_at=now, accept_deadline=None, updated_at=now)
+        .execution_options(synchronize_session=False)
+    )
+
+
+async def live_item_of_conversation(session: AsyncSession, conversation_id: uuid.UUID) -> WorkItem | None:
+    return (
+        await session.execute(
+            select(WorkItem).where(
+                WorkItem.conversation_id == conversation_id,
+                WorkItem.status.in_((WorkItemStatus.queued, WorkItemStatus.assigned)),
+            )
+        )
+    ).scalar_one_or_none()

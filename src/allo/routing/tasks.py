@@ -16,6 +16,7 @@ from allo.models.enums import ConversationStatus, WorkItemStatus
 from allo.routing.engine import DEFAULT_BATCH, Assignment, Strategy, assign_queued, rules_for
 from allo.routing.service import ASSIGN_KIND, expire_offers, requeue_agent_items, wake_router
 from allo.tenants import service as tenants
+from allo.webhooks import service as webhooks
 
 # A conversation the bot still has is not taken from it; one waiting for or with a human follows its item.
 _HUMAN_SIDE = (ConversationStatus.bot, ConversationStatus.queued, ConversationStatus.assigned)
@@ -48,6 +49,20 @@ async def route(
                 {"work_item_id": str(a.item_id), "agent_id": str(a.agent_id)},
             ),
         )
+    await webhooks.emit_many(
+        session,
+        tenant_id,
+        "work_item.assigned",
+        [
+            {
+                "work_item_id": str(a.item_id),
+                "agent_id": str(a.agent_id),
+                "conversation_id": str(a.conversation_id) if a.conversation_id else None,
+                "ticket_id": str(a.ticket_id) if a.ticket_id else None,
+            }
+            for a in assignments
+        ],
+    )
     if len(assignments) >= limit:
         await wake_router(session, tenant_id)  # more may be waiting: another pass right after this one
     return assignments

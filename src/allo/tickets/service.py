@@ -27,6 +27,7 @@ from allo.models.enums import (
     AuthorKind,
     Category,
     ConversationStatus,
+    Priority,
     Role,
     TicketStatus,
     Tier,
@@ -155,17 +156,18 @@ async def _pause_or_resume_clock(
     )
 
 
-async def _resolve_conversation(session: AsyncSession, ticket: Ticket, now: datetime) -> None:
-    """A human resolved the case: its conversation is resolved too (the customer's next message goes to the
-    assistant again, which reopens it)."""
-    if ticket.conversation_id is None:
-        return
-    conversation = await ConversationRepository(session, ticket.tenant_id).get(ticket.conversation_id)
-    if conversation is None or conversation.status not in (
-        ConversationStatus.queued,
-        ConversationStatus.assigned,
-    ):
-        return
+async def _resolve_conversations(session: AsyncSession, ticket: Ticket, now: datetime) -> None:
+    """A human resolved the case: its conversations waiting for or with a human are resolved too (the
+    customer's next message goes to the assistant again, which reopens the case or starts a new one)."""
+    conversations = await ConversationRepository(session, ticket.tenant_id).get_many(
+        await conversation_ids(session, ticket)
+    )
+    for conversation in conversations:
+        if conversation.status in (ConversationStatus.queued, ConversationStatus.assigned):
+            _resolve(session, conversation, now)
+
+
+def _resolve(session: AsyncSession, conversation: Conversation, now: datetime) -> None:
     conversation.status = ConversationStatus.resolved
     conversation.resolved_at = now
     conversation.resolved_by = "agent"
@@ -173,7 +175,7 @@ async def _resolve_conversation(session: AsyncSession, ticket: Ticket, now: date
         session,
         Event(
             "conversation.status",
-            ticket.tenant_id,
+            conversation.tenant_id,
             {"conversation_id": str(conversation.id), "status": "resolved"},
         ),
     )
@@ -370,11 +372,7 @@ async def update_ticket(
         await _move_to(session, ticket, data.status, policy, now)
     if data.priority is not None and data.priority is not ticket.priority:
         change("priority_changed", "priority", ticket.priority, data.priority)
-        ticket.priority = data.priority
-        ticket.first_response_due_at, ticket.resolution_due_at = sla.due_times(
-            policy, data.priority, ticket.created_at, paused=timedelta(seconds=ticket.sla_paused_seconds)
-        )
-        ticket.sla_alerts = []  # new targets: their alarms are new too
+        _retarget(ticket, policy, data.priority)
         await routing.reprioritise_ticket(session, ticket.id, data.priority)
     if data.category is not None and data.category is not ticket.category:
         change("category_changed", "category", ticket.category, data.category)
@@ -422,9 +420,17 @@ async def update_ticket(
 
 
 async def _move_to(
-    session: AsyncSession, ticket: Ticket, status: TicketStatus, policy: TenantPolicy, now: datetime
+    session: AsyncSession,
+    ticket: Ticket,
+    status: TicketStatus,
+    policy: TenantPolicy,
+    now: datetime,
+    *,
+    resolve_conversations: bool = True,
 ) -> None:
-    """The status change itself, with what follows from it: timestamps, the SLA pause, the agent's slot."""
+    """The status change itself, with what follows from it: timestamps, the SLA pause, the agent's slot,
+    and a reopened ticket back in the queue, to the agent who had it first when they are there."""
+    reopened = ticket.status is TicketStatus.resolved and status in (TicketStatus.open, TicketStatus.pending)
     if ticket.status is TicketStatus.new and ticket.first_responded_at is None:
         ticket.first_responded_at = now
     if status is TicketStatus.resolved:
@@ -432,17 +438,25 @@ async def _move_to(
     elif status is TicketStatus.closed:
         ticket.closed_at = now
         ticket.resolved_at = ticket.resolved_at or now
-    elif ticket.status is TicketStatus.resolved:
-        ticket.resolved_at = None  # reopened
+    elif reopened:
+        # The time it stood resolved is not the team's: the resolution clock resumes where it stopped.
+        ticket.sla_paused_at = ticket.sla_paused_at or ticket.resolved_at
+        ticket.resolved_at = None
         ticket.reopened_count += 1
+        ticket.disposition = None
     await _pause_or_resume_clock(session, ticket, status, now)
     ticket.status = status
     if status in (TicketStatus.resolved, TicketStatus.closed):
-        # The agent's slot is free again (after the wrap-up): the ticket and its conversation are one
+        # The agent's slot is free again (after the wrap-up): the ticket and its conversations are one
         # piece of work.
         wrap_up = timedelta(seconds=policy.routing.wrap_up_seconds)
         await routing.finish_ticket(session, ticket.id, wrap_up=wrap_up)
-        await _resolve_conversation(session, ticket, now)
+        if resolve_conversations:
+            await _resolve_conversations(session, ticket, now)
+    elif reopened and ticket.incident_id is None:
+        previous, ticket.assignee_id = ticket.assignee_id, None
+        await session.flush()
+        await queue_ticket(session, ticket, policy, preferred_agent_id=previous)
 
 
 async def _assign_by_hand(
@@ -483,6 +497,10 @@ async def queue_ticket(
         if ticket.conversation_id
         else None
     )
+    if conversation is not None and await routing.live_item_of_conversation(session, conversation.id):
+        # The conversation is already someone's work (another ticket of it): this one is queued as a
+        # ticket of its own, not a second claim on the same chat.
+        conversation = None
     return await routing.enqueue(
         session,
         tenant_id=ticket.tenant_id,
@@ -556,6 +574,13 @@ async def escalate_ticket(
             f"A {ticket.status.value} ticket cannot be escalated; reopen it first.",
             code="invalid_transition",
             details={"status": ticket.status.value},
+        )
+    if ticket.incident_id is not None:
+        raise Conflict(
+            "This ticket is part of a major incident, which its team works as one; "
+            "take it out of the incident to handle it on its own.",
+            code="in_incident",
+            details={"incident_id": str(ticket.incident_id)},
         )
     team_id = await team_id_for_code(session, ticket.tenant_id, team) if team is not None else ticket.team_id
     target = tier or (_NEXT_TIER.get(ticket.tier) if team is None else ticket.tier)
@@ -719,7 +744,8 @@ async def merge(
     policy = await policy_for(session, principal.tenant_id)
     duplicate.merged_into_id = target.id
     duplicate.disposition = DUPLICATE_DISPOSITION
-    await _move_to(session, duplicate, TicketStatus.closed, policy, now)
+    # Its conversations now belong to the ticket that stays: they are not resolved with the duplicate.
+    await _move_to(session, duplicate, TicketStatus.closed, policy, now, resolve_conversations=False)
     duplicate.updated_at = target.updated_at = now
     sla.schedule_alarm(duplicate, policy)
     await session.flush()
@@ -764,6 +790,7 @@ async def reply(
     message = await store_message(
         session, conversation, author_kind=AuthorKind.agent, author_user_id=principal.user_id, body=data.body
     )
+    await routing.answered(session, conversation.id, principal.user_id)
     event = add_event(
         session,
         principal,
@@ -834,7 +861,6 @@ async def reopen_for_customer(
     if ticket is None:
         return None
     customer = Principal.system(conversation.tenant_id)
-    resolved_at = ticket.resolved_at or now
     add_event(
         session,
         customer,
@@ -846,17 +872,10 @@ async def reopen_for_customer(
         reason="the customer wrote again",
         data={"conversation_id": str(conversation.id)},
     )
-    # The time it stood resolved is not the team's: the resolution clock resumes where it stopped.
-    ticket.sla_paused_at = resolved_at
-    ticket.disposition = None
-    await _move_to(session, ticket, TicketStatus.open, policy, now)
-    previous = ticket.assignee_id
-    ticket.assignee_id = None
     if ticket.conversation_id is None:
         ticket.conversation_id = conversation.id
+    await _move_to(session, ticket, TicketStatus.open, policy, now)
     sla.schedule_alarm(ticket, policy)
-    await session.flush()
-    await queue_ticket(session, ticket, policy, preferred_agent_id=previous)
     hand_to(session, conversation, None)
     conversation.resolved_at = None
     conversation.resolved_by = None
@@ -896,11 +915,7 @@ async def recompute_priority(
             reason=why,
             data={"reasons": reasons},
         )
-        ticket.priority = decision.priority
-        ticket.first_response_due_at, ticket.resolution_due_at = sla.due_times(
-            policy, decision.priority, ticket.created_at, paused=timedelta(seconds=ticket.sla_paused_seconds)
-        )
-        ticket.sla_alerts = []
+        _retarget(ticket, policy, decision.priority)
         sla.schedule_alarm(ticket, policy)
         ticket.updated_at = utc_now()
     await routing.reprioritise_ticket(session, ticket.id, ticket.priority, vip=vip)
@@ -930,3 +945,12 @@ async def customer_vip_changed(session: AsyncSession, principal: Principal, cust
             why="the customer is now VIP" if customer.vip else "the customer is no longer VIP",
             vip=customer.vip,
         )
+
+
+def _retarget(ticket: Ticket, policy: TenantPolicy, priority: Priority) -> None:
+    """A new priority: new SLA targets, and their alarms are new too."""
+    ticket.priority = priority
+    ticket.first_response_due_at, ticket.resolution_due_at = sla.due_times(
+        policy, priority, ticket.created_at, paused=timedelta(seconds=ticket.sla_paused_seconds)
+    )
+    ticket.sla_alerts = []

@@ -130,7 +130,8 @@ def _clock(due: datetime, target: timedelta, spent: timedelta, *, done: bool, pa
 def alarms(ticket: Ticket, policy: TenantPolicy) -> list[tuple[datetime, str]]:
     """The clock alarms still to raise, by time: 80 % (warning) and 100 % (breached) of each running
     clock. A clock that is done (answered, resolved) or paused raises nothing."""
-    if ticket.status in (TicketStatus.resolved, TicketStatus.closed):
+    if ticket.status in (TicketStatus.resolved, TicketStatus.closed) or ticket.incident_id is not None:
+        # Done, or part of a major incident, which its team works as one until it ends.
         return []
     target = policy.sla[ticket.priority.value]
     created = ticket.created_at

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import logging
 import uuid
-from datetime import datetime
+from datetime import datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from allo.auth.principal import Principal
@@ -19,6 +20,8 @@ from allo.tickets.repository import OPEN_STATUSES
 from allo.tickets.service import add_event, announce, escalate_ticket, policy_for
 
 ALARM_BATCH = 500
+RETRY_FAILED = timedelta(minutes=5)
+logger = logging.getLogger(__name__)
 
 
 async def raise_sla_alarms(session: AsyncSession, now: datetime | None = None) -> list[tuple[Ticket, str]]:
@@ -47,14 +50,35 @@ async def raise_sla_alarms(session: AsyncSession, now: datetime | None = None) -
         if ticket.tenant_id not in policies:
             policies[ticket.tenant_id] = await policy_for(session, ticket.tenant_id)
         policy = policies[ticket.tenant_id]
-        names = [name for at, name in sla.alarms(ticket, policy) if at <= moment]
-        for name in names:
-            # A breach already due makes its own warning moot: recorded, not announced.
-            silent = name.endswith(":warning") and name.replace(":warning", ":breached") in names
-            await _raise(session, ticket, policy, name, moment, silent=silent)
-            if not silent:
-                raised.append((ticket, name))
-        sla.schedule_alarm(ticket, policy)
+        ticket_id = ticket.id
+        try:
+            # One ticket's failure (a broken escalation) neither undoes the others' alarms nor blocks them.
+            async with session.begin_nested():
+                raised.extend(await _raise_due(session, ticket, policy, moment))
+        except Exception:
+            logger.exception("SLA alarms of ticket %s failed; retried in %s", ticket_id, RETRY_FAILED)
+            await session.execute(
+                update(Ticket)
+                .where(Ticket.id == ticket_id)
+                .values(sla_alert_at=moment + RETRY_FAILED)
+                .execution_options(synchronize_session=False)
+            )
+    return raised
+
+
+async def _raise_due(
+    session: AsyncSession, ticket: Ticket, policy: TenantPolicy, moment: datetime
+) -> list[tuple[Ticket, str]]:
+    raised = []
+    names = [name for at, name in sla.alarms(ticket, policy) if at <= moment]
+    for name in names:
+        # A breach already due makes its own warning moot: recorded, not announced.
+        silent = name.endswith(":warning") and name.replace(":warning", ":breached") in names
+        await _raise(session, ticket, policy, name, moment, silent=silent)
+        if not silent:
+            raised.append((ticket, name))
+    sla.schedule_alarm(ticket, policy)
+    await session.flush()
     return raised
 
 
