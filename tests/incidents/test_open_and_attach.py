@@ -243,9 +243,8 @@ async def test_unknown_or_foreign_tickets_attach_nothing(
     theirs = await create_ticket(client, other_tenant_admin)
     missing = str(uuid.uuid4())
     for stranger in (missing, theirs["id"]):
-        error = assert_api_error(
-            await attach(client, floor.supervisor, incident["id"], ours["id"], stranger), 422, "unknown_tickets"
-        )
+        response = await attach(client, floor.supervisor, incident["id"], ours["id"], stranger)
+        error = assert_api_error(response, 422, "unknown_tickets")
         assert error["details"] == {"ticket_ids": [stranger]}
     assert (await read_ticket(client, floor.agent, ours["id"]))["incident_id"] is None
     assert (await read_ticket(client, other_tenant_admin, theirs["id"]))["incident_id"] is None

@@ -10,6 +10,7 @@ import orjson
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
+from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 logger = logging.getLogger(__name__)
@@ -129,7 +130,36 @@ def install_error_handlers(app: FastAPI) -> None:
         # Keep the exception's headers: a 405 must say which methods are allowed (Allow).
         return error_response(exc.status_code, code, message, headers=exc.headers)
 
+    @app.exception_handler(DBAPIError)
+    async def _database_error(request: Request, exc: DBAPIError) -> Response:
+        if is_transient(exc):
+            # The transaction was rolled back whole: nothing was written, the same request may be sent again.
+            logger.warning(
+                "transient database conflict on %s %s: %s", request.method, request.url.path, exc.orig
+            )
+            return error_response(
+                503,
+                "busy_try_again",
+                "The request met a concurrent change and was not applied; send it again.",
+                headers={"Retry-After": "1"},
+            )
+        logger.exception("database error on %s %s", request.method, request.url.path)
+        return error_response(500, "internal_error", "An unexpected error occurred.")
+
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> Response:
         logger.exception("unhandled error on %s %s", request.method, request.url.path)
         return error_response(500, "internal_error", "An unexpected error occurred.")
+
+
+# PostgreSQL: deadlock detected, serialization failure; SQLite: the write lock was not obtained in time.
+_TRANSIENT_SQLSTATES = frozenset({"40P01", "40001"})
+
+
+def is_transient(exc: DBAPIError) -> bool:
+    """A conflict between concurrent transactions that a retry resolves."""
+    orig = exc.orig
+    state = getattr(orig, "sqlstate", None) or getattr(orig, "pgcode", None)
+    if state is None and orig is not None:
+        state = getattr(getattr(orig, "__cause__", None), "sqlstate", None)
+    return state in _TRANSIENT_SQLSTATES or "database is locked" in str(orig)

@@ -6,7 +6,6 @@ from datetime import datetime
 from typing import Annotated, TypeVar
 
 from fastapi import APIRouter, Depends, Query, status
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from allo.deps import AgentDep, SessionDep, SettingsDep
 from allo.incidents import service as incidents
@@ -14,7 +13,6 @@ from allo.kit.pagination import Page, PageParams, page_params
 from allo.kit.time import utc_now
 from allo.models import Ticket
 from allo.models.enums import Category, Priority, TicketStatus, Tier
-from allo.tenants import service as tenants
 from allo.tenants.schemas import TenantPolicy
 from allo.tickets import service, sla
 from allo.tickets.repository import TicketRepository
@@ -34,10 +32,6 @@ from allo.tickets.schemas import (
 
 router = APIRouter(prefix="/tickets", tags=["tickets"])
 R = TypeVar("R", bound=TicketRead)
-
-
-async def _policy(session: AsyncSession, tenant_id: uuid.UUID) -> TenantPolicy:
-    return tenants.policy_of(await tenants.get_or_raise(session, tenant_id))
 
 
 def with_clocks(model: type[R], ticket: Ticket, policy: TenantPolicy, now: datetime) -> R:
@@ -78,7 +72,7 @@ async def list_tickets(
         overdue_at=utc_now() if overdue else None,
     )
     rows, cursor = await repo.paginate(stmt, page)
-    policy = await _policy(session, principal.tenant_id)
+    policy = await service.policy_for(session, principal.tenant_id)
     now = utc_now()
     return Page(items=[with_clocks(TicketRead, t, policy, now) for t in rows], next_cursor=cursor)
 
@@ -87,13 +81,15 @@ async def list_tickets(
 async def create_ticket(body: TicketCreate, session: SessionDep, principal: AgentDep) -> TicketRead:
     ticket = await service.create_ticket(session, principal, body)
     await incidents.group_outage_ticket(session, ticket)
-    return with_clocks(TicketRead, ticket, await _policy(session, principal.tenant_id), utc_now())
+    return with_clocks(TicketRead, ticket, await service.policy_for(session, principal.tenant_id), utc_now())
 
 
 @router.get("/{ticket_id}", summary="Read a ticket with its history")
 async def read_ticket(ticket_id: uuid.UUID, session: SessionDep, principal: AgentDep) -> TicketDetail:
     ticket = await TicketRepository(session, principal.tenant_id).get_detail(ticket_id)
-    detail = with_clocks(TicketDetail, ticket, await _policy(session, principal.tenant_id), utc_now())
+    detail = with_clocks(
+        TicketDetail, ticket, await service.policy_for(session, principal.tenant_id), utc_now()
+    )
     detail.conversation_ids = await service.conversation_ids(session, ticket)
     return detail
 
@@ -103,7 +99,7 @@ async def update_ticket(
     ticket_id: uuid.UUID, body: TicketUpdate, session: SessionDep, principal: AgentDep
 ) -> TicketRead:
     ticket = await service.update_ticket(session, principal, ticket_id, body)
-    return with_clocks(TicketRead, ticket, await _policy(session, principal.tenant_id), utc_now())
+    return with_clocks(TicketRead, ticket, await service.policy_for(session, principal.tenant_id), utc_now())
 
 
 @router.post("/{ticket_id}/escalate", summary="Escalate: N1 -> N2 -> specialist, or to a team")
@@ -111,7 +107,7 @@ async def escalate_ticket(
     ticket_id: uuid.UUID, body: TicketEscalate, session: SessionDep, principal: AgentDep
 ) -> TicketRead:
     ticket = await service.escalate(session, principal, ticket_id, body)
-    return with_clocks(TicketRead, ticket, await _policy(session, principal.tenant_id), utc_now())
+    return with_clocks(TicketRead, ticket, await service.policy_for(session, principal.tenant_id), utc_now())
 
 
 @router.post(
@@ -121,7 +117,7 @@ async def merge_ticket(
     ticket_id: uuid.UUID, body: TicketMerge, session: SessionDep, principal: AgentDep
 ) -> TicketRead:
     ticket = await service.merge(session, principal, ticket_id, body)
-    return with_clocks(TicketRead, ticket, await _policy(session, principal.tenant_id), utc_now())
+    return with_clocks(TicketRead, ticket, await service.policy_for(session, principal.tenant_id), utc_now())
 
 
 @router.post(

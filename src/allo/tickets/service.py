@@ -308,6 +308,7 @@ async def create_ticket(session: AsyncSession, principal: Principal, data: Ticke
     item = await queue_ticket(session, ticket, policy)
     if assignee is not None:
         await routing.assign_to(session, item, assignee, reason="assigned when opened")
+        await _conversation_follows(session, ticket, assignee.id)
     add_event(
         session,
         principal,
