@@ -738,3 +738,22 @@ async def test_a_new_subject_after_the_agent_resolved_is_the_assistants(
     assert all(r["kind"] != "handover" for r in replies), texts(replies)
     still = (await client.get(f"/api/v1/tickets/{ticket.id}", headers=admin.bearer)).json()
     assert still["status"] == "resolved"
+
+
+async def test_what_the_customer_writes_while_waiting_raises_the_ticket(
+    chat: Chat, db: Database, settings: Settings
+) -> None:
+    await chat.start()
+    await chat.say("je veux parler à un conseiller")
+    replies = await chat.say("Lina Haddad 06 12 00 07 77")
+    assert replies[-1]["kind"] == "handover", texts(replies)
+    before, _, _ = await _ticket_of(db, chat.conversation_id)
+    assert await chat.say("C'EST URGENT, SI PERSONNE NE ME RÉPOND JE SAISIS MON AVOCAT ET L'ARCEP !!!") == []
+    assert await Worker(db, resources={"settings": settings}).run_until_idle() >= 1
+    after, events, team = await _ticket_of(db, chat.conversation_id)
+    assert {"urgent", "legal"} <= set(after.priority_reasons)
+    assert after.priority.value < before.priority.value, (before.priority, after.priority)
+    assert (team, after.tier.value) == ("legal", "specialist")
+    escalation = next(e for e in events if e.kind == "escalated")
+    assert escalation.data["rule"] == "legal_flag"
+    assert any(e.kind == "priority_recomputed" for e in events)

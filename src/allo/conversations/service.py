@@ -28,6 +28,8 @@ ASSISTANT_REPLY_KIND = "assistant.reply"
 _AWAITING_AGENT = {ConversationStatus.bot, ConversationStatus.queued}
 _BOT_HANDLES = {ConversationStatus.bot, ConversationStatus.resolved}
 _OPEN_TICKETS = (TicketStatus.new, TicketStatus.open, TicketStatus.pending)
+_WITH_HUMANS = (ConversationStatus.queued, ConversationStatus.assigned)
+REASSESS_KIND = "assistant.reassess"
 
 
 async def open_conversation(
@@ -170,6 +172,16 @@ async def store_message(
         conversation.first_agent_response_at = now
     if author_kind is AuthorKind.agent and not (meta or {}).get("internal"):
         await _first_response_on_tickets(session, conversation, now)
+    if author_kind is AuthorKind.customer and conversation.status in _WITH_HUMANS:
+        # The assistant keeps reading while a human has the case: an urgent, legal or angrier message
+        # raises the ticket's priority (allo.assistant.tasks).
+        jobs.enqueue_on_commit(
+            session,
+            REASSESS_KIND,
+            {"message_id": str(message.id)},
+            tenant_id=conversation.tenant_id,
+            max_attempts=3,
+        )
     await session.flush()
     publish_on_commit(
         session,
