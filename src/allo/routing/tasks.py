@@ -18,7 +18,8 @@ from allo.routing.service import ASSIGN_KIND, expire_offers, requeue_agent_items
 from allo.tenants import service as tenants
 from allo.webhooks import service as webhooks
 
-# A conversation the bot still has is not taken from it; one waiting for or with a human follows its item.
+# A conversation follows its work item when it waits for or is with a human, and also when the bot still
+# has it but someone queued a ticket on it: the human takes over from the assistant.
 _HUMAN_SIDE = (ConversationStatus.bot, ConversationStatus.queued, ConversationStatus.assigned)
 
 
