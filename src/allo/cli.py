@@ -7,7 +7,7 @@ import os
 import signal
 import sys
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
@@ -557,15 +557,14 @@ def tickets_escalate(
     """Escalate a ticket one tier up, or to the tier and/or team named; it changes queue."""
     from allo.tickets import cli as tickets
 
-    reference = _ticket_reference(ref)
-    settings = _settings()
-    with _reported_errors():
-        line = asyncio.run(
-            tickets.escalate_ticket(
-                settings, tenant or settings.default_tenant, reference, tier=tier, team=team, reason=reason
-            )
-        )
-    out.print(f"Escalated {tickets.summary(line)}", soft_wrap=True, highlight=False, markup=False)
+    _ticket_action(
+        "Escalated",
+        ref,
+        tenant,
+        lambda settings, slug, reference: tickets.escalate_ticket(
+            settings, slug, reference, tier=tier, team=team, reason=reason
+        ),
+    )
 
 
 @tickets_app.command("resolve")
@@ -580,15 +579,14 @@ def tickets_resolve(
     """Resolve a ticket with a disposition (resolution code)."""
     from allo.tickets import cli as tickets
 
-    reference = _ticket_reference(ref)
-    settings = _settings()
-    with _reported_errors():
-        line = asyncio.run(
-            tickets.resolve_ticket(
-                settings, tenant or settings.default_tenant, reference, disposition=disposition, reason=reason
-            )
-        )
-    out.print(f"Resolved {tickets.summary(line)}", soft_wrap=True, highlight=False, markup=False)
+    _ticket_action(
+        "Resolved",
+        ref,
+        tenant,
+        lambda settings, slug, reference: tickets.resolve_ticket(
+            settings, slug, reference, disposition=disposition, reason=reason
+        ),
+    )
 
 
 @tickets_app.command("assign")
@@ -602,13 +600,28 @@ def tickets_assign(
     """Give a ticket to an agent who is logged in and has the tier and skills it needs."""
     from allo.tickets import cli as tickets
 
+    _ticket_action(
+        "Assigned",
+        ref,
+        tenant,
+        lambda settings, slug, reference: tickets.assign_ticket(settings, slug, reference, agent_email),
+    )
+
+
+def _ticket_action(
+    done: str,
+    ref: str,
+    tenant: str | None,
+    action: Callable[[Settings, str, Any], Coroutine[Any, Any, Any]],
+) -> None:
+    """Run one change on a ticket as the system, and print the ticket as it is now (or the error)."""
+    from allo.tickets import cli as tickets
+
     reference = _ticket_reference(ref)
     settings = _settings()
     with _reported_errors():
-        line = asyncio.run(
-            tickets.assign_ticket(settings, tenant or settings.default_tenant, reference, agent_email)
-        )
-    out.print(f"Assigned {tickets.summary(line)}", soft_wrap=True, highlight=False, markup=False)
+        line = asyncio.run(action(settings, tenant or settings.default_tenant, reference))
+    out.print(f"{done} {tickets.summary(line)}", soft_wrap=True, highlight=False, markup=False)
 
 
 @routing_app.command("status")

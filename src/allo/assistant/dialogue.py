@@ -35,7 +35,7 @@ from allo.assistant import phrases as P
 from allo.assistant.analysis import CRITICAL_TECHNICAL, Analysis, Analyzer
 from allo.assistant.nlu.text import normalize
 from allo.auth.principal import Principal
-from allo.conversations.service import store_message
+from allo.conversations.service import announce_status, store_message
 from allo.diagnosis.schemas import Answer, CollectedAnswer, Step, TreeDefinition
 from allo.diagnosis.service import TreeRepository, definition_of, walk
 from allo.i18n import gettext_for
@@ -920,14 +920,7 @@ class Dialogue:
         self.replies.append(BotReply(text=text, kind=kind, options=options or [], links=links or []))
 
     def _status_changed(self) -> None:
-        publish_on_commit(
-            self.session,
-            Event(
-                "conversation.status",
-                self.tenant_id,
-                {"conversation_id": str(self.conversation.id), "status": self.conversation.status.value},
-            ),
-        )
+        announce_status(self.session, self.conversation)
 
     async def _finish(self) -> list[Message]:
         self.conversation.bot_state = self.state.model_dump(mode="json")

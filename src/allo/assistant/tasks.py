@@ -5,18 +5,18 @@ from __future__ import annotations
 
 import uuid
 
-from sqlalchemy import or_, select
+from sqlalchemy import select
 
 from allo.assistant import service
 from allo.auth.principal import Principal
 from allo.config import Settings
 from allo.conversations.service import ASSISTANT_REPLY_KIND, REASSESS_KIND
 from allo.kit import jobs
-from allo.models import Conversation, Message, Team, Ticket, TicketConversation
+from allo.models import Conversation, Message, Team, Ticket
 from allo.models.enums import AuthorKind, Tier
 from allo.tickets import service as tickets
 from allo.tickets.priority import NEGATIVE
-from allo.tickets.repository import OPEN_STATUSES
+from allo.tickets.repository import OPEN_STATUSES, of_conversation
 
 
 @jobs.job_handler(ASSISTANT_REPLY_KIND)
@@ -60,14 +60,11 @@ async def reassess(ctx: jobs.JobContext) -> None:
         reasons.append("negative")
     if not reasons:
         return
-    linked = select(TicketConversation.ticket_id).where(
-        TicketConversation.conversation_id == message.conversation_id
-    )
     open_tickets = (
         await ctx.session.execute(
             select(Ticket).where(
                 Ticket.tenant_id == message.tenant_id,
-                or_(Ticket.conversation_id == message.conversation_id, Ticket.id.in_(linked)),
+                of_conversation(message.conversation_id),
                 Ticket.status.in_(OPEN_STATUSES),
             )
         )

@@ -4,7 +4,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -18,16 +18,16 @@ from allo.kit.bus import Event, publish_on_commit
 from allo.kit.errors import Conflict, Forbidden
 from allo.kit.text import check_message_body
 from allo.kit.time import utc_now
-from allo.models import Conversation, Message, Ticket, TicketConversation, User
-from allo.models.enums import AuthorKind, ConversationStatus, Direction, TicketStatus
+from allo.models import Conversation, Message, Ticket, User
+from allo.models.enums import AuthorKind, ConversationStatus, Direction
 from allo.routing import service as routing
+from allo.tickets.repository import OPEN_STATUSES, of_conversation
 
 _OUTBOUND_AUTHORS = {AuthorKind.agent, AuthorKind.bot, AuthorKind.system}
 # Handled by allo.assistant.tasks: the assistant's turn for a message that did not come through the web chat.
 ASSISTANT_REPLY_KIND = "assistant.reply"
 _AWAITING_AGENT = {ConversationStatus.bot, ConversationStatus.queued}
 _BOT_HANDLES = {ConversationStatus.bot, ConversationStatus.resolved}
-_OPEN_TICKETS = (TicketStatus.new, TicketStatus.open, TicketStatus.pending)
 _WITH_HUMANS = (ConversationStatus.queued, ConversationStatus.assigned)
 REASSESS_KIND = "assistant.reassess"
 
@@ -116,6 +116,11 @@ def hand_to(session: AsyncSession, conversation: Conversation, agent_id: uuid.UU
     conversation.assigned_agent_id = agent_id
     conversation.assigned_at = now if agent_id else None
     conversation.queued_at = conversation.queued_at or now
+    announce_status(session, conversation)
+
+
+def announce_status(session: AsyncSession, conversation: Conversation) -> None:
+    """The conversation's new status, live to the console and the customer's chat, after commit."""
     publish_on_commit(
         session,
         Event(
@@ -208,14 +213,13 @@ def _duplicate(channel_message_id: str, existing_id: uuid.UUID) -> Conflict:
 
 async def _first_response_on_tickets(session: AsyncSession, conversation: Conversation, at: datetime) -> None:
     """An agent answered the customer on this conversation: its open tickets have their first response."""
-    linked = select(TicketConversation.ticket_id).where(TicketConversation.conversation_id == conversation.id)
     await session.execute(
         update(Ticket)
         .where(
             Ticket.tenant_id == conversation.tenant_id,
-            or_(Ticket.conversation_id == conversation.id, Ticket.id.in_(linked)),
+            of_conversation(conversation.id),
             Ticket.first_responded_at.is_(None),
-            Ticket.status.in_(_OPEN_TICKETS),
+            Ticket.status.in_(OPEN_STATUSES),
         )
         .values(first_responded_at=at)
         .execution_options(synchronize_session="fetch")

@@ -16,7 +16,7 @@ from allo.assistant import phrases as P
 from allo.audit.service import record_by
 from allo.auth.principal import Principal
 from allo.conversations.repository import ConversationRepository
-from allo.conversations.service import store_message
+from allo.conversations.service import announce_status, store_message
 from allo.i18n import gettext_for
 from allo.incidents.repository import IncidentRepository
 from allo.incidents.schemas import IncidentCreate, IncidentResolve, IncidentUpdate
@@ -169,7 +169,7 @@ async def attach(
             # Nobody needs to answer each customer: the assistant keeps the conversation meanwhile.
             conversation.status = ConversationStatus.bot
             conversation.assigned_agent_id = None
-            _status_event(session, conversation)
+            announce_status(session, conversation)
         if tell_customers and conversation is not None:
             await _tell(session, conversation, P.INCIDENT_KNOWN, incident)
         await tickets.announce(session, ticket, "ticket.updated", changes=["incident_linked"])
@@ -345,15 +345,4 @@ async def _tell(session: AsyncSession, conversation: Conversation, phrase: str, 
         author_kind=AuthorKind.bot,
         body=_(phrase) % {"reference": incident.reference, "title": incident.public_note or incident.title},
         meta={"kind": "incident", "incident_id": str(incident.id)},
-    )
-
-
-def _status_event(session: AsyncSession, conversation: Conversation) -> None:
-    publish_on_commit(
-        session,
-        Event(
-            "conversation.status",
-            conversation.tenant_id,
-            {"conversation_id": str(conversation.id), "status": conversation.status.value},
-        ),
     )

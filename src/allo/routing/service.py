@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import case, func, select, update
+from sqlalchemy import ColumnElement, case, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from allo.kit import jobs
@@ -258,16 +258,7 @@ async def expire_offers(session: AsyncSession, now: datetime, *, limit: int = 50
 
 async def take(session: AsyncSession, conversation_id: uuid.UUID, agent: User) -> WorkItem | None:
     """An agent answers a waiting conversation: its work item becomes theirs, whoever the engine chose."""
-    item = (
-        await session.execute(
-            select(WorkItem)
-            .where(
-                WorkItem.conversation_id == conversation_id,
-                WorkItem.status.in_((WorkItemStatus.queued, WorkItemStatus.assigned)),
-            )
-            .with_for_update()
-        )
-    ).scalar_one_or_none()
+    item = await live_item_of_conversation(session, conversation_id)
     if item is None:
         return None
     now = utc_now()
@@ -306,12 +297,8 @@ async def reprioritise_ticket(
     session: AsyncSession, ticket_id: uuid.UUID, priority: Priority, *, vip: bool | None = None
 ) -> None:
     """A ticket's new priority (or its customer's new VIP status) moves its queued work item."""
-    item = (
-        await session.execute(
-            select(WorkItem).where(WorkItem.ticket_id == ticket_id, WorkItem.status == WorkItemStatus.queued)
-        )
-    ).scalar_one_or_none()
-    if item is not None:
+    item = await live_item_of_ticket(session, ticket_id)
+    if item is not None and item.status is WorkItemStatus.queued:
         item.priority = priority
         if vip is not None:
             item.vip = vip
@@ -321,16 +308,24 @@ async def reprioritise_ticket(
 
 async def live_item_of_ticket(session: AsyncSession, ticket_id: uuid.UUID) -> WorkItem | None:
     """The ticket's queued or assigned work item, locked for the caller's change."""
-    return (
+    return await _live_item(session, WorkItem.ticket_id == ticket_id)
+
+
+async def live_item_of_conversation(session: AsyncSession, conversation_id: uuid.UUID) -> WorkItem | None:
+    """The conversation's queued or assigned work item, locked for the caller's change."""
+    return await _live_item(session, WorkItem.conversation_id == conversation_id)
+
+
+async def _live_item(session: AsyncSession, belongs: ColumnElement[bool]) -> WorkItem | None:
+    # At most one: the partial unique indexes on live items per ticket and per conversation.
+    item: WorkItem | None = (
         await session.execute(
             select(WorkItem)
-            .where(
-                WorkItem.ticket_id == ticket_id,
-                WorkItem.status.in_((WorkItemStatus.queued, WorkItemStatus.assigned)),
-            )
+            .where(belongs, WorkItem.status.in_((WorkItemStatus.queued, WorkItemStatus.assigned)))
             .with_for_update()
         )
     ).scalar_one_or_none()
+    return item
 
 
 async def requeue(
@@ -534,14 +529,3 @@ async def answered(session: AsyncSession, conversation_id: uuid.UUID, agent_id: 
         .values(accepted_at=now, accept_deadline=None, updated_at=now)
         .execution_options(synchronize_session=False)
     )
-
-
-async def live_item_of_conversation(session: AsyncSession, conversation_id: uuid.UUID) -> WorkItem | None:
-    return (
-        await session.execute(
-            select(WorkItem).where(
-                WorkItem.conversation_id == conversation_id,
-                WorkItem.status.in_((WorkItemStatus.queued, WorkItemStatus.assigned)),
-            )
-        )
-    ).scalar_one_or_none()

@@ -3,14 +3,20 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import Select, select
+from sqlalchemy import ColumnElement, Select, or_, select
 from sqlalchemy.orm import selectinload
 
 from allo.kit.repository import TenantRepository
-from allo.models import Team, Ticket
+from allo.models import Team, Ticket, TicketConversation
 from allo.models.enums import Category, Priority, TicketStatus, Tier
 
 OPEN_STATUSES = (TicketStatus.new, TicketStatus.open, TicketStatus.pending)
+
+
+def of_conversation(conversation_id: uuid.UUID) -> ColumnElement[bool]:
+    """The tickets of a conversation: opened from it, or linked to it later."""
+    linked = select(TicketConversation.ticket_id).where(TicketConversation.conversation_id == conversation_id)
+    return or_(Ticket.conversation_id == conversation_id, Ticket.id.in_(linked))
 
 
 class TicketRepository(TenantRepository[Ticket]):

@@ -5,7 +5,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import or_, select
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
@@ -14,7 +14,7 @@ from allo.agents.service import team_id_for_code
 from allo.audit.service import record_by
 from allo.auth.principal import Principal
 from allo.conversations.repository import ConversationRepository
-from allo.conversations.service import hand_to, store_message
+from allo.conversations.service import announce_status, hand_to, store_message
 from allo.customers.repository import CustomerRepository
 from allo.kit.bus import Event, publish_on_commit
 from allo.kit.errors import Conflict, Unprocessable
@@ -38,7 +38,7 @@ from allo.tenants import service as tenants
 from allo.tenants.schemas import TenantPolicy
 from allo.tickets import sla
 from allo.tickets.priority import decide
-from allo.tickets.repository import OPEN_STATUSES, TicketRepository
+from allo.tickets.repository import OPEN_STATUSES, TicketRepository, of_conversation
 from allo.tickets.schemas import (
     TicketCreate,
     TicketEscalate,
@@ -171,14 +171,7 @@ def _resolve(session: AsyncSession, conversation: Conversation, now: datetime) -
     conversation.status = ConversationStatus.resolved
     conversation.resolved_at = now
     conversation.resolved_by = "agent"
-    publish_on_commit(
-        session,
-        Event(
-            "conversation.status",
-            conversation.tenant_id,
-            {"conversation_id": str(conversation.id), "status": "resolved"},
-        ),
-    )
+    announce_status(session, conversation)
 
 
 async def announce(session: AsyncSession, ticket: Ticket, event: str, **data: Any) -> None:
@@ -842,13 +835,12 @@ async def reopen_for_customer(
     policy = await policy_for(session, conversation.tenant_id)
     if policy.reopen_window_hours == 0:
         return None
-    linked = select(TicketConversation.ticket_id).where(TicketConversation.conversation_id == conversation.id)
     ticket = (
         await session.execute(
             select(Ticket)
             .where(
                 Ticket.tenant_id == conversation.tenant_id,
-                or_(Ticket.conversation_id == conversation.id, Ticket.id.in_(linked)),
+                of_conversation(conversation.id),
                 Ticket.status == TicketStatus.resolved,
                 Ticket.category == category,
                 Ticket.merged_into_id.is_(None),

@@ -44,17 +44,21 @@ async def raise_sla_alarms(session: AsyncSession, now: datetime | None = None) -
             )
         ).scalars()
     )
-    policies: dict[uuid.UUID, TenantPolicy] = {}
+    # Read once per tenant of the batch: its policy and who watches its floor.
+    tenants: dict[uuid.UUID, tuple[TenantPolicy, list[uuid.UUID]]] = {}
     raised: list[tuple[Ticket, str]] = []
     for ticket in due:
-        if ticket.tenant_id not in policies:
-            policies[ticket.tenant_id] = await policy_for(session, ticket.tenant_id)
-        policy = policies[ticket.tenant_id]
+        if ticket.tenant_id not in tenants:
+            tenants[ticket.tenant_id] = (
+                await policy_for(session, ticket.tenant_id),
+                await notifications.supervisors(session, ticket.tenant_id),
+            )
+        policy, supervisors = tenants[ticket.tenant_id]
         ticket_id = ticket.id
         try:
             # One ticket's failure (a broken escalation) neither undoes the others' alarms nor blocks them.
             async with session.begin_nested():
-                raised.extend(await _raise_due(session, ticket, policy, moment))
+                raised.extend(await _raise_due(session, ticket, policy, supervisors, moment))
         except Exception:
             logger.exception("SLA alarms of ticket %s failed; retried in %s", ticket_id, RETRY_FAILED)
             await session.execute(
@@ -67,14 +71,18 @@ async def raise_sla_alarms(session: AsyncSession, now: datetime | None = None) -
 
 
 async def _raise_due(
-    session: AsyncSession, ticket: Ticket, policy: TenantPolicy, moment: datetime
+    session: AsyncSession,
+    ticket: Ticket,
+    policy: TenantPolicy,
+    supervisors: list[uuid.UUID],
+    moment: datetime,
 ) -> list[tuple[Ticket, str]]:
     raised = []
     names = [name for at, name in sla.alarms(ticket, policy) if at <= moment]
     for name in names:
         # A breach already due makes its own warning moot: recorded, not announced.
         silent = name.endswith(":warning") and name.replace(":warning", ":breached") in names
-        await _raise(session, ticket, policy, name, moment, silent=silent)
+        await _raise(session, ticket, policy, supervisors, name, moment, silent=silent)
         if not silent:
             raised.append((ticket, name))
     sla.schedule_alarm(ticket, policy)
@@ -83,7 +91,14 @@ async def _raise_due(
 
 
 async def _raise(
-    session: AsyncSession, ticket: Ticket, policy: TenantPolicy, name: str, now: datetime, *, silent: bool
+    session: AsyncSession,
+    ticket: Ticket,
+    policy: TenantPolicy,
+    supervisors: list[uuid.UUID],
+    name: str,
+    now: datetime,
+    *,
+    silent: bool,
 ) -> None:
     clock, level = name.split(":")
     ticket.sla_alerts = [*ticket.sla_alerts, name]
@@ -99,7 +114,7 @@ async def _raise(
     await notifications.notify(
         session,
         ticket.tenant_id,
-        [*await notifications.supervisors(session, ticket.tenant_id), ticket.assignee_id],
+        [*supervisors, ticket.assignee_id],
         event,
         {"reference": ticket.reference, "clock": clock, "priority": ticket.priority.value},
         ticket_id=ticket.id,
