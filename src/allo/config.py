@@ -5,9 +5,10 @@ from __future__ import annotations
 from enum import StrEnum
 from functools import lru_cache
 from pathlib import Path
+from typing import Annotated
 
 from pydantic import Field, SecretStr, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 # The repository's data/ folder (corpus, lexicons, knowledge base) when running from a checkout.
 DEFAULT_DATA_DIR = Path(__file__).resolve().parent.parent.parent / "data"
@@ -73,6 +74,27 @@ class Settings(BaseSettings):
     llm_api_key: SecretStr | None = None
     llm_timeout_seconds: float = Field(default=8.0, gt=0, le=60)
 
+    # Mastodon listening (allo.social): off while the server's URL or the token is unset.
+    mastodon_api_base_url: str | None = None
+    mastodon_access_token: SecretStr | None = None
+    # Watched hashtags, comma-separated, without "#" (ALLO_MASTODON_HASHTAGS=Free,FreeMobile,SAVFree).
+    mastodon_hashtags: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: ["Free", "FreeMobile", "SAVFree"]
+    )
+    # Record what would be posted without posting it.
+    mastodon_dry_run: bool = False
+    # The tenant whose account this is; the default tenant when unset.
+    mastodon_tenant: str | None = None
+    # Mentions of the operator's account (its notifications) are watched as well as the hashtags.
+    mastodon_watch_mentions: bool = True
+    # Live streams first; polling every mastodon_poll_seconds when they are refused or keep failing.
+    mastodon_streaming: bool = True
+    mastodon_poll_seconds: float = Field(default=60.0, ge=5, le=3600)
+    # At most one reply per author in this period, however many complaints they post.
+    mastodon_author_cooldown_minutes: int = Field(default=24 * 60, ge=0, le=30 * 24 * 60)
+    mastodon_timeout_seconds: float = Field(default=10.0, gt=0, le=120)
+    social_model_path: Path = Path("var/nlu/social.npz")
+
     @property
     def is_dev(self) -> bool:
         return self.mode is Mode.dev
@@ -91,6 +113,30 @@ class Settings(BaseSettings):
             return None
         _, _, path = self.database_url.partition(":///")
         return None if path in ("", ":memory:") else Path(path)
+
+    @field_validator("mastodon_hashtags", mode="before")
+    @classmethod
+    def _hashtag_list(cls, value: object) -> object:
+        if isinstance(value, str):
+            value = value.split(",")
+        if isinstance(value, list | tuple):
+            tags = [str(tag).strip().lstrip("#") for tag in value]
+            bad = [tag for tag in tags if tag and not tag.replace("_", "").isalnum()]
+            if bad:
+                raise ValueError(f"ALLO_MASTODON_HASHTAGS: not a hashtag: {', '.join(bad)}")
+            return list(dict.fromkeys(tag for tag in tags if tag))
+        return value
+
+    @field_validator("mastodon_api_base_url", "mastodon_tenant", mode="before")
+    @classmethod
+    def _blank_mastodon_is_unset(cls, value: object) -> object:
+        if isinstance(value, str):
+            return value.strip().rstrip("/") or None
+        return value
+
+    @property
+    def mastodon_configured(self) -> bool:
+        return bool(self.mastodon_api_base_url and self.mastodon_access_token)
 
     @field_validator("llm_base_url", "llm_model", mode="before")
     @classmethod
@@ -112,6 +158,19 @@ class Settings(BaseSettings):
             raise ValueError(
                 "ALLO_LLM_MODEL is required when ALLO_LLM_BASE_URL is set (the model name to ask for)"
             )
+        return self
+
+    @model_validator(mode="after")
+    def _mastodon_is_complete(self) -> Settings:
+        if self.mastodon_api_base_url is None:
+            return self
+        if not self.mastodon_api_base_url.startswith(("http://", "https://")):
+            raise ValueError(
+                "ALLO_MASTODON_API_BASE_URL must be the server's http:// or https:// address, "
+                "such as https://mastodon.social"
+            )
+        if self.mastodon_access_token is None or not self.mastodon_access_token.get_secret_value():
+            raise ValueError("ALLO_MASTODON_ACCESS_TOKEN is required when ALLO_MASTODON_API_BASE_URL is set")
         return self
 
     @model_validator(mode="after")

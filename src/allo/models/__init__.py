@@ -13,6 +13,7 @@ from allo.models.incident import Incident
 from allo.models.job import Job
 from allo.models.notification import Notification
 from allo.models.routing import WorkItem
+from allo.models.social import ListenerLease, SocialCursor, SocialPost
 from allo.models.tenant import Tenant
 from allo.models.ticket import Ticket, TicketConversation, TicketEvent
 from allo.models.webhook import WebhookDelivery, WebhookEndpoint
@@ -31,8 +32,11 @@ __all__ = [
     "Incident",
     "Job",
     "KnowledgeArticle",
+    "ListenerLease",
     "Message",
     "Notification",
+    "SocialCursor",
+    "SocialPost",
     "Team",
     "Tenant",
     "Ticket",

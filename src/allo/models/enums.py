@@ -135,3 +135,16 @@ class DeliveryStatus(StrEnum):
     succeeded = "succeeded"
     retrying = "retrying"
     dead = "dead"
+
+
+class PostDecision(StrEnum):
+    complaint = "complaint"
+    ignored = "ignored"
+
+
+class ReplyState(StrEnum):
+    none = "none"  # no reply: ignored, or a complaint not answered (its reason says why)
+    queued = "queued"
+    posted = "posted"
+    dry_run = "dry_run"  # written and recorded, not posted (ALLO_MASTODON_DRY_RUN)
+    failed = "failed"

@@ -1,0 +1,402 @@
+"""Posts found by the listener, decided on and acted on, in the caller's transaction.
+
+Each status is recorded once (unique per tenant and status id): another hashtag, a restart or the stream
+and the poll both bringing it change nothing. A complaint gets a personal reply (a job run after commit,
+or only recorded in dry-run mode), unless its author had one within the cooldown; a critical one also
+opens a ticket, which joins or makes a major incident when it reports an outage in an area.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from allo.agents.repository import TeamRepository
+from allo.assistant.analysis import Analyzer
+from allo.auth.principal import Principal
+from allo.config import Settings
+from allo.incidents import service as incidents
+from allo.kit import jobs
+from allo.kit.signing import sign
+from allo.kit.time import utc_now
+from allo.models import (
+    Customer,
+    CustomerIdentity,
+    Incident,
+    SocialCursor,
+    SocialPost,
+    Tenant,
+    Ticket,
+    TicketEvent,
+)
+from allo.models.enums import Category, Channel, PostDecision, ReplyState, Tier
+from allo.social import replies
+from allo.social.classifier import PostClassifier
+from allo.social.decision import Decision, Status, decide
+from allo.social.places import Gazetteer
+from allo.tenants import service as tenants
+from allo.tickets import service as tickets
+from allo.tickets.priority import CaseSignals, compute_priority
+from allo.tickets.schemas import TicketCreate
+
+NETWORK = "mastodon"
+REPLY_KIND = "social.reply"
+CONTACT_PURPOSE = "social-contact"
+AUTHOR_COOLDOWN = "author_cooldown"
+CRITICAL_TECHNICAL = frozenset({"sim_fraud", "lost_stolen"})
+# A reply's visibility follows the post's: never public for a post that was not.
+REPLY_VISIBILITY = {"public": "public", "unlisted": "unlisted", "private": "direct", "direct": "direct"}
+_REPLIED = (ReplyState.queued, ReplyState.posted, ReplyState.dry_run)
+
+
+@dataclass(frozen=True)
+class Listening:
+    """Who listens, and how: the tenant, our account on the server, and the settings that shape replies."""
+
+    tenant_id: uuid.UUID
+    account_id: str | None
+    server_host: str
+    analyzer: Analyzer
+    classifier: PostClassifier
+    places: Gazetteer
+    settings: Settings
+    max_characters: int = replies.MAX_CHARACTERS
+
+
+@dataclass
+class IngestReport:
+    seen: int = 0
+    new: int = 0
+    complaints: int = 0
+    replies: int = 0
+    tickets: int = 0
+    ignored: dict[str, int] = field(default_factory=dict)
+    posts: list[SocialPost] = field(default_factory=list)
+
+    def add(self, other: IngestReport) -> None:
+        self.seen += other.seen
+        self.new += other.new
+        self.complaints += other.complaints
+        self.replies += other.replies
+        self.tickets += other.tickets
+        for reason, count in other.ignored.items():
+            self.ignored[reason] = self.ignored.get(reason, 0) + count
+        self.posts.extend(other.posts)
+
+
+async def known_status_ids(session: AsyncSession, tenant_id: uuid.UUID, ids: Sequence[str]) -> set[str]:
+    if not ids:
+        return set()
+    stmt = select(SocialPost.status_id).where(
+        SocialPost.tenant_id == tenant_id, SocialPost.network == NETWORK, SocialPost.status_id.in_(ids)
+    )
+    return set((await session.execute(stmt)).scalars())
+
+
+async def ingest(
+    session: AsyncSession, listening: Listening, source: str, statuses: Sequence[Mapping[str, Any]]
+) -> IngestReport:
+    """Decide on and act on each status not seen before."""
+    report = IngestReport(seen=len(statuses))
+    parsed = [Status.of(s) for s in statuses]
+    known = await known_status_ids(session, listening.tenant_id, [s.id for s in parsed])
+    tenant = await tenants.get_or_raise(session, listening.tenant_id)
+    policy = tenants.policy_of(tenant)
+    for status in parsed:
+        if status.id in known:
+            continue
+        known.add(status.id)
+        decision = decide(
+            status,
+            own_account_id=listening.account_id,
+            analyzer=listening.analyzer,
+            classifier=listening.classifier,
+            places=listening.places,
+            policy=policy.escalation,
+            default_language=policy.default_language,
+        )
+        post = _record(listening, source, status, decision)
+        session.add(post)
+        await session.flush()
+        report.new += 1
+        report.posts.append(post)
+        if not decision.complaint:
+            report.ignored[post.reason or "other"] = report.ignored.get(post.reason or "other", 0) + 1
+            continue
+        report.complaints += 1
+        if decision.urgency == "critical":
+            await _escalate(session, listening, tenant, post, decision)
+            report.tickets += 1
+        if await _replied_recently(session, listening, post):
+            post.reason = AUTHOR_COOLDOWN
+            continue
+        await _reply(session, listening, post, decision)
+        report.replies += 1
+    return report
+
+
+def _record(listening: Listening, source: str, status: Status, decision: Decision) -> SocialPost:
+    analysis = decision.analysis
+    return SocialPost(
+        tenant_id=listening.tenant_id,
+        network=NETWORK,
+        status_id=status.id,
+        url=status.url,
+        source=source,
+        author_id=status.author.id,
+        author_acct=full_acct(status.author.acct, listening.server_host),
+        author_name=status.author.display_name[:200] or None,
+        posted_at=status.created_at,
+        visibility=status.visibility,
+        language=decision.language,
+        text=decision.text,
+        kind=decision.kind,
+        kind_confidence=decision.kind_confidence,
+        analysis=(
+            {
+                "intent": analysis.intent,
+                "sub_intent": analysis.sub_intent,
+                "sentiment": analysis.sentiment,
+                "flags": analysis.flags,
+                "confidence": analysis.confidence,
+                "urgency_reasons": decision.urgency_reasons,
+            }
+            if analysis is not None
+            else {}
+        ),
+        decision=PostDecision.complaint if decision.complaint else PostDecision.ignored,
+        reason=decision.reason,
+        urgency=decision.urgency,
+        area=decision.area,
+        reply_state=ReplyState.none,
+    )
+
+
+def full_acct(acct: str, server_host: str) -> str:
+    """user@server for everyone: a local account's acct has no server part."""
+    return acct if "@" in acct else f"{acct}@{server_host}"
+
+
+async def _replied_recently(session: AsyncSession, listening: Listening, post: SocialPost) -> bool:
+    minutes = listening.settings.mastodon_author_cooldown_minutes
+    if minutes <= 0:
+        return False
+    stmt = select(func.count(SocialPost.id)).where(
+        SocialPost.tenant_id == listening.tenant_id,
+        SocialPost.network == NETWORK,
+        SocialPost.author_id == post.author_id,
+        SocialPost.id != post.id,
+        SocialPost.reply_state.in_(_REPLIED),
+        SocialPost.created_at >= utc_now() - timedelta(minutes=minutes),
+    )
+    return int((await session.execute(stmt)).scalar_one()) > 0
+
+
+def contact_link(settings: Settings, post: SocialPost) -> str:
+    token = sign(
+        settings.secret_key.get_secret_value(),
+        CONTACT_PURPOSE,
+        {"s": str(post.id)},
+        ttl_seconds=settings.contact_link_hours * 3600,
+    )
+    return f"{settings.public_base_url.rstrip('/')}/chat?c={token}"
+
+
+async def _reply(session: AsyncSession, listening: Listening, post: SocialPost, decision: Decision) -> None:
+    analysis = decision.analysis
+    incident_reference = None
+    ticket_reference = None
+    if post.incident_id is not None:
+        incident = await session.get(Incident, post.incident_id)
+        incident_reference = incident.reference if incident is not None else None
+    if post.ticket_id is not None:
+        ticket = await session.get(Ticket, post.ticket_id)
+        ticket_reference = ticket.reference if ticket is not None else None
+    flags = set(analysis.flags) if analysis is not None else set()
+    post.reply_text = replies.compose(
+        replies.ReplyContext(
+            acct=post.author_acct,
+            language=post.language,
+            sub_intent=analysis.sub_intent if analysis is not None and analysis.intent != "other" else None,
+            area=post.area,
+            legal="legal" in flags,
+            safety="safety" in decision.urgency_reasons,
+            outage=decision.outage,
+            incident_reference=incident_reference,
+            ticket_reference=ticket_reference,
+        ),
+        contact_link(listening.settings, post),
+        max_characters=listening.max_characters,
+    )
+    post.reply_visibility = REPLY_VISIBILITY.get(post.visibility, "direct")
+    if listening.settings.mastodon_dry_run:
+        post.reply_state = ReplyState.dry_run
+        post.replied_at = utc_now()
+        return
+    post.reply_state = ReplyState.queued
+    await jobs.enqueue(
+        session,
+        REPLY_KIND,
+        {"post_id": str(post.id)},
+        tenant_id=listening.tenant_id,
+        idempotency_key=f"{REPLY_KIND}:{post.id}",
+        max_attempts=REPLY_ATTEMPTS,
+    )
+
+
+REPLY_ATTEMPTS = 8
+
+
+async def customer_for(session: AsyncSession, tenant_id: uuid.UUID, post: SocialPost) -> Customer:
+    """The customer behind a Mastodon account: found by the account, or created with it."""
+    if post.customer_id is not None:
+        customer = await session.get(Customer, post.customer_id)
+        if customer is not None and customer.tenant_id == tenant_id:
+            return customer
+    identity = (
+        await session.execute(
+            select(CustomerIdentity).where(
+                CustomerIdentity.tenant_id == tenant_id,
+                CustomerIdentity.channel == Channel.mastodon,
+                CustomerIdentity.external_id == post.author_acct.lower(),
+            )
+        )
+    ).scalar_one_or_none()
+    if identity is not None:
+        customer = await session.get(Customer, identity.customer_id)
+        assert customer is not None
+    else:
+        customer = Customer(
+            tenant_id=tenant_id,
+            name=(post.author_name or post.author_acct)[:200],
+            preferred_language=post.language if post.language in ("fr", "en") else "fr",
+            area=post.area,
+        )
+        session.add(customer)
+        await session.flush()
+        session.add(
+            CustomerIdentity(
+                tenant_id=tenant_id,
+                customer_id=customer.id,
+                channel=Channel.mastodon,
+                external_id=post.author_acct.lower(),
+            )
+        )
+    post.customer_id = customer.id
+    return customer
+
+
+async def _team(session: AsyncSession, tenant_id: uuid.UUID, code: str) -> str | None:
+    return code if await TeamRepository(session, tenant_id).find_by_code(code) is not None else None
+
+
+async def _escalate(
+    session: AsyncSession, listening: Listening, tenant: Tenant, post: SocialPost, decision: Decision
+) -> None:
+    """A critical complaint is a ticket, with the post's link and author; an outage one may join or make
+    a major incident."""
+    analysis = decision.analysis
+    assert analysis is not None
+    policy = tenants.policy_of(tenant)
+    customer = await customer_for(session, tenant.id, post)
+    flags = frozenset(analysis.flags) | ({"outage"} if decision.outage else frozenset())
+    priority = compute_priority(
+        CaseSignals(
+            flags=flags,
+            sentiment=analysis.sentiment,
+            vip=customer.vip,
+            critical_technical=analysis.sub_intent in CRITICAL_TECHNICAL,
+            intent=analysis.intent,
+        ),
+        policy.escalation,
+    )
+    legal = "legal" in flags
+    team = await _team(session, tenant.id, policy.escalation.legal_team if legal else "technical")
+    if team is not None and not legal and analysis.intent != "technical":
+        team = None
+    ticket = await tickets.create_ticket(
+        session,
+        Principal.system(tenant.id),
+        TicketCreate(
+            subject=f"Mastodon @{post.author_acct}: {_one_line(post.text, 200)}",
+            description=_ticket_description(post, decision),
+            category=Category(analysis.intent) if analysis.intent in Category.__members__ else Category.other,
+            priority=priority.priority,
+            customer_id=customer.id,
+            team=team,
+            tier=Tier.specialist if legal and team is not None else Tier.n1,
+            service=incidents.outage_service(analysis.sub_intent, flags),
+            area=post.area,
+        ),
+    )
+    ticket.priority_reasons = priority.reasons
+    session.add(
+        TicketEvent(
+            tenant_id=tenant.id,
+            ticket_id=ticket.id,
+            kind="opened_from_social",
+            reason="; ".join(decision.urgency_reasons),
+            data={
+                "network": NETWORK,
+                "status_id": post.status_id,
+                "url": post.url,
+                "author": post.author_acct,
+                "urgency_reasons": decision.urgency_reasons,
+            },
+        )
+    )
+    post.ticket_id = ticket.id
+    incident = await incidents.group_outage_ticket(session, ticket, tell_customer=False)
+    if incident is not None:
+        post.incident_id = incident.id
+
+
+def _one_line(text: str, limit: int) -> str:
+    line = " ".join(text.split())
+    return line if len(line) <= limit else line[: limit - 1] + "…"
+
+
+def _ticket_description(post: SocialPost, decision: Decision) -> str:
+    return "\n".join(
+        [
+            f"Mastodon post by @{post.author_acct}" + (f" ({post.author_name})" if post.author_name else ""),
+            f"Link: {post.url or post.status_id}",
+            f"Urgency: {decision.urgency} ({', '.join(decision.urgency_reasons)})",
+            *([f"Area: {post.area}"] if post.area else []),
+            "",
+            post.text,
+        ]
+    )
+
+
+async def cursor(session: AsyncSession, tenant_id: uuid.UUID, source: str) -> SocialCursor:
+    row = (
+        await session.execute(
+            select(SocialCursor).where(
+                SocialCursor.tenant_id == tenant_id,
+                SocialCursor.network == NETWORK,
+                SocialCursor.source == source,
+            )
+        )
+    ).scalar_one_or_none()
+    if row is None:
+        row = SocialCursor(tenant_id=tenant_id, network=NETWORK, source=source)
+        session.add(row)
+        await session.flush()
+    return row
+
+
+def later_id(a: str | None, b: str | None) -> str | None:
+    """The later of two ids (Mastodon ids are numbers in strings, compared as numbers)."""
+    if a is None or b is None:
+        return a or b
+    try:
+        return a if int(a) >= int(b) else b
+    except ValueError:
+        return max(a, b)
