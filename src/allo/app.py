@@ -42,6 +42,7 @@ from allo.knowledge.endpoints import search_router as knowledge_search_router
 from allo.notifications.endpoints import router as notifications_router
 from allo.routing import tasks as routing_tasks  # noqa: F401 - registers its job handlers
 from allo.routing.endpoints import router as routing_router
+from allo.social import tasks as social_tasks  # noqa: F401 - registers its job handlers
 from allo.tenants.endpoints import router as tenants_router
 from allo.tickets.endpoints import router as tickets_router
 from allo.webhooks import tasks as webhook_tasks  # noqa: F401 - registers its job handlers
@@ -77,12 +78,18 @@ def build_worker(settings: Settings, db: Database, bus: Bus) -> Worker:
 async def background_services(
     settings: Settings, db: Database, bus: Bus, *, run_worker: bool
 ) -> AsyncIterator[None]:
-    """The PostgreSQL event listener and, when asked, the job worker, for the lifetime of the block."""
+    """The PostgreSQL event listener, the Mastodon listener when configured (one process at a time holds
+    it) and, when asked, the job worker, for the lifetime of the block."""
     stop = asyncio.Event()
     listener: asyncio.Task[None] | None = None
     worker: asyncio.Task[None] | None = None
+    mastodon: asyncio.Task[None] | None = None
     if db.is_postgresql:
         listener = asyncio.create_task(PgListener(asyncpg_dsn(settings.database_url), bus).run())
+    if settings.mastodon_configured:
+        from allo.social.listener import Listener
+
+        mastodon = asyncio.create_task(Listener(settings, db).listen(stop))
     if run_worker:
         async with db.unit_of_work() as session:
             await job_tasks.schedule_purge(session)
@@ -99,7 +106,11 @@ async def background_services(
             worker.cancel()
         if listener is not None:
             listener.cancel()
-        for task in (worker, listener):
+        if mastodon is not None:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(mastodon), timeout=5)
+            mastodon.cancel()
+        for task in (worker, listener, mastodon):
             if task is not None:
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await task

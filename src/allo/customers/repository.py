@@ -1,9 +1,9 @@
 from __future__ import annotations
 
-from sqlalchemy import Select, or_
+from sqlalchemy import Select
 from sqlalchemy.orm import selectinload
 
-from allo.kit.repository import TenantRepository
+from allo.kit.repository import TenantRepository, contains_text
 from allo.models import Customer, CustomerIdentity
 from allo.models.enums import Channel
 
@@ -26,12 +26,7 @@ class CustomerRepository(TenantRepository[Customer]):
     ) -> Select[Customer]:
         stmt = self.select()
         if q:
-            pattern = f"%{q.lower()}%"
-            stmt = stmt.where(
-                or_(
-                    Customer.name.ilike(pattern), Customer.email.ilike(pattern), Customer.phone.ilike(pattern)
-                )
-            )
+            stmt = stmt.where(contains_text(q, Customer.name, Customer.email, Customer.phone))
         if segment is not None:
             stmt = stmt.where(Customer.segment == segment)
         if vip is not None:

@@ -6,7 +6,7 @@ import uuid
 from collections.abc import Sequence
 from typing import Any, ClassVar, Generic, TypeVar
 
-from sqlalchemy import Select, func, select
+from sqlalchemy import ColumnElement, Select, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
 from sqlalchemy.sql.base import ExecutableOption
@@ -15,6 +15,13 @@ from allo.kit.errors import NotFound
 from allo.kit.pagination import PageParams, apply_keyset, next_cursor_for
 
 M = TypeVar("M", bound=Any)
+
+
+def contains_text(text: str, *columns: InstrumentedAttribute[Any]) -> ColumnElement[bool]:
+    """Any of the columns contains the text, case aside; "%" and "_" in it are plain characters."""
+    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    pattern = f"%{escaped}%"
+    return or_(*(column.ilike(pattern, escape="\\") for column in columns))
 
 
 class TenantRepository(Generic[M]):

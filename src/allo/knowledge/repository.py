@@ -1,8 +1,8 @@
 from __future__ import annotations
 
-from sqlalchemy import Select, or_
+from sqlalchemy import Select
 
-from allo.kit.repository import TenantRepository
+from allo.kit.repository import TenantRepository, contains_text
 from allo.models import KnowledgeArticle
 from allo.models.enums import Category
 
@@ -27,8 +27,5 @@ class ArticleRepository(TenantRepository[KnowledgeArticle]):
         if published is not None:
             stmt = stmt.where(KnowledgeArticle.published == published)
         if q:
-            pattern = f"%{q}%"
-            stmt = stmt.where(
-                or_(KnowledgeArticle.title.ilike(pattern), KnowledgeArticle.body.ilike(pattern))
-            )
+            stmt = stmt.where(contains_text(q, KnowledgeArticle.title, KnowledgeArticle.body))
         return stmt

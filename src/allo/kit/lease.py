@@ -1,0 +1,34 @@
+"""Named leases in the database: one holder at a time across processes, for work that must not run twice
+at once (a listener on one account). The holder renews before expiry; a dead holder's lease runs out."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from sqlalchemy import delete, or_
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from allo.kit.db import is_postgresql
+from allo.kit.time import utc_now
+from allo.models.social import ListenerLease
+
+
+async def acquire(session: AsyncSession, name: str, holder: str, ttl: timedelta) -> bool:
+    """Take or renew the lease; False while another holder's lease runs."""
+    now = utc_now()
+    insert = postgresql.insert if is_postgresql(session) else sqlite.insert
+    stmt = insert(ListenerLease).values(name=name, holder=holder, expires_at=now + ttl)
+    stmt = stmt.on_conflict_do_update(
+        index_elements=["name"],
+        set_={"holder": stmt.excluded.holder, "expires_at": stmt.excluded.expires_at},
+        where=or_(ListenerLease.holder == holder, ListenerLease.expires_at < now),
+    )
+    result = await session.execute(stmt.returning(ListenerLease.holder))
+    return result.scalar_one_or_none() == holder
+
+
+async def release(session: AsyncSession, name: str, holder: str) -> None:
+    await session.execute(
+        delete(ListenerLease).where(ListenerLease.name == name, ListenerLease.holder == holder)
+    )

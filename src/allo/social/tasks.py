@@ -1,0 +1,85 @@
+"""The reply job: posts one complaint's reply, once.
+
+The job's idempotency key keeps one job per post, and the post's id is the Idempotency-Key Mastodon
+honours: a retry after a lost answer does not post twice. A rate limit waits for the server's reset
+without counting as a failure; a server error retries with backoff; a refusal (the post was deleted,
+the text is refused) is final and shown on the supervisor page.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import uuid
+
+from allo.config import Settings
+from allo.kit import jobs
+from allo.kit.time import utc_now
+from allo.models import SocialPost
+from allo.models.enums import ReplyState
+from allo.social.mastodon import MastodonGateway, RateLimited, Rejected, Unavailable
+from allo.social.service import REPLY_ATTEMPTS, REPLY_KIND
+
+logger = logging.getLogger(__name__)
+
+_gateways: dict[tuple[str, str], MastodonGateway] = {}
+_gateways_lock = threading.Lock()
+
+
+def gateway_for(settings: Settings) -> MastodonGateway:
+    """One client per server and token in this process: it carries the server's rate-limit state."""
+    assert settings.mastodon_api_base_url is not None
+    assert settings.mastodon_access_token is not None
+    key = (settings.mastodon_api_base_url, settings.mastodon_access_token.get_secret_value())
+    with _gateways_lock:
+        gateway = _gateways.get(key)
+        if gateway is None:
+            gateway = MastodonGateway(key[0], key[1], timeout=settings.mastodon_timeout_seconds)
+            _gateways[key] = gateway
+        return gateway
+
+
+@jobs.job_handler(REPLY_KIND)
+async def post_reply(ctx: jobs.JobContext) -> None:
+    post = await ctx.session.get(SocialPost, uuid.UUID(ctx.payload["post_id"]), with_for_update=True)
+    if post is None or post.tenant_id != ctx.tenant_id or post.reply_state is not ReplyState.queued:
+        return  # gone, or settled by an earlier attempt
+    settings: Settings = ctx.resources["settings"]
+    if not settings.mastodon_configured:
+        raise jobs.RetryLater("Mastodon is not configured in this process", delay=300)
+    if settings.mastodon_dry_run:
+        post.reply_state = ReplyState.dry_run
+        post.replied_at = utc_now()
+        return
+    assert post.reply_text is not None
+    try:
+        status = await asyncio.to_thread(
+            gateway_for(settings).post,
+            post.reply_text,
+            in_reply_to_id=post.status_id,
+            visibility=post.reply_visibility or "direct",
+            language=post.language,
+            idempotency_key=f"allo-reply-{post.id}",
+        )
+    except RateLimited as exc:
+        raise jobs.RetryLater("Mastodon rate limit", delay=exc.retry_after) from exc
+    except Rejected as exc:
+        _failed(post, f"refused by the server: {exc}")
+        return
+    except Unavailable as exc:
+        if ctx.attempt >= REPLY_ATTEMPTS:  # the last one: say so on the post
+            _failed(post, f"server unavailable after {REPLY_ATTEMPTS} attempts: {exc}")
+            return
+        raise
+    post.reply_state = ReplyState.posted
+    post.reply_status_id = str(status["id"])
+    post.reply_url = status.get("url") or status.get("uri")
+    post.replied_at = utc_now()
+    post.reply_error = None
+
+
+def _failed(post: SocialPost, why: str) -> None:
+    logger.warning("reply to Mastodon status %s not posted: %s", post.status_id, why)
+    post.reply_state = ReplyState.failed
+    post.reply_error = why[:500]
