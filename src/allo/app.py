@@ -43,6 +43,8 @@ from allo.notifications.endpoints import router as notifications_router
 from allo.routing import tasks as routing_tasks  # noqa: F401 - registers its job handlers
 from allo.routing.endpoints import router as routing_router
 from allo.social import tasks as social_tasks  # noqa: F401 - registers its job handlers
+from allo.social.endpoints import pages as social_pages
+from allo.social.endpoints import router as social_router
 from allo.tenants.endpoints import router as tenants_router
 from allo.tickets.endpoints import router as tickets_router
 from allo.webhooks import tasks as webhook_tasks  # noqa: F401 - registers its job handlers
@@ -175,6 +177,7 @@ def create_app(
         jobs_router,
         events_router,
         webhooks_router,
+        social_router,
     ):
         api.include_router(router)
     app.include_router(api)
@@ -182,6 +185,7 @@ def create_app(
     app.include_router(chat_router)
     app.include_router(chat_api_router)
     app.include_router(console_router)
+    app.include_router(social_pages)
     if STATIC_DIR.is_dir():
         app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     if CHAT_STATIC_DIR.is_dir():

@@ -56,6 +56,11 @@ class ChatStart(StrictInput):
     language: ChatLanguage | None = None
     tenant: str | None = Field(default=None, max_length=63)
     contact: str | None = Field(default=None, max_length=2048, description="A signed contact link token")
+    resume: str | None = Field(
+        default=None,
+        max_length=2048,
+        description="With a contact link: the browser's earlier chat token, to continue what it opened",
+    )
 
 
 class ChatLanguageChange(StrictInput):

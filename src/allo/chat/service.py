@@ -27,6 +27,7 @@ from allo.kit.signing import ExpiredToken, InvalidToken, sign, unsign
 from allo.kit.text import check_message_body
 from allo.models import Conversation, Customer, Message, Tenant, User
 from allo.models.enums import AuthorKind, Channel, ConversationStatus
+from allo.social import service as social
 from allo.tenants import service as tenants
 
 SESSION_PURPOSE = "chat-session"
@@ -147,7 +148,17 @@ async def start(
     language: str | None,
     contact: str | None,
     wording: AnswerWording | None,
+    resume: str | None = None,
 ) -> ChatState:
+    if contact and social.is_contact_link(settings, contact):
+        # A link from a reply on Mastodon: this browser's own conversation from it, or a new one.
+        resumed = await _resumable(session, settings, resume)
+        conversation, new = await social.open_contact_link(session, settings, contact, resumed)
+        if language and conversation.language != language:
+            conversation.language = language
+        if new:
+            await assistant.greet(session, settings, conversation, wording)
+        return await state_of(session, settings, conversation)
     if contact:
         # Opening the same link again continues the conversation it was made for.
         conversation = await _from_contact_link(session, settings, contact)
@@ -169,6 +180,24 @@ async def start(
     await session.flush()
     await assistant.greet(session, settings, conversation, wording)
     return await state_of(session, settings, conversation)
+
+
+async def _resumable(session: AsyncSession, settings: Settings, token: str | None) -> Conversation | None:
+    """The conversation of the browser's own session token, if it still names one."""
+    if not token:
+        return None
+    try:
+        return await conversation_for_token(session, settings, token)
+    except Unauthorized:
+        return None
+
+
+async def check_contact_link(session: AsyncSession, settings: Settings, token: str) -> None:
+    """Raises the error a contact link would get when opened (forged, damaged, expired, gone)."""
+    if social.is_contact_link(settings, token):
+        await social.post_of_link(session, settings, token)
+    else:
+        await _from_contact_link(session, settings, token)
 
 
 async def _has_messages(session: AsyncSession, conversation: Conversation) -> bool:

@@ -21,21 +21,26 @@ from allo.agents.repository import TeamRepository
 from allo.assistant.analysis import Analyzer
 from allo.auth.principal import Principal
 from allo.config import Settings
+from allo.conversations.service import store_message
+from allo.i18n import N_, gettext_for
 from allo.incidents import service as incidents
 from allo.kit import jobs
-from allo.kit.signing import sign
+from allo.kit.errors import AppError, BadRequest
+from allo.kit.signing import ExpiredToken, InvalidToken, sign, unsign
 from allo.kit.time import utc_now
 from allo.models import (
+    Conversation,
     Customer,
     CustomerIdentity,
     Incident,
+    Message,
     SocialCursor,
     SocialPost,
     Tenant,
     Ticket,
     TicketEvent,
 )
-from allo.models.enums import Category, Channel, PostDecision, ReplyState, Tier
+from allo.models.enums import AuthorKind, Category, Channel, PostDecision, ReplyState, Tier
 from allo.social import replies
 from allo.social.classifier import PostClassifier
 from allo.social.decision import Decision, Status, decide
@@ -400,3 +405,109 @@ def later_id(a: str | None, b: str | None) -> str | None:
         return a if int(a) >= int(b) else b
     except ValueError:
         return max(a, b)
+
+
+# The contact link ---------------------------------------------------------------------------------
+
+ORIGIN = "mastodon"
+OPENED_FROM_POST = N_("You wrote to us on Mastodon: “%(text)s”")
+
+
+class ContactLinkInvalid(BadRequest):
+    code = "contact_link_invalid"
+
+
+class ContactLinkExpired(AppError):
+    status_code = 410
+    code = "contact_link_expired"
+
+
+async def post_of_link(session: AsyncSession, settings: Settings, token: str) -> SocialPost:
+    """The post a contact link was made for; 410 when it expired, 400 when forged or damaged."""
+    try:
+        data = unsign(settings.secret_key.get_secret_value(), CONTACT_PURPOSE, token)
+        post_id = uuid.UUID(str(data["s"]))
+    except ExpiredToken as exc:
+        raise ContactLinkExpired("This contact link has expired; you can start a new chat.") from exc
+    except (InvalidToken, KeyError, ValueError) as exc:
+        raise ContactLinkInvalid("This contact link is not valid.") from exc
+    post = await session.get(SocialPost, post_id)
+    if post is None:
+        raise ContactLinkInvalid("This contact link is not valid any more.")
+    return post
+
+
+def is_contact_link(settings: Settings, token: str) -> bool:
+    """Whether the token was made by this module (expired or not), as opposed to another kind of link."""
+    try:
+        unsign(settings.secret_key.get_secret_value(), CONTACT_PURPOSE, token)
+    except ExpiredToken:
+        return True
+    except InvalidToken:
+        return False
+    return True
+
+
+async def open_contact_link(
+    session: AsyncSession, settings: Settings, token: str, resumed: Conversation | None
+) -> tuple[Conversation, bool]:
+    """The web chat of a contact link, and whether it is new.
+
+    The same browser opening the link again continues its conversation. Another browser (the link is in
+    a public reply: anyone may click it) gets a conversation of its own, linked to the same account and
+    post, and never sees the first one's messages.
+    """
+    post = await post_of_link(session, settings, token)
+    if (
+        resumed is not None
+        and resumed.tenant_id == post.tenant_id
+        and await _opened_from(session, resumed, post)
+    ):
+        return resumed, False
+    customer = await customer_for(session, post.tenant_id, post)
+    conversation = Conversation(
+        tenant_id=post.tenant_id,
+        customer_id=customer.id,
+        channel=Channel.webchat,
+        language=post.language if post.language in ("fr", "en") else customer.preferred_language,
+        subject=f"Mastodon @{post.author_acct}"[:300],
+    )
+    session.add(conversation)
+    await session.flush()
+    _ = gettext_for(conversation.language)
+    await store_message(
+        session,
+        conversation,
+        author_kind=AuthorKind.system,
+        body=_(OPENED_FROM_POST, text=_one_line(post.text, 400)),
+        meta={
+            "origin": ORIGIN,
+            "post_id": str(post.id),
+            "status_id": post.status_id,
+            "url": post.url,
+            "author": post.author_acct,
+        },
+    )
+    now = utc_now()
+    if post.conversation_id is None:
+        post.conversation_id = conversation.id
+    post.link_opened_at = post.link_opened_at or now
+    if post.ticket_id is not None:
+        await tickets.link_conversation(
+            session, Principal.system(post.tenant_id), post.ticket_id, conversation.id
+        )
+    return conversation, True
+
+
+async def _opened_from(session: AsyncSession, conversation: Conversation, post: SocialPost) -> bool:
+    if conversation.id == post.conversation_id:
+        return True
+    first = (
+        await session.execute(
+            select(Message)
+            .where(Message.tenant_id == conversation.tenant_id, Message.conversation_id == conversation.id)
+            .order_by(Message.created_at, Message.id)
+            .limit(1)
+        )
+    ).scalar_one_or_none()
+    return first is not None and (first.meta or {}).get("post_id") == str(post.id)

@@ -124,9 +124,11 @@
   async function create(contact, notice) {
     generation += 1;
     stopLive();
+    // With a personal link, the chat this browser already opened from it goes on (the server checks).
+    const resume = contact ? store.get() : null;
     token = null;
     const res = await api("POST", "/chat/api/sessions", {
-      language: config.lang, tenant: config.tenant || null, contact: contact || null,
+      language: config.lang, tenant: config.tenant || null, contact: contact || null, resume: resume || null,
     });
     if (res.ok) {
       forgetContact();
