@@ -1286,9 +1286,18 @@ def seed_status(standin: MastodonStandin, line: Json, earlier: list[Json]) -> Js
     return status
 
 
+def load_seed(standin: MastodonStandin, path: Path) -> list[Json]:
+    """Adds the statuses of a JSON Lines seed file (see `seed_status`), in order; they are returned."""
+    seeded: list[Json] = []
+    for text in path.read_text(encoding="utf-8").splitlines():
+        if text.strip():
+            seed_status(standin, json.loads(text), seeded)
+    return seeded
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="Serve a Mastodon stand-in until Ctrl-C.")
-    parser.add_argument("--port", type=int, default=8900)
+    parser.add_argument("--port", type=int, default=8900, help="0 for any free port")
     parser.add_argument("--seed", type=Path, help="a JSON Lines file, one status per line")
     parser.add_argument("--token", default=DEFAULT_TOKEN)
     parser.add_argument("--operator", default=OPERATOR_USERNAME)
@@ -1297,14 +1306,10 @@ def main(argv: list[str] | None = None) -> None:
     with run_standin(
         port=args.port, token=args.token, operator_username=args.operator, heartbeat_seconds=args.heartbeat
     ) as standin:
-        seeded: list[Json] = []
-        if args.seed:
-            for text in args.seed.read_text(encoding="utf-8").splitlines():
-                if text.strip():
-                    seed_status(standin, json.loads(text), seeded)
+        seeded = load_seed(standin, args.seed) if args.seed else []
         print(f"Mastodon stand-in: {standin.url}")
         print(f"access token: {standin.token}")
-        print(f"operator: @{standin.operator['acct']}; {len(seeded)} seed statuses")
+        print(f"operator: @{standin.operator['acct']}; {len(seeded)} seed statuses", flush=True)
         with contextlib.suppress(KeyboardInterrupt):
             while True:
                 time.sleep(3600)

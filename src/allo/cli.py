@@ -38,6 +38,8 @@ tickets_app = typer.Typer(help="Tickets: list, read, escalate, resolve, assign."
 routing_app = typer.Typer(help="Routing: the floor as the ACD sees it.", no_args_is_help=True)
 app.add_typer(tickets_app, name="tickets")
 app.add_typer(routing_app, name="routing")
+mastodon_app = typer.Typer(help="Mastodon listening: complaints found and answered.", no_args_is_help=True)
+app.add_typer(mastodon_app, name="mastodon")
 
 out = Console()
 T = TypeVar("T")
@@ -305,12 +307,17 @@ def nlu_train(
         bool, typer.Option("--if-missing", help="Do nothing when the model exists")
     ] = False,
 ) -> None:
-    """Train the intent, sub-intent, sentiment, flag and language models from data/nlu (reproducible)."""
+    """Train the assistant's models from data/nlu and the post classifier from data/social (reproducible)."""
+    settings = _settings()
+    if not (if_missing and settings.nlu_model_path.exists()):
+        _train_nlu(settings)
+    if not (if_missing and settings.social_model_path.exists()):
+        _train_post_classifier(settings)
+
+
+def _train_nlu(settings: Settings) -> None:
     from allo.assistant.nlu.training import train_and_save
 
-    settings = _settings()
-    if if_missing and settings.nlu_model_path.exists():
-        return
     with err.status("Training…") as status:
         report = train_and_save(
             settings.data_dir,
@@ -321,6 +328,17 @@ def nlu_train(
         f"[green]Model written to {settings.nlu_model_path}[/green]: {report.examples} examples "
         f"({report.dropped_overlapping_heldout} left out because they also stand in the held-out split), "
         f"{report.seconds:.1f} s"
+    )
+
+
+def _train_post_classifier(settings: Settings) -> None:
+    from allo.social.classifier import train_and_save as train_post_classifier
+
+    with err.status("Training the post classifier…"):
+        posts = train_post_classifier(settings.data_dir, settings.social_model_path)
+    err.print(
+        f"[green]Post classifier written to {settings.social_model_path}[/green]: {posts.examples} examples, "
+        f"{posts.seconds:.1f} s"
     )
 
 
@@ -639,6 +657,85 @@ def routing_status(
         out.print_json(floor.model_dump_json())
     else:
         routing.print_floor(out, floor)
+
+
+def _mastodon_settings() -> Settings:
+    settings = _settings()
+    if not settings.mastodon_configured:
+        err.print(
+            "[red]Mastodon is not configured:[/red] set ALLO_MASTODON_API_BASE_URL and "
+            "ALLO_MASTODON_ACCESS_TOKEN (and ALLO_MASTODON_HASHTAGS, ALLO_MASTODON_DRY_RUN as needed).",
+            highlight=False,
+        )
+        raise typer.Exit(2)
+    if not settings.social_model_path.exists():
+        err.print(
+            f"[red]No post classifier at {settings.social_model_path}[/red]; run `allo nlu train` first."
+        )
+        raise typer.Exit(2)
+    return settings
+
+
+@mastodon_app.command("poll")
+def mastodon_poll(
+    once: Annotated[bool, typer.Option("--once", help="Read what is new, act on it, and exit")] = False,
+    output: Annotated[
+        str,
+        typer.Option(
+            "--format", help="table | json (one object per line)", callback=_one_of("table", "json")
+        ),
+    ] = "table",
+) -> None:
+    """Read every watched hashtag and the mentions from where the last run stopped, decide, reply."""
+    from allo.social import cli as social
+    from allo.social.listener import ListenerNotConfigured
+    from allo.social.mastodon import MastodonProblem
+
+    if not once:
+        err.print(
+            "Use `allo mastodon poll --once` for one pass, or `allo mastodon listen` to keep listening."
+        )
+        raise typer.Exit(2)
+    settings = _mastodon_settings()
+    try:
+        with _reported_errors():
+            result = asyncio.run(social.poll_once(settings, err))
+    except (MastodonProblem, ListenerNotConfigured) as exc:
+        err.print(f"[red]Mastodon:[/red] {exc}", highlight=False)
+        raise typer.Exit(1) from exc
+    social.print_result(out, err, result, as_json=output == "json", stream=sys.stdout)
+
+
+@mastodon_app.command("listen")
+def mastodon_listen(
+    worker: Annotated[
+        bool, typer.Option("--worker/--no-worker", help="Also run the job worker that posts the replies")
+    ] = True,
+) -> None:
+    """Listen until Ctrl-C: live streams, polling when they fail, replies posted as they are decided."""
+    from allo.social import cli as social
+
+    settings = _mastodon_settings()
+    asyncio.run(social.listen(settings, err, run_worker=worker))
+
+
+@mastodon_app.command("status")
+def mastodon_status(tenant: TenantOption = None) -> None:
+    """Where each watched source was read up to, and the replies by state."""
+    from allo.social import cli as social
+
+    settings = _settings()
+    with _reported_errors():
+        cursors, counts = asyncio.run(
+            social.status(settings, tenant or settings.mastodon_tenant or settings.default_tenant)
+        )
+    from rich.table import Table
+
+    table = Table("Source", "Last id", "Last read")
+    for source, last_id, polled in cursors:
+        table.add_row(source, last_id or "", polled.isoformat(timespec="seconds") if polled else "")
+    out.print(table)
+    out.print(", ".join(f"{state} {count}" for state, count in sorted(counts.items())) or "No post seen yet.")
 
 
 def main() -> None:

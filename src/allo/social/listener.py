@@ -141,6 +141,10 @@ class Listener:
         self._poll_now = {s: asyncio.Event() for s in self.sources}
 
     @property
+    def tenant_id(self) -> uuid.UUID | None:
+        return self._listening.tenant_id if self._listening is not None else None
+
+    @property
     def lease_name(self) -> str:
         return f"mastodon:{self.gateway.base_url}"
 

@@ -13,6 +13,8 @@ import logging
 import threading
 import uuid
 
+from sqlalchemy.ext.asyncio import AsyncSession
+
 from allo.config import Settings
 from allo.kit import jobs
 from allo.kit.time import utc_now
@@ -42,16 +44,31 @@ def gateway_for(settings: Settings) -> MastodonGateway:
 
 @jobs.job_handler(REPLY_KIND)
 async def post_reply(ctx: jobs.JobContext) -> None:
-    post = await ctx.session.get(SocialPost, uuid.UUID(ctx.payload["post_id"]), with_for_update=True)
-    if post is None or post.tenant_id != ctx.tenant_id or post.reply_state is not ReplyState.queued:
-        return  # gone, or settled by an earlier attempt
     settings: Settings = ctx.resources["settings"]
     if not settings.mastodon_configured:
         raise jobs.RetryLater("Mastodon is not configured in this process", delay=300)
+    await send_reply(
+        ctx.session, settings, uuid.UUID(ctx.payload["post_id"]), ctx.tenant_id, attempt=ctx.attempt
+    )
+
+
+async def send_reply(
+    session: AsyncSession,
+    settings: Settings,
+    post_id: uuid.UUID,
+    tenant_id: uuid.UUID | None,
+    *,
+    attempt: int,
+) -> SocialPost | None:
+    """Post one queued reply; also what `allo mastodon poll --once` runs before it exits. A later run
+    of the job finds the post settled and does nothing."""
+    post = await session.get(SocialPost, post_id, with_for_update=True)
+    if post is None or post.tenant_id != tenant_id or post.reply_state is not ReplyState.queued:
+        return post  # gone, or settled by an earlier attempt
     if settings.mastodon_dry_run:
         post.reply_state = ReplyState.dry_run
         post.replied_at = utc_now()
-        return
+        return post
     assert post.reply_text is not None
     try:
         status = await asyncio.to_thread(
@@ -66,17 +83,18 @@ async def post_reply(ctx: jobs.JobContext) -> None:
         raise jobs.RetryLater("Mastodon rate limit", delay=exc.retry_after) from exc
     except Rejected as exc:
         _failed(post, f"refused by the server: {exc}")
-        return
+        return post
     except Unavailable as exc:
-        if ctx.attempt >= REPLY_ATTEMPTS:  # the last one: say so on the post
+        if attempt >= REPLY_ATTEMPTS:  # the last one: say so on the post
             _failed(post, f"server unavailable after {REPLY_ATTEMPTS} attempts: {exc}")
-            return
+            return post
         raise
     post.reply_state = ReplyState.posted
     post.reply_status_id = str(status["id"])
     post.reply_url = status.get("url") or status.get("uri")
     post.replied_at = utc_now()
     post.reply_error = None
+    return post
 
 
 def _failed(post: SocialPost, why: str) -> None:
