@@ -24,10 +24,12 @@ install-dev: $(VENV)/.installed-dev
 
 # The assistant's model is trained from the corpus the project ships; rebuilt when the data changes.
 NLU_MODEL := var/nlu/model.npz
-NLU_DATA := $(wildcard data/nlu/train/*.jsonl data/nlu/heldout/*.jsonl src/allo/assistant/nlu/*.py)
+# `allo nlu train` writes the assistant's model and, next to it, the social post classifier.
+NLU_DATA := $(wildcard data/nlu/train/*.jsonl data/nlu/heldout/*.jsonl src/allo/assistant/nlu/*.py \
+	data/social/train/*.jsonl src/allo/social/classifier.py)
 
 $(NLU_MODEL): $(NLU_DATA) | $(VENV)/.installed
-	ALLO_NLU_MODEL_PATH=$(NLU_MODEL) $(BIN)/allo nlu train
+	ALLO_NLU_MODEL_PATH=$(NLU_MODEL) ALLO_SOCIAL_MODEL_PATH=$(dir $(NLU_MODEL))social.npz $(BIN)/allo nlu train
 
 nlu: $(NLU_MODEL)
 
