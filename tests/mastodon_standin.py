@@ -14,16 +14,20 @@ drive the real Mastodon.py client against it, from plain sync code or through `a
 What it speaks, in Mastodon 4.x's JSON shapes: `GET /api/v1/instance` and `/api/v2/instance`,
 `GET /api/v1/accounts/verify_credentials` (the operator's account), `GET /api/v1/accounts/{id}` and
 `/lookup`, `GET /api/v1/timelines/tag/{tag}` and `GET /api/v1/notifications` (with `max_id`, `since_id`,
-`min_id`, `limit` and Mastodon's Link headers), `POST /api/v1/statuses` (with the 500-character limit
-and the `Idempotency-Key` header), `GET /api/v1/statuses/{id}`, and the SSE streams
-`/api/v1/streaming/{health,hashtag,hashtag/local,user,user/notification}`. Every REST answer carries
-the `X-RateLimit-*` headers of a budget per window, and answers 429 once it is spent.
+`min_id`, `limit` and Mastodon's Link headers), `GET /api/v1/notifications/{id}`,
+`POST /api/v1/statuses` (with the 500-character limit and the `Idempotency-Key` header),
+`GET /api/v1/statuses/{id}`, and the SSE streams `/api/v1/streaming/health`, `hashtag?tag=`,
+`hashtag/local?tag=`, `user` and `user/notification`, with a `:thump` line every `heartbeat_seconds`
+(2 s; it may be changed before a stream opens). Every REST answer carries the `X-RateLimit-*` headers
+of a budget per window, and the answer is 429 once the budget is spent.
 
-The test drives it with `add_account`, `add_status`, `add_mention`, `add_notification` and
-`delete_status`, which are pushed at once to the open streams; it breaks it with `fail_next`,
-`rate_limit`, `drop_streams`, `refuse_streaming` and `set_token`; it reads back `requests`, `posted`
-and `open_streams`. `reset()` brings it back to its first state: the operator (`sav_operateur`) and
-one customer (`camille@piaille.fr`), nothing else.
+The test scripts it with `add_account`, `add_status`, `add_mention`, `add_notification` and
+`delete_status`, whose events go at once to the open streams; it breaks it with `fail_next`,
+`rate_limit`, `drop_streams`, `refuse_streaming` and `set_token`; it reads back `requests`,
+`requests_to(...)`, `posted`, `statuses`, `notifications` and `open_streams` (`wait_for_streams(n)`
+blocks until n are open). `reset()` brings it back to its first state: the `operator` account
+(`sav_operateur`, the token's) and the `customer` account (`camille@piaille.fr`, the default author),
+with the same ids every time, and nothing else.
 
 The `mastodon_standin` fixture gives one server shared by the whole run, reset for each test. To use
 it in another test module, import both fixtures there:
@@ -34,9 +38,10 @@ Ctrl-C; each seed line is a JSON object with the arguments of `add_status` (see 
 
 Deliberate simplifications: characters are counted as code points (Mastodon counts grapheme
 clusters); `@user` without a domain resolves to the local account of that name, or else to the only
-known account of that name; a status is in a hashtag timeline when it is public and not a reblog, as on
-Mastodon; the faults of `fail_next` are answered before the rate limiter, without its headers, as from
-a proxy in front of the server.
+known account of that name; as on Mastodon, a hashtag timeline or stream shows only public statuses
+and no reblogs, and the user stream gets the notifications and the operator's own statuses (no one is
+followed here); the faults of `fail_next` are answered before the rate limiter and without its
+headers, as by a proxy in front of the server; the websocket streaming API is not spoken.
 """
 
 from __future__ import annotations
@@ -242,10 +247,8 @@ class MastodonStandin:
         self.operator_username = operator_username
         self.operator_display_name = operator_display_name
         self.initial_heartbeat_seconds = heartbeat_seconds
-        self.rate_limit_budget = rate_limit_budget
-        self.rate_limit_window = rate_limit_window
+        self.initial_rate_limit = (rate_limit_budget, rate_limit_window)
         self.application_name = application_name
-        self.max_characters = MAX_CHARACTERS
         self._lock = threading.RLock()
         self._streams: list[_Stream] = []
         self._reset_state()
@@ -271,7 +274,9 @@ class MastodonStandin:
     def _reset_state(self) -> None:
         with self._lock:
             self.token = self.initial_token
-            self.heartbeat_seconds = self.initial_heartbeat_seconds
+            self.heartbeat_seconds = self.initial_heartbeat_seconds  # may be changed at any time
+            self.rate_limit_budget, self.rate_limit_window = self.initial_rate_limit
+            self.max_characters = MAX_CHARACTERS
             self._accounts: dict[str, Json] = {}
             self._statuses: dict[str, Json] = {}
             self._notifications: dict[str, Json] = {}
@@ -284,13 +289,23 @@ class MastodonStandin:
             self._refusal: int | None = None
             self._remaining = self.rate_limit_budget
             self._reset_at = time.time() + self.rate_limit_window
-            self.operator = self.add_account(
+            self._operator_id = self.add_account(
                 self.operator_username, display_name=self.operator_display_name, created_at=_EPOCH
-            )
+            )["id"]
             user, _, domain = CUSTOMER_ACCT.partition("@")
-            self.customer = self.add_account(
+            self._customer_id = self.add_account(
                 user, domain, display_name="Camille", created_at=_EPOCH + timedelta(days=40)
-            )
+            )["id"]
+
+    @property
+    def operator(self) -> Json:
+        """The account of the token: the one `verify_credentials` gives, the author of what is posted."""
+        return self.account(self._operator_id)
+
+    @property
+    def customer(self) -> Json:
+        """The account `add_status` writes with when it is given none: `camille@piaille.fr`."""
+        return self.account(self._customer_id)
 
     def reset(self) -> None:
         """Back to the first state: the two initial accounts, the initial token, no faults, no streams."""
@@ -388,7 +403,7 @@ class MastodonStandin:
 
     def _author(self, account: Json | str | None) -> Json:
         if account is None:
-            return self._accounts[self.customer["id"]]
+            return self._accounts[self._customer_id]
         if isinstance(account, dict):
             return self._accounts[str(account["id"])]
         found = self._find_account(account)
@@ -552,7 +567,7 @@ class MastodonStandin:
         if original is not None:
             original["reblogs_count"] += 1
         self._broadcast_status(status)
-        operator_id = self.operator["id"]
+        operator_id = self._operator_id
         if author["id"] != operator_id:
             if any(a["id"] == operator_id for a in unique_mentions):
                 self._notify("mention", author, status, when)
@@ -564,7 +579,7 @@ class MastodonStandin:
         tags = {t["name"] for t in status["tags"]}
         public = status["visibility"] == "public" and status["reblog"] is None
         local = "@" not in status["account"]["acct"]
-        own = status["account"]["id"] == self.operator["id"]
+        own = status["account"]["id"] == self._operator_id
         event = _event("update", status)
         for stream in self._streams:
             if stream.channel == "hashtag" and public and stream.tag in tags:
@@ -627,7 +642,7 @@ class MastodonStandin:
                     m.group("user") and self._resolve_mention(m.group("user"), m.group("domain")) is operator
                     for m in _TOKENS.finditer(plain)
                 ):
-                    mention = f"@{self.operator['username']}"
+                    mention = f"@{operator['username']}"
                     if text.lstrip().startswith("<"):
                         text = re.sub(r"^\s*<p>", f"<p>{mention} ", text, count=1)
                     else:
@@ -648,7 +663,7 @@ class MastodonStandin:
             return copy.deepcopy(status)
 
     def _operator_record(self) -> Json:
-        return self._accounts[self.operator["id"]]
+        return self._accounts[self._operator_id]
 
     def add_mention(
         self,
@@ -698,7 +713,7 @@ class MastodonStandin:
         with self._lock:
             gone = self._statuses.pop(_id_of(status))
             tags = {t["name"] for t in gone["tags"]}
-            own = gone["account"]["id"] == self.operator["id"]
+            own = gone["account"]["id"] == self._operator_id
             event = _event("delete", gone["id"])
             for stream in self._streams:
                 if (stream.channel == "hashtag" and stream.tag in tags) or (stream.channel == "user" and own):
@@ -767,7 +782,11 @@ class MastodonStandin:
             return list(self._requests)
 
     def requests_to(self, path: str, method: str | None = None) -> list[RecordedRequest]:
-        return [r for r in self.requests if r.path == path and (method is None or r.method == method)]
+        """The requests to `path` (a trailing slash or not, as Mastodon.py adds one to some paths)."""
+        path = path.rstrip("/")
+        return [
+            r for r in self.requests if r.path.rstrip("/") == path and (method is None or r.method == method)
+        ]
 
     @property
     def posted(self) -> list[PostedStatus]:
@@ -781,7 +800,7 @@ class MastodonStandin:
             return len(self._streams)
 
     def wait_for_streams(self, count: int, timeout: float = 3.0) -> None:
-        """Block until exactly `count` streams are open."""
+        """Block until exactly `count` streams are open (from async code: `asyncio.to_thread`)."""
         deadline = time.monotonic() + timeout
         while self.open_streams != count:
             if time.monotonic() > deadline:
@@ -1042,6 +1061,8 @@ class MastodonStandin:
         tag = hashtag.lower()
         local_only = _truthy(request.params.get("local", ""))
         remote_only = _truthy(request.params.get("remote", ""))
+        if _truthy(request.params.get("only_media", "")):  # no status here has media
+            return self._page(request, [], 20, 40, [])
         items = [
             s
             for s in self._statuses.values()

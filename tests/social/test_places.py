@@ -50,5 +50,7 @@ def test_the_shipped_gazetteer(tmp_path: Path) -> None:
     assert shipped.find("Plus de réseau à Cotonou depuis hier") == "Cotonou"
     assert shipped.find("panne fibre marseille") == "Marseille"
     rows = tmp_path / "places.tsv"
-    rows.write_text("name\tarea\tcountry\tcase_sensitive\nLomé\tLomé\tTG\t0\n\tmissing\tTG\t0\n", encoding="utf-8")
+    rows.write_text(
+        "name\tarea\tcountry\tcase_sensitive\nLomé\tLomé\tTG\t0\n\tmissing\tTG\t0\n", encoding="utf-8"
+    )
     assert [p.area for p in read_places(rows)] == ["Lomé"]

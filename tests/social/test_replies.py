@@ -6,7 +6,9 @@ LINK = "https://allo.example/chat?c=" + "x" * 180
 
 
 def test_a_reply_names_the_problem_in_the_author_s_language() -> None:
-    fr = compose(ReplyContext(acct="marie@m.example", language="fr", sub_intent="no_network", area="Lyon"), LINK)
+    fr = compose(
+        ReplyContext(acct="marie@m.example", language="fr", sub_intent="no_network", area="Lyon"), LINK
+    )
     assert fr.startswith("@marie@m.example Bonjour")
     assert "réseau" in fr and "Lyon" in fr and LINK in fr
     en = compose(ReplyContext(acct="bob@m.example", language="en", sub_intent="double_charge"), LINK)

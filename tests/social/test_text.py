@@ -3,11 +3,12 @@ from __future__ import annotations
 from allo.social.text import html_to_text
 
 MASTODON_HTML = (
-    '<p>Encore une panne <a href="https://m.example/tags/free" class="mention hashtag" rel="tag">#<span>Free'
-    '</span></a> à Lyon !<br>Merci <span class="h-card"><a href="https://m.example/@sav" class="u-url mention">'
-    '@<span>sav</span></a></span></p><p>Voir <a href="https://downdetector.fr/statut/free-mobile/" rel="nofollow'
-    ' noopener" target="_blank"><span class="invisible">https://</span><span class="ellipsis">downdetector.fr/'
-    'statut/fr</span><span class="invisible">ee-mobile/</span></a> &amp; co</p>'
+    '<p>Encore une panne <a href="https://m.example/tags/free" class="mention hashtag" rel="tag">'
+    '#<span>Free</span></a> à Lyon !<br>Merci <span class="h-card">'
+    '<a href="https://m.example/@sav" class="u-url mention">@<span>sav</span></a></span></p>'
+    '<p>Voir <a href="https://downdetector.fr/statut/free-mobile/" rel="nofollow noopener" target="_blank">'
+    '<span class="invisible">https://</span><span class="ellipsis">downdetector.fr/statut/fr</span>'
+    '<span class="invisible">ee-mobile/</span></a> &amp; co</p>'
 )
 
 
