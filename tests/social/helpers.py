@@ -7,6 +7,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+from pydantic import SecretStr
 from sqlalchemy import select
 
 from allo.config import Settings
@@ -20,7 +21,7 @@ MODEL_DIR = Path(__file__).resolve().parents[2] / "var" / "nlu"
 def mastodon_settings(settings: Settings, standin: MastodonStandin, tenant: str, **changes: Any) -> Settings:
     values: dict[str, Any] = {
         "mastodon_api_base_url": standin.url,
-        "mastodon_access_token": standin.token,
+        "mastodon_access_token": SecretStr(standin.token),
         "mastodon_hashtags": ["Free", "FreeMobile"],
         "mastodon_tenant": tenant,
         "mastodon_poll_seconds": 5,

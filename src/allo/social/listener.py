@@ -37,6 +37,7 @@ from allo.social import service
 from allo.social.classifier import classifier_at
 from allo.social.mastodon import MENTIONS, MastodonGateway, RateLimited, Unavailable, sources_of
 from allo.social.places import gazetteer
+from allo.social.tasks import gateway_for
 from allo.tenants import service as tenants
 
 logger = logging.getLogger(__name__)
@@ -121,15 +122,10 @@ class Listener:
             raise ListenerNotConfigured(
                 "Set ALLO_MASTODON_API_BASE_URL and ALLO_MASTODON_ACCESS_TOKEN to listen to Mastodon."
             )
-        assert settings.mastodon_api_base_url is not None
-        assert settings.mastodon_access_token is not None
         self.settings = settings
         self.db = db
-        self.gateway = gateway or MastodonGateway(
-            settings.mastodon_api_base_url,
-            settings.mastodon_access_token.get_secret_value(),
-            timeout=settings.mastodon_timeout_seconds,
-        )
+        # The reply job's client too: both spend the same rate-limit budget.
+        self.gateway = gateway or gateway_for(settings)
         self.sources = sources_of(settings.mastodon_hashtags, mentions=settings.mastodon_watch_mentions)
         self.stream_read_timeout = stream_read_timeout
         self.status = ListenerStatus(holder=f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}")
@@ -410,12 +406,14 @@ class Listener:
             await asyncio.wait(rest, return_when=asyncio.FIRST_COMPLETED)
         finally:
             stopper.cancel()
+            connected.cancel()
             if not ended.done():
                 stream.close()
-            connected.cancel()
-        if ended.done() and ended.exception() is not None and not stream.closing:
-            state.last_error = str(ended.exception())
-            logger.warning("mastodon: stream %s ended: %s", source, ended.exception())
+                ended.cancel()  # the thread ends on its own; what it raises then is nobody's concern
+        error = ended.exception() if ended.done() and not ended.cancelled() else None
+        if error is not None:
+            state.last_error = str(error)
+            logger.warning("mastodon: stream %s ended: %s", source, error)
         return stream.connected.is_set()
 
 

@@ -109,10 +109,12 @@ class MastodonGateway:
             raise Unavailable(str(exc)) from exc
 
     def _seconds_to_reset(self) -> float | None:
+        """Until the server's rate-limit window resets, or None when it has (or nothing is known)."""
         reset = getattr(self.api, "ratelimit_reset", None)
         if reset is None:
             return None
-        return max(float(reset) - time.time(), 1.0)
+        left = float(reset) - time.time()
+        return left if left > 0 else None
 
     def _check_budget(self, reserve: int) -> None:
         remaining = getattr(self.api, "ratelimit_remaining", None)

@@ -29,6 +29,12 @@ _gateways: dict[tuple[str, str], MastodonGateway] = {}
 _gateways_lock = threading.Lock()
 
 
+def forget_gateways() -> None:
+    """Drop the clients (and what they know of the servers' rate limits): for tests."""
+    with _gateways_lock:
+        _gateways.clear()
+
+
 def gateway_for(settings: Settings) -> MastodonGateway:
     """One client per server and token in this process: it carries the server's rate-limit state."""
     assert settings.mastodon_api_base_url is not None
