@@ -73,7 +73,6 @@ class SocialPostRepository(TenantRepository[SocialPost]):
                 SocialPost.created_at >= start,
                 SocialPost.created_at < end,
             )
-            .execution_options(yield_per=5000)
         )
         days = {
             first + timedelta(days=i): DayCount(day=first + timedelta(days=i))
