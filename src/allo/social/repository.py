@@ -67,8 +67,9 @@ class SocialPostRepository(TenantRepository[SocialPost]):
         start = datetime.combine(first, time.min, tzinfo=UTC)
         end = datetime.combine(last + timedelta(days=1), time.min, tzinfo=UTC)
         rows = await self.session.execute(
-            select(SocialPost.created_at, SocialPost.decision, SocialPost.reply_state, SocialPost.ticket_id)
-            .where(
+            select(
+                SocialPost.created_at, SocialPost.decision, SocialPost.reply_state, SocialPost.ticket_id
+            ).where(
                 SocialPost.tenant_id == self.tenant_id,
                 SocialPost.created_at >= start,
                 SocialPost.created_at < end,
