@@ -47,10 +47,19 @@ err = Console(stderr=True)
 
 
 def _settings() -> Settings:
+    from pydantic import ValidationError
+    from rich.markup import escape
+
     try:
         return get_settings()
     except InsecureSettingsError as exc:
         err.print(f"[red]Refusing to start:[/red] {exc}")
+        raise typer.Exit(2) from exc
+    except ValidationError as exc:
+        for problem in exc.errors():
+            where = ".".join(str(part) for part in problem["loc"])
+            name = f"ALLO_{where.upper()}: " if where else ""
+            err.print(f"[red]Invalid setting[/red] {escape(name + problem['msg'])}", highlight=False)
         raise typer.Exit(2) from exc
 
 

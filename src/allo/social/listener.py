@@ -150,13 +150,15 @@ class Listener:
             return self._listening
         me = await asyncio.to_thread(self.gateway.me)
         max_characters = await asyncio.to_thread(self.gateway.max_characters)
-        async with self.db.unit_of_work(write=False) as session:
+        async with self.db.unit_of_work() as session:
             slug = self.settings.mastodon_tenant or self.settings.default_tenant
             tenant = await tenants.get_by_slug(session, slug)
+            if tenant is None and self.settings.mastodon_tenant is not None:
+                raise ListenerNotConfigured(f"Tenant {slug!r} (ALLO_MASTODON_TENANT) does not exist.")
             if tenant is None:
-                raise ListenerNotConfigured(
-                    f"Tenant {slug!r} does not exist (ALLO_MASTODON_TENANT or ALLO_DEFAULT_TENANT)."
-                )
+                # A freshly migrated database has no tenant yet: the default one is made for the listener.
+                tenant = await tenants.create(session, slug=slug, name=slug.replace("-", " ").title())
+                logger.info("mastodon: created the default tenant %r", slug)
             tenant_id = tenant.id
         self._listening = service.Listening(
             tenant_id=tenant_id,
