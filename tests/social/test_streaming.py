@@ -71,7 +71,8 @@ async def listening(listener: Listener) -> AsyncIterator[asyncio.Event]:
 
 
 async def count_posts(db: Database, listener: Listener) -> int:
-    return len(await posts(db, listener.tenant_id)) if listener.tenant_id is not None else 0
+    tenant_id = listener.tenant_id
+    return len(await posts(db, tenant_id)) if tenant_id is not None else 0
 
 
 async def test_statuses_arrive_live_and_a_dropped_stream_reconnects_and_catches_up(
@@ -94,6 +95,7 @@ async def test_statuses_arrive_live_and_a_dropped_stream_reconnects_and_catches_
         await eventually(lambda: _has(own_db, listener, 2))
         mastodon_standin.add_mention("Toujours rien, vous répondez quand ?", account="lea@piaille.fr")
         await eventually(lambda: _has(own_db, listener, 3))
+    assert listener.tenant_id is not None
     assert {p.source for p in await posts(own_db, listener.tenant_id)} == {"tag:free", "mentions"}
 
 

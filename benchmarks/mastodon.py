@@ -1,0 +1,236 @@
+"""Social listening under load: a synthetic timeline of 10,000 statuses analysed and decided.
+
+The statuses are the held-out posts the project ships (data/social/heldout), cycled with 3,000 distinct
+authors, Mastodon's HTML markup, 5 % boosts, 1 % posts by our own account and 3 % direct messages. Two
+figures, on each database (a fresh SQLite file; a scratch PostgreSQL database when one answers on
+127.0.0.1:5432):
+
+* decision only, in process: HTML to text, the assistant's analysis, the post classifier, the area;
+  statuses per second and the latency of one decision (p50/p99);
+* end to end, as `allo mastodon poll --once` does it: the real Mastodon.py client paging the hashtag
+  timeline of a stand-in server on loopback (40 per page, Link headers), each page decided and recorded
+  in one transaction with the cursor, tickets opened for critical complaints, outage clusters grouped
+  into incidents, replies written with their signed link (dry run: recorded, not posted); statuses per
+  second over the whole timeline.
+
+The last line printed is one JSON object. Run: `.venv/bin/python benchmarks/mastodon.py`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import random
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+from pydantic import SecretStr
+from rich.progress import Progress
+from sqlalchemy import func, select
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))  # the Mastodon stand-in lives with the tests
+
+from tests.mastodon_standin import MastodonStandin, run_standin  # noqa: E402
+
+from allo.assistant.service import analyzer_for  # noqa: E402
+from allo.config import DEFAULT_DATA_DIR, Settings  # noqa: E402
+from allo.kit.db import Database, create_engine  # noqa: E402
+from allo.kit.migrate import upgrade  # noqa: E402
+from allo.models import Incident, SocialPost, Ticket  # noqa: E402
+from allo.social import service  # noqa: E402
+from allo.social.classifier import classifier_at, corpus  # noqa: E402
+from allo.social.decision import Status, decide  # noqa: E402
+from allo.social.listener import Listener  # noqa: E402
+from allo.social.places import gazetteer  # noqa: E402
+from allo.tenants.schemas import EscalationPolicy  # noqa: E402
+
+STATUSES = 10_000
+AUTHORS = 3_000
+PG = "postgresql+asyncpg://postgres@127.0.0.1:5432"
+
+
+def timeline(standin: MastodonStandin, count: int) -> list[dict[str, Any]]:
+    rng = random.Random(20261122)
+    posts = corpus(DEFAULT_DATA_DIR, "heldout") or corpus(DEFAULT_DATA_DIR, "train")
+    authors = [standin.add_account(f"user{i}", f"node{i % 40}.example") for i in range(AUTHORS)]
+    made: list[dict[str, Any]] = []
+    for i in range(count):
+        post = posts[i % len(posts)]
+        roll = rng.random()
+        if made and roll < 0.05:
+            made.append(standin.add_status("", account=rng.choice(authors), reblog_of=rng.choice(made)))
+        elif roll < 0.06:
+            made.append(standin.add_status(post.text, account=standin.operator, hashtags=["Free"]))
+        elif roll < 0.09:
+            made.append(
+                standin.add_mention(
+                    post.text, account=rng.choice(authors), visibility="direct", hashtags=["Free"]
+                )
+            )
+        else:
+            made.append(
+                standin.add_status(
+                    post.text, account=rng.choice(authors), hashtags=["Free"], language=post.language
+                )
+            )
+    return made
+
+
+def decision_only(statuses: list[dict[str, Any]], settings: Settings, own_id: str) -> dict[str, float]:
+    analyzer = analyzer_for(settings)
+    classifier = classifier_at(settings.social_model_path)
+    places = gazetteer(settings.data_dir)
+    policy = EscalationPolicy()
+    latencies = []
+    complaints = 0
+    started = time.perf_counter()
+    for data in statuses:
+        began = time.perf_counter()
+        decision = decide(
+            Status.of(data),
+            own_account_id=own_id,
+            analyzer=analyzer,
+            classifier=classifier,
+            places=places,
+            policy=policy,
+        )
+        latencies.append(time.perf_counter() - began)
+        complaints += decision.complaint
+    elapsed = time.perf_counter() - started
+    latencies.sort()
+    return {
+        "per_second": round(len(statuses) / elapsed, 1),
+        "p50_ms": round(1000 * statistics.median(latencies), 3),
+        "p99_ms": round(1000 * latencies[int(0.99 * len(latencies))], 3),
+        "complaint_share": round(complaints / len(statuses), 3),
+    }
+
+
+async def end_to_end(url: str, standin: MastodonStandin, base: Settings, expected: int) -> dict[str, Any]:
+    await upgrade(url)
+    db = Database(create_engine(url, pool_size=4))
+    settings = base.model_copy(update={"database_url": url})
+    try:
+        listener = Listener(settings, db)
+        await listener.prepare()
+        # The cursor starts before the first status, as for a listener that has been running: every
+        # status is read, page after page.
+        async with db.unit_of_work() as session:
+            assert listener.tenant_id is not None
+            cursor = await service.cursor(session, listener.tenant_id, "tag:free")
+            cursor.last_id = "0"
+        done = 0
+        started = time.perf_counter()
+        with Progress(transient=True) as progress:
+            task = progress.add_task(f"Polling into {url.split(':')[0]}", total=expected)
+            while True:
+                report = await listener.poll_source("tag:free")
+                if report.seen == 0:
+                    break
+                done += report.seen
+                progress.update(task, completed=done)
+        elapsed = time.perf_counter() - started
+        async with db.unit_of_work(write=False) as session:
+            recorded = (await session.execute(select(func.count(SocialPost.id)))).scalar_one()
+            tickets = (await session.execute(select(func.count(Ticket.id)))).scalar_one()
+            incidents = (await session.execute(select(func.count(Incident.id)))).scalar_one()
+            replies = (
+                await session.execute(
+                    select(func.count(SocialPost.id)).where(SocialPost.reply_text.is_not(None))
+                )
+            ).scalar_one()
+        return {
+            "per_second": round(done / elapsed, 1),
+            "seconds": round(elapsed, 2),
+            "statuses_read": done,
+            "posts_recorded": recorded,
+            "replies_written": replies,
+            "tickets": tickets,
+            "incidents": incidents,
+        }
+    finally:
+        await db.dispose()
+
+
+async def pg_scratch() -> str | None:
+    try:
+        import asyncpg
+
+        name = f"allo_bench_{uuid.uuid4().hex[:8]}"
+        admin = await asyncpg.connect("postgresql://postgres@127.0.0.1:5432/postgres", timeout=3)
+        await admin.execute(f'CREATE DATABASE "{name}"')
+        await admin.close()
+        return f"{PG}/{name}"
+    except Exception:
+        return None
+
+
+async def drop(url: str) -> None:
+    import asyncpg
+
+    admin = await asyncpg.connect("postgresql://postgres@127.0.0.1:5432/postgres")
+    await admin.execute(f'DROP DATABASE IF EXISTS "{url.rsplit("/", 1)[1]}" WITH (FORCE)')
+    await admin.close()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--statuses", type=int, default=STATUSES)
+    parser.add_argument("--no-postgres", action="store_true")
+    args = parser.parse_args()
+    model_dir = ROOT / "var" / "nlu"
+    base = Settings(
+        _env_file=None,
+        mastodon_dry_run=True,
+        mastodon_hashtags=["Free"],
+        mastodon_watch_mentions=False,
+        nlu_model_path=model_dir / "model.npz",
+        social_model_path=model_dir / "social.npz",
+        public_base_url="https://allo.example",
+    )
+    results: dict[str, Any] = {
+        "benchmark": "mastodon",
+        "statuses": args.statuses,
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",
+    }
+    with run_standin(rate_limit_budget=10**9) as standin:
+        print(f"Building a timeline of {args.statuses} statuses…", file=sys.stderr)
+        statuses = timeline(standin, args.statuses)
+        settings = base.model_copy(
+            update={"mastodon_api_base_url": standin.url, "mastodon_access_token": SecretStr(standin.token)}
+        )
+        decided = decision_only(statuses, settings, str(standin.operator["id"]))
+        results["decision"] = decided
+        print(
+            f"decision only: {decided['per_second']}/s, "
+            f"p50 {decided['p50_ms']} ms, p99 {decided['p99_ms']} ms"
+        )
+        with tempfile.TemporaryDirectory() as tmp:
+            sqlite = asyncio.run(
+                end_to_end(f"sqlite+aiosqlite:///{tmp}/bench.db", standin, settings, len(statuses))
+            )
+        results["end_to_end_sqlite"] = sqlite
+        print(f"end to end, SQLite: {sqlite['per_second']}/s ({sqlite})")
+        pg = None if args.no_postgres else asyncio.run(pg_scratch())
+        if pg is not None:
+            try:
+                postgres = asyncio.run(end_to_end(pg, standin, settings, len(statuses)))
+            finally:
+                asyncio.run(drop(pg))
+            results["end_to_end_postgresql"] = postgres
+            print(f"end to end, PostgreSQL: {postgres['per_second']}/s ({postgres})")
+    results["target_per_second"] = 500
+    print(json.dumps(results))
+
+
+if __name__ == "__main__":
+    main()
