@@ -347,3 +347,28 @@ async def test_a_forgotten_cursor_starts_from_the_newest_page_only(
 
 def test_old_enough_for_the_cooldown_query() -> None:
     assert timedelta(minutes=Settings().mastodon_author_cooldown_minutes) == timedelta(hours=24)
+
+
+async def test_a_ticket_that_cannot_be_opened_neither_blocks_the_source_nor_loses_the_post(
+    db: Database,
+    social_settings: Settings,
+    mastodon_standin: MastodonStandin,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    async def broken(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("the ticket service is down")
+
+    monkeypatch.setattr(service.tickets, "create_ticket", broken)
+    status = mastodon_standin.add_status(
+        "J'ai saisi le médiateur et mon avocat pour ces factures fausses #FreeMobile",
+        account="lea@piaille.fr",
+    )
+    later = mastodon_standin.add_status(BILLING, account="marc@piaille.fr")
+    listener = Listener(social_settings, db)
+    tenant_id = await tenant_id_of(listener)
+    report = await listener.poll_once()
+    assert report.new == 2 and report.tickets == 0
+    post = await post_of_status(db, tenant_id, status["id"])
+    assert post.reason == service.ESCALATION_FAILED and post.ticket_id is None and post.customer_id is None
+    assert post.reply_state is ReplyState.queued  # still answered
+    assert (await post_of_status(db, tenant_id, later["id"])).reply_state is ReplyState.queued

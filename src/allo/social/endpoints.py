@@ -77,6 +77,7 @@ LABELS = {
         "question": N_("a neutral question"),
         "other": N_("not about our service"),
         "author_cooldown": N_("this author had a reply recently"),
+        "escalation_failed": N_("the ticket could not be opened (see the logs)"),
     },
     "reply": {
         "none": N_("No reply"),

@@ -252,7 +252,14 @@ class Listener:
             await _wait(stop, LEASE_RENEW_SECONDS)
         if stop.is_set():
             return
-        await self._prepare_until_ready(stop)
+        try:
+            await self._prepare_until_ready(stop)
+        except Exception:
+            # A wrong token, a missing model, an unknown tenant: no point trying again until restarted.
+            logger.exception("mastodon: the listener cannot start")
+            async with self.db.unit_of_work() as session:
+                await lease.release(session, self.lease_name, self.status.holder)
+            return
         if stop.is_set():
             return
         lost = asyncio.Event()

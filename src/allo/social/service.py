@@ -8,6 +8,7 @@ opens a ticket, which joins or makes a major incident when it reports an outage 
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -50,10 +51,13 @@ from allo.tickets import service as tickets
 from allo.tickets.priority import CaseSignals, compute_priority
 from allo.tickets.schemas import TicketCreate
 
+logger = logging.getLogger(__name__)
+
 NETWORK = "mastodon"
 REPLY_KIND = "social.reply"
 CONTACT_PURPOSE = "social-contact"
 AUTHOR_COOLDOWN = "author_cooldown"
+ESCALATION_FAILED = "escalation_failed"
 CRITICAL_TECHNICAL = frozenset({"sim_fraud", "lost_stolen"})
 # A reply's visibility follows the post's: never public for a post that was not.
 REPLY_VISIBILITY = {"public": "public", "unlisted": "unlisted", "private": "direct", "direct": "direct"}
@@ -136,8 +140,15 @@ async def ingest(
             continue
         report.complaints += 1
         if decision.urgency == "critical":
-            await _escalate(session, listening, tenant, post, decision)
-            report.tickets += 1
+            try:
+                async with session.begin_nested():
+                    await _escalate(session, listening, tenant, post, decision)
+                report.tickets += 1
+            except Exception:
+                # The post is still recorded and answered; a supervisor sees it unescalated and can act.
+                logger.exception("mastodon: no ticket opened for status %s", status.id)
+                await session.refresh(post)  # the savepoint's rollback expired it
+                post.reason = ESCALATION_FAILED
         if await _replied_recently(session, listening, post):
             post.reason = AUTHOR_COOLDOWN
             continue
