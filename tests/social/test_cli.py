@@ -63,7 +63,11 @@ def test_poll_once_on_a_fresh_database_answers_complaints_and_exits(
     assert "2 new posts" in first.stderr and "1 complaints, 1 replies" in first.stderr
     assert "@lea@piaille.fr" in first.stdout and "praise" in first.stdout
     [reply] = mastodon_standin.posted
-    assert reply.text.startswith("@lea@piaille.fr Bonjour") and "https://allo.example/chat?c=" in reply.text
+    assert (
+        reply.text.startswith("@lea@piaille.fr Bonjour")
+        and "https://allo.example/chat?tenant=" in reply.text
+        and "&c=" in reply.text
+    )
 
     again = allo(fresh_database_url, mastodon_standin, "mastodon", "poll", "--once", "--format", "json")
     assert again.returncode == 0 and "0 new posts" in again.stderr and again.stdout == ""

@@ -27,7 +27,7 @@ async def tenant_id(db: Database) -> uuid.UUID:
 
 
 def token_of(link: str) -> str:
-    return link.split("?c=", 1)[1]
+    return link.split("&c=", 1)[1]
 
 
 async def open_link(client: httpx.AsyncClient, token: str, resume: str | None = None) -> httpx.Response:
@@ -38,8 +38,8 @@ async def test_the_link_opens_a_chat_linked_to_the_account_and_the_post(
     client: httpx.AsyncClient, db: Database, settings: Settings, tenant_id: uuid.UUID
 ) -> None:
     post = await make_post(db, tenant_id)
-    link = contact_link(settings, post)
-    assert link.startswith(settings.public_base_url + "/chat?c=")
+    link = contact_link(settings, post, "demo")
+    assert link.startswith(settings.public_base_url + "/chat?tenant=demo&c=")
     page = await client.get("/chat", params={"c": token_of(link)})
     assert page.status_code == 200
 
@@ -78,7 +78,7 @@ async def test_the_same_browser_continues_and_another_gets_its_own_chat(
     client: httpx.AsyncClient, db: Database, settings: Settings, tenant_id: uuid.UUID
 ) -> None:
     post = await make_post(db, tenant_id)
-    token = token_of(contact_link(settings, post))
+    token = token_of(contact_link(settings, post, "demo"))
     first = (await open_link(client, token)).json()
     said = await client.post(
         "/chat/api/messages",
@@ -96,7 +96,7 @@ async def test_the_same_browser_continues_and_another_gets_its_own_chat(
     assert not any("06 12 34 56 78" in m["text"] for m in elsewhere["messages"])
     # A chat token of some other conversation does not carry over either.
     other_post = await make_post(db, tenant_id)
-    unrelated = (await open_link(client, token_of(contact_link(settings, other_post)))).json()
+    unrelated = (await open_link(client, token_of(contact_link(settings, other_post, "demo")))).json()
     crossed = (await open_link(client, token, resume=unrelated["token"])).json()
     assert crossed["conversation_id"] not in (unrelated["conversation_id"], first["conversation_id"])
 
@@ -109,7 +109,7 @@ async def test_a_post_with_a_ticket_links_the_chat_to_it(
 ) -> None:
     admin = tenant_actors["admin"]
     post = await make_post(db, admin.tenant_id)
-    opened = (await open_link(client, token_of(contact_link(settings, post)))).json()
+    opened = (await open_link(client, token_of(contact_link(settings, post, "demo")))).json()
     async with db.unit_of_work(write=False) as session:
         customer_id = (await session.get(SocialPost, post.id)).customer_id  # type: ignore[union-attr]
     assert customer_id is not None
@@ -118,7 +118,7 @@ async def test_a_post_with_a_ticket_links_the_chat_to_it(
         stored = await session.get(SocialPost, post.id)
         assert stored is not None
         stored.ticket_id = uuid.UUID(ticket["id"])
-    second = (await open_link(client, token_of(contact_link(settings, post)))).json()
+    second = (await open_link(client, token_of(contact_link(settings, post, "demo")))).json()
     async with db.unit_of_work(write=False) as session:
         linked = set(
             (
@@ -139,7 +139,7 @@ async def test_forged_damaged_and_expired_links_get_a_clear_answer(
 ) -> None:
     post = await make_post(db, tenant_id)
     secret = settings.secret_key.get_secret_value()
-    good = token_of(contact_link(settings, post))
+    good = token_of(contact_link(settings, post, "demo"))
     forged = sign("another-secret", CONTACT_PURPOSE, {"s": str(post.id)}, ttl_seconds=3600)
     expired = sign(secret, CONTACT_PURPOSE, {"s": str(post.id)}, ttl_seconds=60, now=time.time() - 3600)
     unknown = sign(secret, CONTACT_PURPOSE, {"s": str(uuid.uuid4())}, ttl_seconds=3600)

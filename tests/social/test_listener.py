@@ -85,7 +85,7 @@ async def test_complaints_get_a_personal_reply_and_the_rest_is_ignored_with_its_
     [reply] = mastodon_standin.posted
     assert reply.in_reply_to_id == billing["id"]
     assert reply.text.startswith("@lea@piaille.fr Bonjour")
-    assert "https://allo.example/chat?c=" in reply.text
+    assert "https://allo.example/chat?tenant=" in reply.text and "&c=" in reply.text
     assert reply.visibility == "public" and reply.language == "fr"
     assert reply.idempotency_key == f"allo-reply-{complaint.id}"
     assert complaint.reply_status_id == reply.id and complaint.reply_url

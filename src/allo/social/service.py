@@ -14,6 +14,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
+from urllib.parse import urlencode
 
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -152,7 +153,7 @@ async def ingest(
         if await _replied_recently(session, listening, post):
             post.reason = AUTHOR_COOLDOWN
             continue
-        await _reply(session, listening, post, decision)
+        await _reply(session, listening, post, decision, tenant.slug)
         report.replies += 1
     return report
 
@@ -214,17 +215,22 @@ async def _replied_recently(session: AsyncSession, listening: Listening, post: S
     return int((await session.execute(stmt)).scalar_one()) > 0
 
 
-def contact_link(settings: Settings, post: SocialPost) -> str:
+def contact_link(settings: Settings, post: SocialPost, tenant_slug: str) -> str:
+    """The personal link of a reply: the tenant's chat (its page, its stored session) and a signed,
+    expiring token naming the post."""
     token = sign(
         settings.secret_key.get_secret_value(),
         CONTACT_PURPOSE,
         {"s": str(post.id)},
         ttl_seconds=settings.contact_link_hours * 3600,
     )
-    return f"{settings.public_base_url.rstrip('/')}/chat?c={token}"
+    query = urlencode({"tenant": tenant_slug, "c": token})
+    return f"{settings.public_base_url.rstrip('/')}/chat?{query}"
 
 
-async def _reply(session: AsyncSession, listening: Listening, post: SocialPost, decision: Decision) -> None:
+async def _reply(
+    session: AsyncSession, listening: Listening, post: SocialPost, decision: Decision, tenant_slug: str
+) -> None:
     analysis = decision.analysis
     incident_reference = None
     ticket_reference = None
@@ -247,7 +253,7 @@ async def _reply(session: AsyncSession, listening: Listening, post: SocialPost, 
             incident_reference=incident_reference,
             ticket_reference=ticket_reference,
         ),
-        contact_link(listening.settings, post),
+        contact_link(listening.settings, post, tenant_slug),
         max_characters=listening.max_characters,
     )
     post.reply_visibility = REPLY_VISIBILITY.get(post.visibility, "direct")
