@@ -19,6 +19,7 @@ from allo.social import service
 from allo.social.listener import Listener
 from allo.social.mastodon import RateLimited, Unavailable
 from allo.social.tasks import send_reply
+from allo.tickets import service as ticket_service
 from tests.factories import make_assistant_tenant
 from tests.mastodon_standin import (  # noqa: F401
     MastodonStandin,
@@ -358,7 +359,7 @@ async def test_a_ticket_that_cannot_be_opened_neither_blocks_the_source_nor_lose
     async def broken(*args: object, **kwargs: object) -> None:
         raise RuntimeError("the ticket service is down")
 
-    monkeypatch.setattr(service.tickets, "create_ticket", broken)
+    monkeypatch.setattr(ticket_service, "create_ticket", broken)
     status = mastodon_standin.add_status(
         "J'ai saisi le médiateur et mon avocat pour ces factures fausses #FreeMobile",
         account="lea@piaille.fr",
