@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 
+from tests.api_helpers import free_port
 from tests.mastodon_standin import (  # noqa: F401
     MastodonStandin,
     mastodon_standin_fixture,
@@ -102,3 +105,45 @@ def test_clear_errors_when_not_configured_or_refused(
         fresh_database_url, None, "mastodon", "poll", "--once", ALLO_MASTODON_API_BASE_URL="mastodon.social"
     )
     assert bad_url.returncode == 2 and "http" in bad_url.stderr
+
+
+def test_allo_serve_listens_and_its_worker_posts_the_replies(
+    fresh_database_url: str, mastodon_standin: MastodonStandin
+) -> None:
+    assert allo(fresh_database_url, None, "db", "upgrade").returncode == 0
+    mastodon_standin.add_status(COMPLAINT, account="lea@piaille.fr")
+    port = free_port()
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("ALLO_MASTODON_")},
+        "ALLO_DATABASE_URL": fresh_database_url,
+        "ALLO_MODE": "dev",
+        "ALLO_NLU_MODEL_PATH": str(MODEL_DIR / "model.npz"),
+        "ALLO_SOCIAL_MODEL_PATH": str(MODEL_DIR / "social.npz"),
+        "ALLO_MASTODON_API_BASE_URL": mastodon_standin.url,
+        "ALLO_MASTODON_ACCESS_TOKEN": mastodon_standin.token,
+        "ALLO_MASTODON_HASHTAGS": "FreeMobile",
+        "ALLO_JOB_POLL_SECONDS": "0.2",
+    }
+    server = subprocess.Popen(
+        [sys.executable, "-m", "allo", "serve", "--port", str(port)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while not mastodon_standin.posted:
+            assert server.poll() is None, server.stderr.read() if server.stderr else ""
+            assert time.monotonic() < deadline, "no reply posted by allo serve"
+            time.sleep(0.2)
+        mastodon_standin.wait_for_streams(2, 20.0)  # and it streams: #FreeMobile and the mentions
+    finally:
+        server.send_signal(signal.SIGINT)
+        try:
+            server.wait(timeout=30)
+        finally:
+            if server.poll() is None:
+                server.kill()
+    [reply] = mastodon_standin.posted
+    assert reply.text.startswith("@lea@piaille.fr")
