@@ -95,7 +95,7 @@ def test_urgency_classes() -> None:
     assert outage.urgency == "critical" and outage.area == "Lyon" and outage.outage
     safety = decided("Ma mère de 90 ans ne peut plus appeler le SAMU, sa ligne est coupée depuis hier #Free")
     assert safety.urgency == "critical" and "safety" in safety.urgency_reasons
-    mild = decided("Petit souci, ma facture est arrivée avec deux jours de retard #Free")
+    mild = decided("Un peu déçu, ma facture est encore arrivée avec deux jours de retard #Free")
     assert mild.complaint and mild.urgency in ("low", "normal")
 
 
@@ -109,5 +109,5 @@ def test_the_classifier_on_the_held_out_posts() -> None:
     heldout = corpus(DEFAULT_DATA_DIR, "heldout")
     figures = evaluate(models()[1], heldout)
     assert figures["examples"] >= 300
-    assert figures["complaint_recall"] >= 0.85 and figures["complaint_precision"] >= 0.85
-    assert figures["macro_f1"] >= 0.7
+    assert figures["complaint_recall"] >= 0.9 and figures["complaint_precision"] >= 0.78
+    assert figures["macro_f1"] >= 0.75

@@ -318,7 +318,7 @@ async def test_outage_complaints_from_one_area_raise_a_major_incident(
         [
             "Plus de réseau du tout à Cotonou depuis ce matin, tout le quartier est coupé #Free",
             "Aucun réseau à Cotonou depuis des heures, c'est une panne générale ? #Free",
-            "Panne réseau totale sur Cotonou, impossible d'appeler qui que ce soit #Free",
+            "Toujours aucun réseau à Cotonou depuis hier soir, on est fatigués de vos coupures #Free",
         ]
     ):
         mastodon_standin.add_status(text, account=f"client{i}@piaille.fr")
@@ -327,7 +327,9 @@ async def test_outage_complaints_from_one_area_raise_a_major_incident(
     await listener.poll_once()
     found = await posts(db, tenant_id)
     assert [p.area for p in found] == ["Cotonou"] * 3
-    assert all(p.ticket_id is not None for p in found)
+    assert all(p.ticket_id is not None for p in found), [
+        (p.kind, p.urgency, p.reason, p.analysis) for p in found
+    ]
     incidents = {p.incident_id for p in found}
     assert len(incidents) == 1 and None not in incidents
     await post_replies(db, social_settings, tenant_id)

@@ -16,7 +16,7 @@ from datetime import timedelta
 from typing import Any
 from urllib.parse import urlencode
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from allo.agents.repository import TeamRepository
@@ -377,6 +377,17 @@ async def _escalate(
     incident = await incidents.group_outage_ticket(session, ticket, tell_customer=False)
     if incident is not None:
         post.incident_id = incident.id
+        # The earlier posts whose tickets made the incident with this one belong to it too.
+        await session.execute(
+            update(SocialPost)
+            .where(
+                SocialPost.tenant_id == tenant.id,
+                SocialPost.incident_id.is_(None),
+                SocialPost.ticket_id.in_(select(Ticket.id).where(Ticket.incident_id == incident.id)),
+            )
+            .values(incident_id=incident.id)
+            .execution_options(synchronize_session=False)
+        )
 
 
 def _one_line(text: str, limit: int) -> str:

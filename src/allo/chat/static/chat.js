@@ -127,9 +127,9 @@
     // With a personal link, the chat this browser already opened from it goes on (the server checks).
     const resume = contact ? store.get() : null;
     token = null;
-    const res = await api("POST", "/chat/api/sessions", {
-      language: config.lang, tenant: config.tenant || null, contact: contact || null, resume: resume || null,
-    });
+    const body = { language: config.lang, tenant: config.tenant || null, contact: contact || null };
+    if (resume) body.resume = resume;
+    const res = await api("POST", "/chat/api/sessions", body);
     if (res.ok) {
       forgetContact();
       load(res.data);
