@@ -37,7 +37,9 @@ from rich.progress import Progress
 from sqlalchemy import func, select
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))  # the Mastodon stand-in lives with the tests
+# Run as a script, this file's folder comes first on the path, and this file would stand for the
+# Mastodon.py library (`import mastodon`); the repository's root instead, for the stand-in in tests/.
+sys.path[:] = [str(ROOT)] + [p for p in sys.path if Path(p or ".").resolve() != ROOT / "benchmarks"]
 
 from tests.mastodon_standin import MastodonStandin, run_standin  # noqa: E402
 

@@ -18,7 +18,7 @@ from allo.models.enums import PostDecision, ReplyState
 from allo.social import service
 from allo.social.listener import Listener
 from allo.social.mastodon import RateLimited, Unavailable
-from allo.social.tasks import send_reply
+from allo.social.tasks import send_reply, settle_critical
 from allo.tickets import service as ticket_service
 from tests.factories import make_assistant_tenant
 from tests.mastodon_standin import (  # noqa: F401
@@ -56,11 +56,30 @@ async def tenant_id_of(listener: Listener) -> uuid.UUID:
 
 
 async def post_replies(db: Database, settings: Settings, tenant_id: uuid.UUID) -> None:
-    """What the reply jobs do, run now."""
+    """What the escalation and reply jobs do, run now."""
+    await escalate_critical(db, settings, tenant_id)
     for post in await posts(db, tenant_id):
         if post.reply_state is ReplyState.queued:
             async with db.unit_of_work() as session:
                 await send_reply(session, settings, post.id, tenant_id, attempt=1)
+
+
+async def escalate_critical(db: Database, settings: Settings, tenant_id: uuid.UUID) -> None:
+    async with db.unit_of_work(write=False) as session:
+        waiting = (
+            (
+                await session.execute(
+                    select(Job.payload).where(Job.kind == service.ESCALATE_KIND, Job.tenant_id == tenant_id)
+                )
+            )
+            .scalars()
+            .all()
+        )
+    for payload in waiting:
+        async with db.unit_of_work() as session:
+            await settle_critical(
+                session, settings, uuid.UUID(payload["post_id"]), tenant_id, reply=payload["reply"]
+            )
 
 
 async def test_complaints_get_a_personal_reply_and_the_rest_is_ignored_with_its_reason(
@@ -203,6 +222,7 @@ async def test_dry_run_records_the_reply_without_posting_it(
     listener = Listener(dry, db)
     tenant_id = await tenant_id_of(listener)
     await listener.poll_once()
+    await escalate_critical(db, dry, tenant_id)
     [post] = await posts(db, tenant_id)
     assert post.reply_state is ReplyState.dry_run and post.reply_text and "@lea@piaille.fr" in post.reply_text
     assert mastodon_standin.posted == [] and not mastodon_standin.requests_to("/api/v1/statuses", "POST")
@@ -222,7 +242,7 @@ async def test_rate_limits_are_respected_and_the_poll_resumes_after_the_reset(
     mastodon_standin.rate_limit(remaining=0, reset_in=1.5)
     with pytest.raises(RateLimited) as limited:
         await listener.poll_once()
-    assert 0 < limited.value.retry_after <= 3
+    assert 0 < limited.value.retry_after <= 4  # the server's reset, in whole seconds
     assert await posts(db, tenant_id) == []
     # The budget being spent, the client does not even ask before the reset.
     asked = len(mastodon_standin.requests)
@@ -240,6 +260,7 @@ async def test_a_rate_limited_reply_waits_for_the_reset_without_counting_a_failu
     listener = Listener(social_settings, db)
     tenant_id = await tenant_id_of(listener)
     await listener.poll_once()
+    await escalate_critical(db, social_settings, tenant_id)
     [post] = await posts(db, tenant_id)
     mastodon_standin.rate_limit(remaining=0, reset_in=30)
     with pytest.raises(RetryLater) as later:
@@ -261,6 +282,7 @@ async def test_server_errors_lose_nothing(
         await listener.poll_once()
     assert await posts(db, tenant_id) == []
     await listener.poll_once()
+    await escalate_critical(db, social_settings, tenant_id)
     [post] = await posts(db, tenant_id)
     # Posting fails too: the job tries again later; on its last attempt the failure is shown.
     mastodon_standin.fail_next(1, 502)
@@ -282,6 +304,7 @@ async def test_a_reply_the_server_refuses_is_final(
     listener = Listener(social_settings, db)
     tenant_id = await tenant_id_of(listener)
     await listener.poll_once()
+    await escalate_critical(db, social_settings, tenant_id)
     mastodon_standin.delete_status(status)  # the author deleted the post before we answered
     [post] = await posts(db, tenant_id)
     async with db.unit_of_work() as session:
@@ -302,6 +325,8 @@ async def test_a_critical_complaint_opens_a_ticket_with_the_post_and_its_author(
     tenant_id = await tenant_id_of(listener)
     report = await listener.poll_once()
     assert report.tickets == 1
+    await escalate_critical(db, social_settings, tenant_id)
+    await escalate_critical(db, social_settings, tenant_id)  # a job run twice opens one ticket
     post = await post_of_status(db, tenant_id, status["id"])
     assert post.urgency == "critical" and post.ticket_id is not None
     async with db.unit_of_work(write=False) as session:
@@ -325,6 +350,7 @@ async def test_outage_complaints_from_one_area_raise_a_major_incident(
     listener = Listener(social_settings, db)
     tenant_id = await tenant_id_of(listener)
     await listener.poll_once()
+    await escalate_critical(db, social_settings, tenant_id)
     found = await posts(db, tenant_id)
     assert [p.area for p in found] == ["Cotonou"] * 3
     assert all(p.ticket_id is not None for p in found), [
@@ -370,8 +396,9 @@ async def test_a_ticket_that_cannot_be_opened_neither_blocks_the_source_nor_lose
     listener = Listener(social_settings, db)
     tenant_id = await tenant_id_of(listener)
     report = await listener.poll_once()
-    assert report.new == 2 and report.tickets == 0
+    assert report.new == 2
+    await escalate_critical(db, social_settings, tenant_id)
     post = await post_of_status(db, tenant_id, status["id"])
     assert post.reason == service.ESCALATION_FAILED and post.ticket_id is None and post.customer_id is None
-    assert post.reply_state is ReplyState.queued  # still answered
+    assert post.reply_state is ReplyState.queued and post.reply_text  # still answered
     assert (await post_of_status(db, tenant_id, later["id"])).reply_state is ReplyState.queued

@@ -24,7 +24,7 @@ from allo.models.enums import ReplyState
 from allo.social import service
 from allo.social.listener import Listener
 from allo.social.mastodon import MastodonProblem
-from allo.social.tasks import send_reply
+from allo.social.tasks import send_reply, settle_critical
 from allo.tenants import service as tenants
 
 
@@ -59,6 +59,19 @@ async def poll_once(settings: Settings, err: Console) -> PollResult:
                 progress.update(task, advance=1, description=f"Read {source}", found=found)
 
             report = await listener.poll_once(progress=advance)
+            critical = [p for p in report.posts if p.urgency == "critical"]
+            if critical:
+                escalating = progress.add_task("Opening tickets", total=len(critical), found="")
+                for post in critical:
+                    async with db.unit_of_work() as session:
+                        await settle_critical(
+                            session,
+                            settings,
+                            post.id,
+                            listener.tenant_id,
+                            reply=post.reason != service.AUTHOR_COOLDOWN,
+                        )
+                    progress.update(escalating, advance=1)
             queued = [p.id for p in report.posts if p.reply_state is ReplyState.queued]
             waiting = 0
             if queued:

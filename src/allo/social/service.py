@@ -38,7 +38,6 @@ from allo.models import (
     Message,
     SocialCursor,
     SocialPost,
-    Tenant,
     Ticket,
     TicketEvent,
 )
@@ -56,6 +55,7 @@ logger = logging.getLogger(__name__)
 
 NETWORK = "mastodon"
 REPLY_KIND = "social.reply"
+ESCALATE_KIND = "social.escalate"
 CONTACT_PURPOSE = "social-contact"
 AUTHOR_COOLDOWN = "author_cooldown"
 ESCALATION_FAILED = "escalation_failed"
@@ -116,6 +116,7 @@ async def ingest(
     report = IngestReport(seen=len(statuses))
     parsed = [Status.of(s) for s in statuses]
     known = await known_status_ids(session, listening.tenant_id, [s.id for s in parsed])
+    answered: set[str] = set()  # authors answered in this batch (the cooldown query sees earlier ones)
     tenant = await tenants.get_or_raise(session, listening.tenant_id)
     policy = tenants.policy_of(tenant)
     for status in parsed:
@@ -132,29 +133,35 @@ async def ingest(
             default_language=policy.default_language,
         )
         post = _record(listening, source, status, decision)
+        post.id = uuid.uuid4()  # known before the flush: the jobs name it
         session.add(post)
-        await session.flush()
         report.new += 1
         report.posts.append(post)
         if not decision.complaint:
             report.ignored[post.reason or "other"] = report.ignored.get(post.reason or "other", 0) + 1
             continue
         report.complaints += 1
-        if decision.urgency == "critical":
-            try:
-                async with session.begin_nested():
-                    await _escalate(session, listening, tenant, post, decision)
-                report.tickets += 1
-            except Exception:
-                # The post is still recorded and answered; a supervisor sees it unescalated and can act.
-                logger.exception("mastodon: no ticket opened for status %s", status.id)
-                await session.refresh(post)  # the savepoint's rollback expired it
-                post.reason = ESCALATION_FAILED
-        if await _replied_recently(session, listening, post):
+        replying = post.author_id not in answered and not await _replied_recently(session, listening, post)
+        if replying:
+            answered.add(post.author_id)
+            report.replies += 1
+        else:
             post.reason = AUTHOR_COOLDOWN
-            continue
-        await _reply(session, listening, post, decision, tenant.slug)
-        report.replies += 1
+        if decision.urgency == "critical":
+            # The ticket (and the incident it may make) comes first, then the reply that names them: a
+            # job of its own, so that reading the timeline never waits on ticket creation.
+            if replying:
+                post.reply_state = ReplyState.queued  # its text is written once the ticket exists
+            await jobs.enqueue(
+                session,
+                ESCALATE_KIND,
+                {"post_id": str(post.id), "reply": replying},
+                tenant_id=listening.tenant_id,
+                idempotency_key=f"{ESCALATE_KIND}:{post.id}",
+            )
+            report.tickets += 1
+        elif replying:
+            await write_reply(session, listening.settings, post, tenant.slug, listening.max_characters)
     return report
 
 
@@ -228,36 +235,33 @@ def contact_link(settings: Settings, post: SocialPost, tenant_slug: str) -> str:
     return f"{settings.public_base_url.rstrip('/')}/chat?{query}"
 
 
-async def _reply(
-    session: AsyncSession, listening: Listening, post: SocialPost, decision: Decision, tenant_slug: str
+async def write_reply(
+    session: AsyncSession, settings: Settings, post: SocialPost, tenant_slug: str, max_characters: int
 ) -> None:
-    analysis = decision.analysis
-    incident_reference = None
-    ticket_reference = None
-    if post.incident_id is not None:
-        incident = await session.get(Incident, post.incident_id)
-        incident_reference = incident.reference if incident is not None else None
-    if post.ticket_id is not None:
-        ticket = await session.get(Ticket, post.ticket_id)
-        ticket_reference = ticket.reference if ticket is not None else None
-    flags = set(analysis.flags) if analysis is not None else set()
+    """The reply's text, from what the post row holds (its analysis, area, ticket, incident), and then
+    its job (or, in dry-run mode, only the record)."""
+    analysis = post.analysis or {}
+    flags = set(analysis.get("flags") or [])
+    urgency_reasons = set(analysis.get("urgency_reasons") or [])
+    incident = await session.get(Incident, post.incident_id) if post.incident_id is not None else None
+    ticket = await session.get(Ticket, post.ticket_id) if post.ticket_id is not None else None
     post.reply_text = replies.compose(
         replies.ReplyContext(
             acct=post.author_acct,
             language=post.language,
-            sub_intent=analysis.sub_intent if analysis is not None and analysis.intent != "other" else None,
+            sub_intent=analysis.get("sub_intent") if analysis.get("intent") not in (None, "other") else None,
             area=post.area,
             legal="legal" in flags,
-            safety="safety" in decision.urgency_reasons,
-            outage=decision.outage,
-            incident_reference=incident_reference,
-            ticket_reference=ticket_reference,
+            safety="safety" in urgency_reasons,
+            outage="outage" in urgency_reasons,
+            incident_reference=incident.reference if incident is not None else None,
+            ticket_reference=ticket.reference if ticket is not None else None,
         ),
-        contact_link(listening.settings, post, tenant_slug),
-        max_characters=listening.max_characters,
+        contact_link(settings, post, tenant_slug),
+        max_characters=max_characters,
     )
     post.reply_visibility = REPLY_VISIBILITY.get(post.visibility, "direct")
-    if listening.settings.mastodon_dry_run:
+    if settings.mastodon_dry_run:
         post.reply_state = ReplyState.dry_run
         post.replied_at = utc_now()
         return
@@ -266,7 +270,7 @@ async def _reply(
         session,
         REPLY_KIND,
         {"post_id": str(post.id)},
-        tenant_id=listening.tenant_id,
+        tenant_id=post.tenant_id,
         idempotency_key=f"{REPLY_KIND}:{post.id}",
         max_attempts=REPLY_ATTEMPTS,
     )
@@ -318,42 +322,56 @@ async def _team(session: AsyncSession, tenant_id: uuid.UUID, code: str) -> str |
     return code if await TeamRepository(session, tenant_id).find_by_code(code) is not None else None
 
 
-async def _escalate(
-    session: AsyncSession, listening: Listening, tenant: Tenant, post: SocialPost, decision: Decision
-) -> None:
+async def escalate(session: AsyncSession, post: SocialPost) -> None:
     """A critical complaint is a ticket, with the post's link and author; an outage one may join or make
-    a major incident."""
-    analysis = decision.analysis
-    assert analysis is not None
+    a major incident. A failure leaves the post recorded, marked, and still answered."""
+    status_id = post.status_id
+    try:
+        async with session.begin_nested():
+            await _open_ticket(session, post)
+    except Exception:
+        logger.exception("mastodon: no ticket opened for status %s", status_id)
+        await session.refresh(post)  # the savepoint's rollback expired it
+        post.reason = ESCALATION_FAILED
+
+
+async def _open_ticket(session: AsyncSession, post: SocialPost) -> None:
+    tenant = await tenants.get_or_raise(session, post.tenant_id)
+    analysis = post.analysis or {}
+    intent = str(analysis.get("intent") or "other")
+    sub_intent = str(analysis.get("sub_intent") or "unrelated")
+    urgency_reasons = list(analysis.get("urgency_reasons") or [])
     policy = tenants.policy_of(tenant)
     customer = await customer_for(session, tenant.id, post)
-    flags = frozenset(analysis.flags) | ({"outage"} if decision.outage else frozenset())
+    flags = frozenset(analysis.get("flags") or []) | (
+        {"outage"} if "outage" in urgency_reasons else frozenset()
+    )
     priority = compute_priority(
         CaseSignals(
             flags=flags,
-            sentiment=analysis.sentiment,
+            sentiment=float(analysis.get("sentiment") or 0.0),
             vip=customer.vip,
-            critical_technical=analysis.sub_intent in CRITICAL_TECHNICAL,
-            intent=analysis.intent,
+            critical_technical=sub_intent in CRITICAL_TECHNICAL,
+            intent=intent,
         ),
         policy.escalation,
     )
     legal = "legal" in flags
     team = await _team(session, tenant.id, policy.escalation.legal_team if legal else "technical")
-    if team is not None and not legal and analysis.intent != "technical":
+    if team is not None and not legal and intent != "technical":
         team = None
     ticket = await tickets.create_ticket(
         session,
         Principal.system(tenant.id),
         TicketCreate(
             subject=f"Mastodon @{post.author_acct}: {_one_line(post.text, 200)}",
-            description=_ticket_description(post, decision),
-            category=Category(analysis.intent) if analysis.intent in Category.__members__ else Category.other,
+            description=_ticket_description(post),
+            category=Category(intent) if intent in Category.__members__ else Category.other,
             priority=priority.priority,
             customer_id=customer.id,
             team=team,
             tier=Tier.specialist if legal and team is not None else Tier.n1,
-            service=incidents.outage_service(analysis.sub_intent, flags),
+            service=incidents.outage_service(sub_intent, flags),
             area=post.area,
         ),
     )
@@ -363,13 +381,13 @@ async def _escalate(
             tenant_id=tenant.id,
             ticket_id=ticket.id,
             kind="opened_from_social",
-            reason="; ".join(decision.urgency_reasons),
+            reason="; ".join(urgency_reasons),
             data={
                 "network": NETWORK,
                 "status_id": post.status_id,
                 "url": post.url,
                 "author": post.author_acct,
-                "urgency_reasons": decision.urgency_reasons,
+                "urgency_reasons": urgency_reasons,
             },
         )
     )
@@ -395,12 +413,13 @@ def _one_line(text: str, limit: int) -> str:
     return line if len(line) <= limit else line[: limit - 1] + "…"
 
 
-def _ticket_description(post: SocialPost, decision: Decision) -> str:
+def _ticket_description(post: SocialPost) -> str:
+    reasons = ", ".join((post.analysis or {}).get("urgency_reasons") or [])
     return "\n".join(
         [
             f"Mastodon post by @{post.author_acct}" + (f" ({post.author_name})" if post.author_name else ""),
             f"Link: {post.url or post.status_id}",
-            f"Urgency: {decision.urgency} ({', '.join(decision.urgency_reasons)})",
+            f"Urgency: {post.urgency} ({reasons})",
             *([f"Area: {post.area}"] if post.area else []),
             "",
             post.text,

@@ -21,7 +21,16 @@ from allo.kit.time import utc_now
 from allo.models import SocialPost
 from allo.models.enums import ReplyState
 from allo.social.mastodon import MastodonGateway, RateLimited, Rejected, Unavailable
-from allo.social.service import REPLY_ATTEMPTS, REPLY_KIND
+from allo.social.replies import MAX_CHARACTERS
+from allo.social.service import (
+    ESCALATE_KIND,
+    ESCALATION_FAILED,
+    REPLY_ATTEMPTS,
+    REPLY_KIND,
+    escalate,
+    write_reply,
+)
+from allo.tenants import service as tenants
 
 logger = logging.getLogger(__name__)
 
@@ -48,6 +57,32 @@ def gateway_for(settings: Settings) -> MastodonGateway:
         return gateway
 
 
+@jobs.job_handler(ESCALATE_KIND)
+async def escalate_post(ctx: jobs.JobContext) -> None:
+    post_id = uuid.UUID(ctx.payload["post_id"])
+    settings: Settings = ctx.resources["settings"]
+    await settle_critical(ctx.session, settings, post_id, ctx.tenant_id, reply=bool(ctx.payload.get("reply")))
+
+
+async def settle_critical(
+    session: AsyncSession, settings: Settings, post_id: uuid.UUID, tenant_id: uuid.UUID | None, *, reply: bool
+) -> SocialPost | None:
+    """A critical complaint's ticket (and incident), then its reply, which names them. Run again, it
+    does nothing more."""
+    post = await session.get(SocialPost, post_id, with_for_update=True)
+    if post is None or post.tenant_id != tenant_id:
+        return None
+    if post.ticket_id is None and post.reason != ESCALATION_FAILED:
+        await escalate(session, post)
+    if reply and post.reply_text is None:
+        tenant = await tenants.get_or_raise(session, post.tenant_id)
+        limit = MAX_CHARACTERS
+        if settings.mastodon_configured:
+            limit = await asyncio.to_thread(gateway_for(settings).max_characters)
+        await write_reply(session, settings, post, tenant.slug, limit)
+    return post
+
+
 @jobs.job_handler(REPLY_KIND)
 async def post_reply(ctx: jobs.JobContext) -> None:
     settings: Settings = ctx.resources["settings"]
@@ -71,11 +106,12 @@ async def send_reply(
     post = await session.get(SocialPost, post_id, with_for_update=True)
     if post is None or post.tenant_id != tenant_id or post.reply_state is not ReplyState.queued:
         return post  # gone, or settled by an earlier attempt
+    if post.reply_text is None:
+        raise jobs.RetryLater("the reply is written once the post's ticket exists", delay=5)
     if settings.mastodon_dry_run:
         post.reply_state = ReplyState.dry_run
         post.replied_at = utc_now()
         return post
-    assert post.reply_text is not None
     try:
         status = await asyncio.to_thread(
             gateway_for(settings).post,
