@@ -193,15 +193,24 @@ class Listener:
             async with self.db.unit_of_work() as session:
                 after = (await service.cursor(session, listening.tenant_id, source)).last_id
             first_run = after is None
-            for _ in range(MAX_PAGES_PER_POLL):
-                items = await asyncio.to_thread(self.gateway.page, source, after=after)
-                if not items:
-                    break
-                last = items[-1].cursor_id
-                total.add(await self._ingest(source, [i.status for i in items], cursor_to=last))
-                after = last
-                if first_run:
-                    break
+            fetching = asyncio.ensure_future(asyncio.to_thread(self.gateway.page, source, after=after))
+            try:
+                for _ in range(MAX_PAGES_PER_POLL):
+                    items = await fetching
+                    if not items:
+                        break
+                    last = items[-1].cursor_id
+                    if not first_run:
+                        # The next page travels while this one is decided.
+                        fetching = asyncio.ensure_future(
+                            asyncio.to_thread(self.gateway.page, source, after=last)
+                        )
+                    total.add(await self._ingest(source, [i.status for i in items], cursor_to=last))
+                    if first_run:
+                        break
+            finally:
+                if not fetching.done():
+                    fetching.cancel()
             self.status.sources[source].last_poll_at = time.time()
             self.status.sources[source].last_error = None
         return total

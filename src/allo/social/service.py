@@ -16,7 +16,7 @@ from datetime import timedelta
 from typing import Any
 from urllib.parse import urlencode
 
-from sqlalchemy import func, select, update
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from allo.agents.repository import TeamRepository
@@ -116,7 +116,9 @@ async def ingest(
     report = IngestReport(seen=len(statuses))
     parsed = [Status.of(s) for s in statuses]
     known = await known_status_ids(session, listening.tenant_id, [s.id for s in parsed])
-    answered: set[str] = set()  # authors answered in this batch (the cooldown query sees earlier ones)
+    cooldown_off = listening.settings.mastodon_author_cooldown_minutes <= 0
+    # Authors answered within the cooldown, before this batch and in it.
+    answered = set() if cooldown_off else await _answered_recently(session, listening, parsed)
     tenant = await tenants.get_or_raise(session, listening.tenant_id)
     policy = tenants.policy_of(tenant)
     for status in parsed:
@@ -141,7 +143,7 @@ async def ingest(
             report.ignored[post.reason or "other"] = report.ignored.get(post.reason or "other", 0) + 1
             continue
         report.complaints += 1
-        replying = post.author_id not in answered and not await _replied_recently(session, listening, post)
+        replying = cooldown_off or post.author_id not in answered
         if replying:
             answered.add(post.author_id)
             report.replies += 1
@@ -207,19 +209,21 @@ def full_acct(acct: str, server_host: str) -> str:
     return acct if "@" in acct else f"{acct}@{server_host}"
 
 
-async def _replied_recently(session: AsyncSession, listening: Listening, post: SocialPost) -> bool:
-    minutes = listening.settings.mastodon_author_cooldown_minutes
-    if minutes <= 0:
-        return False
-    stmt = select(func.count(SocialPost.id)).where(
+async def _answered_recently(
+    session: AsyncSession, listening: Listening, statuses: Sequence[Status]
+) -> set[str]:
+    authors = {s.author.id for s in statuses}
+    if not authors:
+        return set()
+    since = utc_now() - timedelta(minutes=listening.settings.mastodon_author_cooldown_minutes)
+    stmt = select(SocialPost.author_id).where(
         SocialPost.tenant_id == listening.tenant_id,
         SocialPost.network == NETWORK,
-        SocialPost.author_id == post.author_id,
-        SocialPost.id != post.id,
+        SocialPost.author_id.in_(authors),
         SocialPost.reply_state.in_(_REPLIED),
-        SocialPost.created_at >= utc_now() - timedelta(minutes=minutes),
+        SocialPost.created_at >= since,
     )
-    return int((await session.execute(stmt)).scalar_one()) > 0
+    return set((await session.execute(stmt)).scalars())
 
 
 def contact_link(settings: Settings, post: SocialPost, tenant_slug: str) -> str:
