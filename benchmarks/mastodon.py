@@ -8,10 +8,10 @@ figures, on each database (a fresh SQLite file; a scratch PostgreSQL database wh
 * decision only, in process: HTML to text, the assistant's analysis, the post classifier, the area;
   statuses per second and the latency of one decision (p50/p99);
 * end to end, as `allo mastodon poll --once` does it: the real Mastodon.py client paging the hashtag
-  timeline of a stand-in server on loopback (40 per page, Link headers), each page decided and recorded
-  in one transaction with the cursor, tickets opened for critical complaints, outage clusters grouped
-  into incidents, replies written with their signed link (dry run: recorded, not posted); statuses per
-  second over the whole timeline.
+  timeline of a stand-in server on loopback, in a process of its own (40 per page, Link headers), each
+  page decided and recorded in one transaction with its cursor, critical complaints queued for their
+  ticket, replies written with their signed link (dry run: recorded, not posted); statuses per second
+  over the whole timeline.
 
 The last line printed is one JSON object. Run: `.venv/bin/python benchmarks/mastodon.py`.
 """
@@ -20,15 +20,18 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import platform
 import random
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -41,7 +44,8 @@ ROOT = Path(__file__).resolve().parent.parent
 # Mastodon.py library (`import mastodon`); the repository's root instead, for the stand-in in tests/.
 sys.path[:] = [str(ROOT)] + [p for p in sys.path if Path(p or ".").resolve() != ROOT / "benchmarks"]
 
-from tests.mastodon_standin import MastodonStandin, run_standin  # noqa: E402
+from tests.api_helpers import free_port  # noqa: E402
+from tests.mastodon_standin import DEFAULT_TOKEN, run_standin, seed_status  # noqa: E402
 
 from allo.assistant.service import analyzer_for  # noqa: E402
 from allo.config import DEFAULT_DATA_DIR, Settings  # noqa: E402
@@ -60,31 +64,51 @@ AUTHORS = 3_000
 PG = "postgresql+asyncpg://postgres@127.0.0.1:5432"
 
 
-def timeline(standin: MastodonStandin, count: int) -> list[dict[str, Any]]:
+def seed_lines(count: int) -> list[dict[str, Any]]:
+    """The synthetic timeline, as the stand-in's seed lines (see tests.mastodon_standin.seed_status)."""
     rng = random.Random(20261122)
     posts = corpus(DEFAULT_DATA_DIR, "heldout") or corpus(DEFAULT_DATA_DIR, "train")
-    authors = [standin.add_account(f"user{i}", f"node{i % 40}.example") for i in range(AUTHORS)]
-    made: list[dict[str, Any]] = []
+    lines: list[dict[str, Any]] = []
     for i in range(count):
         post = posts[i % len(posts)]
+        author = f"user{rng.randrange(AUTHORS)}@node{rng.randrange(40)}.example"
         roll = rng.random()
-        if made and roll < 0.05:
-            made.append(standin.add_status("", account=rng.choice(authors), reblog_of=rng.choice(made)))
+        if lines and roll < 0.05:
+            lines.append({"text": "", "account": author, "reblog_of": rng.randrange(len(lines))})
         elif roll < 0.06:
-            made.append(standin.add_status(post.text, account=standin.operator, hashtags=["Free"]))
+            lines.append({"text": post.text, "account": "sav_operateur", "hashtags": ["Free"]})
         elif roll < 0.09:
-            made.append(
-                standin.add_mention(
-                    post.text, account=rng.choice(authors), visibility="direct", hashtags=["Free"]
-                )
-            )
+            lines.append(
+                {"text": post.text, "account": author, "visibility": "direct", "mention_operator": True,
+                 "hashtags": ["Free"]}
+            )  # fmt: skip
         else:
-            made.append(
-                standin.add_status(
-                    post.text, account=rng.choice(authors), hashtags=["Free"], language=post.language
-                )
+            lines.append(
+                {"text": post.text, "account": author, "hashtags": ["Free"], "language": post.language}
             )
-    return made
+    return lines
+
+
+@contextlib.contextmanager
+def standin_process(seed: Path) -> Iterator[str]:
+    """The stand-in in a process of its own, as a real server would be: its work is not Allo's."""
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "tests.mastodon_standin", "--port", str(port), "--seed", str(seed),
+         "--rate-limit-budget", "1000000000"],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        text=True,
+    )  # fmt: skip
+    try:
+        assert process.stdout is not None
+        for line in process.stdout:
+            if line.startswith("operator:"):
+                break
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
 
 
 def decision_only(statuses: list[dict[str, Any]], settings: Settings, own_id: str) -> dict[str, float]:
@@ -117,7 +141,7 @@ def decision_only(statuses: list[dict[str, Any]], settings: Settings, own_id: st
     }
 
 
-async def end_to_end(url: str, standin: MastodonStandin, base: Settings, expected: int) -> dict[str, Any]:
+async def end_to_end(url: str, base: Settings, expected: int) -> dict[str, Any]:
     await upgrade(url)
     db = Database(create_engine(url, pool_size=4))
     settings = base.model_copy(update={"database_url": url})
@@ -204,32 +228,33 @@ def main() -> None:
         "statuses": args.statuses,
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",
     }
+    lines = seed_lines(args.statuses)
     with run_standin(rate_limit_budget=10**9) as standin:
         print(f"Building a timeline of {args.statuses} statuses…", file=sys.stderr)
-        statuses = timeline(standin, args.statuses)
-        settings = base.model_copy(
-            update={"mastodon_api_base_url": standin.url, "mastodon_access_token": SecretStr(standin.token)}
-        )
-        decided = decision_only(statuses, settings, str(standin.operator["id"]))
-        results["decision"] = decided
-        print(
-            f"decision only: {decided['per_second']}/s, "
-            f"p50 {decided['p50_ms']} ms, p99 {decided['p99_ms']} ms"
-        )
-        with tempfile.TemporaryDirectory() as tmp:
-            sqlite = asyncio.run(
-                end_to_end(f"sqlite+aiosqlite:///{tmp}/bench.db", standin, settings, len(statuses))
+        statuses: list[dict[str, Any]] = []
+        for line in lines:
+            seed_status(standin, line, statuses)
+        decided = decision_only(statuses, base, str(standin.operator["id"]))
+    results["decision"] = decided
+    print(f"decision only: {decided['per_second']}/s, p50 {decided['p50_ms']} ms, p99 {decided['p99_ms']} ms")
+    with tempfile.TemporaryDirectory() as tmp:
+        seed = Path(tmp) / "timeline.jsonl"
+        seed.write_text("".join(json.dumps(line) + "\n" for line in lines), encoding="utf-8")
+        with standin_process(seed) as url:
+            settings = base.model_copy(
+                update={"mastodon_api_base_url": url, "mastodon_access_token": SecretStr(DEFAULT_TOKEN)}
             )
-        results["end_to_end_sqlite"] = sqlite
-        print(f"end to end, SQLite: {sqlite['per_second']}/s ({sqlite})")
-        pg = None if args.no_postgres else asyncio.run(pg_scratch())
-        if pg is not None:
-            try:
-                postgres = asyncio.run(end_to_end(pg, standin, settings, len(statuses)))
-            finally:
-                asyncio.run(drop(pg))
-            results["end_to_end_postgresql"] = postgres
-            print(f"end to end, PostgreSQL: {postgres['per_second']}/s ({postgres})")
+            sqlite = asyncio.run(end_to_end(f"sqlite+aiosqlite:///{tmp}/bench.db", settings, len(lines)))
+            results["end_to_end_sqlite"] = sqlite
+            print(f"end to end, SQLite: {sqlite['per_second']}/s ({sqlite})")
+            pg = None if args.no_postgres else asyncio.run(pg_scratch())
+            if pg is not None:
+                try:
+                    postgres = asyncio.run(end_to_end(pg, settings, len(lines)))
+                finally:
+                    asyncio.run(drop(pg))
+                results["end_to_end_postgresql"] = postgres
+                print(f"end to end, PostgreSQL: {postgres['per_second']}/s ({postgres})")
     results["target_per_second"] = 500
     print(json.dumps(results))
 

@@ -1323,9 +1323,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--token", default=DEFAULT_TOKEN)
     parser.add_argument("--operator", default=OPERATOR_USERNAME)
     parser.add_argument("--heartbeat", type=float, default=15.0, help="seconds between :thump lines")
+    parser.add_argument("--rate-limit-budget", type=int, default=300, help="requests per 5-minute window")
     args = parser.parse_args(argv)
     with run_standin(
-        port=args.port, token=args.token, operator_username=args.operator, heartbeat_seconds=args.heartbeat
+        port=args.port,
+        token=args.token,
+        operator_username=args.operator,
+        heartbeat_seconds=args.heartbeat,
+        rate_limit_budget=args.rate_limit_budget,
     ) as standin:
         seeded = load_seed(standin, args.seed) if args.seed else []
         print(f"Mastodon stand-in: {standin.url}")
