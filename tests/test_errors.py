@@ -19,6 +19,7 @@ from allo.models.enums import JobStatus
 from allo.webhooks import service as webhooks
 from tests.api_helpers import assert_api_error
 from tests.factories import Actor, create_conversation, create_customer
+from tests.social.factories import make_post
 
 API = "/api/v1"
 JSON = {"Content-Type": "application/json"}
@@ -304,6 +305,7 @@ async def tenant_a_data(client: httpx.AsyncClient, actors: dict[str, Actor], db:
             "key": tree.json()["key"],
             "endpoint_id": endpoint.json()["id"],
             "delivery_id": deliveries.json()["items"][0]["id"],
+            "post_id": str((await make_post(db, agent.tenant_id, text=f"post {marker}")).id),
         },
         secrets=[marker, agent.email, customer["phone"], endpoint.json()["secret"]],
     )

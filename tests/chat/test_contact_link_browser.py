@@ -4,6 +4,7 @@ a forged link gets a page that says so."""
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import AsyncIterator
 
@@ -70,10 +71,19 @@ async def test_the_link_opens_continues_and_stays_private(
     await expect(other_browser.log).not_to_contain_text("06 12 34 56 78")
 
 
-async def test_a_forged_link_gets_a_page_that_says_so(chat: ChatPage, live: LiveApp) -> None:  # noqa: F811
+async def test_forged_and_expired_links_are_explained_then_a_plain_chat_starts(
+    chat: ChatPage,  # noqa: F811
+    live: LiveApp,  # noqa: F811
+) -> None:
     forged = sign("not-the-server-secret", CONTACT_PURPOSE, {"s": str(uuid.uuid4())}, ttl_seconds=3600)
-    response = await chat.page.goto(f"{live.base_url}/chat?tenant={live.slug}&c={forged}")
-    assert response is not None and response.status == 400
-    await expect(chat.page.get_by_role("heading")).to_contain_text("pas valide")
-    await chat.page.get_by_role("link", name="Démarrer une nouvelle discussion").click()
+    await chat.page.goto(f"{live.base_url}/chat?tenant={live.slug}&c={forged}")
+    await expect(chat.page.get_by_text("Ce lien personnel n'est pas valide.")).to_be_visible()
+    await chat.page.get_by_role("button", name="Discuter sans ce lien").click()
     await expect(chat.log.locator(".msg.from-bot").first).to_contain_text("assistant virtuel")
+    assert "c=" not in chat.page.url
+    chat.failures.clear()  # the refused link's 400 was the point
+
+    expired = sign(SECRET_KEY, CONTACT_PURPOSE, {"s": "x"}, ttl_seconds=60, now=time.time() - 3600)
+    await chat.page.goto(f"{live.base_url}/chat?tenant={live.slug}&c={expired}")
+    await expect(chat.page.get_by_text("Ce lien personnel a expiré.")).to_be_visible()
+    chat.failures.clear()

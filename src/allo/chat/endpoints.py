@@ -14,7 +14,6 @@ from allo.chat.schemas import ChatLanguageChange, ChatPost, ChatStart, ChatState
 from allo.deps import SessionDep, SettingsDep, database_of
 from allo.kit.bus import Event
 from allo.kit.db import Database
-from allo.kit.errors import AppError
 from allo.kit.sse import event_stream
 from allo.models import Conversation
 from allo.web import render
@@ -68,23 +67,11 @@ async def _stream_chunk(
 @router.get("/chat")
 async def chat_page(
     request: Request,
-    session: SessionDep,
     tenant: Annotated[str | None, Query(max_length=63)] = None,
-    c: Annotated[str | None, Query(max_length=4096, description="Contact link token")] = None,
+    c: Annotated[str | None, Query(max_length=2048, description="Contact link token")] = None,
     embed: bool = False,
 ) -> Response:
     settings = request.app.state.settings
-    if c:
-        try:
-            await service.check_contact_link(session, settings, c)
-        except AppError as exc:
-            # A forged, damaged or expired link: a page that says so and offers a new chat.
-            return render(
-                request,
-                "link_error.html",
-                {"expired": exc.status_code == 410, "tenant": tenant or settings.default_tenant},
-                status_code=exc.status_code,
-            )
     response = render(
         request,
         "chat.html",

@@ -192,14 +192,6 @@ async def _resumable(session: AsyncSession, settings: Settings, token: str | Non
         return None
 
 
-async def check_contact_link(session: AsyncSession, settings: Settings, token: str) -> None:
-    """Raises the error a contact link would get when opened (forged, damaged, expired, gone)."""
-    if social.is_contact_link(settings, token):
-        await social.post_of_link(session, settings, token)
-    else:
-        await _from_contact_link(session, settings, token)
-
-
 async def _has_messages(session: AsyncSession, conversation: Conversation) -> bool:
     stmt = select(Message.id).where(Message.conversation_id == conversation.id).limit(1)
     return (await session.execute(stmt)).first() is not None

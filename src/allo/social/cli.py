@@ -132,7 +132,8 @@ def print_result(out: Console, err: Console, result: PollResult, *, as_json: boo
         for row in result.posts:
             stream.write(json.dumps(row, ensure_ascii=False) + "\n")
     elif result.posts:
-        table = Table("Author", "Post", "Decision", "Reply", show_lines=True)
+        table = Table("Author", "Post", "Decision", show_lines=True)
+        table.add_column("Reply", overflow="fold")  # the whole link, to be copied
         for row in result.posts:
             decision = (
                 f"complaint, {row['urgency']}" + (f"\n{row['area']}" if row["area"] else "")

@@ -235,7 +235,9 @@ def contact_link(settings: Settings, post: SocialPost, tenant_slug: str) -> str:
         {"s": str(post.id)},
         ttl_seconds=settings.contact_link_hours * 3600,
     )
-    query = urlencode({"tenant": tenant_slug, "c": token})
+    # The chat opens in the post's language; the token comes last (it is what a reader may cut short).
+    language = post.language if post.language in ("fr", "en") else None
+    query = urlencode({"tenant": tenant_slug, **({"lang": language} if language else {}), "c": token})
     return f"{settings.public_base_url.rstrip('/')}/chat?{query}"
 
 
