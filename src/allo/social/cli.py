@@ -45,23 +45,25 @@ async def poll_once(settings: Settings, err: Console) -> PollResult:
         with Progress(
             TextColumn("{task.description}"),
             BarColumn(),
-            TextColumn("{task.completed}/{task.total} sources · {task.fields[found]}"),
+            TextColumn("{task.completed}/{task.total} {task.fields[unit]} {task.fields[found]}"),
             TimeElapsedColumn(),
             console=err,
             transient=False,
         ) as progress:
-            task = progress.add_task("Reading Mastodon", total=len(listener.sources), found="")
+            task = progress.add_task(
+                "Reading Mastodon", total=len(listener.sources), unit="sources", found=""
+            )
             total = service.IngestReport()
 
             def advance(source: str, report: service.IngestReport) -> None:
                 total.add(report)
-                found = f"{total.new} new, {total.complaints} complaints"
+                found = f"· {total.new} new, {total.complaints} complaints"
                 progress.update(task, advance=1, description=f"Read {source}", found=found)
 
             report = await listener.poll_once(progress=advance)
             critical = [p for p in report.posts if p.urgency == "critical"]
             if critical:
-                escalating = progress.add_task("Opening tickets", total=len(critical), found="")
+                escalating = progress.add_task("Opening tickets", total=len(critical), unit="posts", found="")
                 for post in critical:
                     async with db.unit_of_work() as session:
                         await settle_critical(
@@ -75,7 +77,7 @@ async def poll_once(settings: Settings, err: Console) -> PollResult:
             queued = [p.id for p in report.posts if p.reply_state is ReplyState.queued]
             waiting = 0
             if queued:
-                sending = progress.add_task("Posting replies", total=len(queued), found="")
+                sending = progress.add_task("Posting replies", total=len(queued), unit="replies", found="")
                 for post_id in queued:
                     try:
                         async with db.unit_of_work() as session:
