@@ -92,7 +92,7 @@ def test_urgency_classes() -> None:
     legal = decided("Facture fausse pour la 3e fois, je saisis le médiateur et l'ARCEP #FreeMobile")
     assert legal.urgency == "critical" and "legal" in legal.urgency_reasons
     outage = decided("Plus aucun réseau à Lyon depuis ce matin, tout le quartier est coupé #FreeMobile")
-    assert outage.urgency == "critical" and outage.area == "Lyon" and outage.outage
+    assert outage.urgency == "critical" and outage.area == "Lyon" and "outage" in outage.urgency_reasons
     safety = decided("Ma mère de 90 ans ne peut plus appeler le SAMU, sa ligne est coupée depuis hier #Free")
     assert safety.urgency == "critical" and "safety" in safety.urgency_reasons
     mild = decided("Un peu déçu, ma facture est encore arrivée avec deux jours de retard #Free")

@@ -43,6 +43,7 @@ from allo.incidents import service as incidents
 from allo.incidents.service import outage_service
 from allo.kit.bus import Event, publish_on_commit
 from allo.kit.signing import sign
+from allo.kit.text import one_line
 from allo.kit.time import utc_now
 from allo.knowledge import service as knowledge
 from allo.models import Conversation, CsatResponse, Customer, Message, Team, Ticket, TicketEvent
@@ -966,5 +967,4 @@ def _match_option(step: Step, text: str, option: str | None) -> str | None:
 
 
 def _subject(text: str) -> str:
-    flat = " ".join(text.split())
-    return flat if len(flat) <= SUBJECT_LENGTH else flat[: SUBJECT_LENGTH - 1].rstrip() + "…"
+    return one_line(text, SUBJECT_LENGTH)

@@ -21,3 +21,9 @@ def check_message_body(body: str, *, max_bytes: int) -> str:
     if "\x00" in body:
         raise Unprocessable("The message body contains a NUL character.", code="invalid_text")
     return body
+
+
+def one_line(text: str, limit: int) -> str:
+    """The text on one line, cut to `limit` characters with an ellipsis: subjects, summaries, tables."""
+    flat = " ".join(text.split())
+    return flat if len(flat) <= limit else flat[: limit - 1].rstrip() + "…"

@@ -19,6 +19,7 @@ from allo.kit.bus import Bus
 from allo.kit.db import Database, create_nullpool_engine
 from allo.kit.errors import NotFound
 from allo.kit.jobs import RetryLater
+from allo.kit.text import one_line
 from allo.models import SocialCursor, SocialPost
 from allo.models.enums import ReplyState
 from allo.social import service
@@ -152,7 +153,10 @@ def print_result(out: Console, err: Console, result: PollResult, *, as_json: boo
             if row["decision"] == "complaint" and row["reason"]:
                 reply = f"not answered: {row['reason']}"
             table.add_row(
-                escape("@" + row["author"]), escape(_short(row["text"], 160)), escape(decision), escape(reply)
+                escape("@" + row["author"]),
+                escape(one_line(row["text"], 160)),
+                escape(decision),
+                escape(reply),
             )
         out.print(table)
     report = result.report
@@ -168,11 +172,6 @@ def print_result(out: Console, err: Console, result: PollResult, *, as_json: boo
             "their jobs try again (run `allo serve` or `allo worker`).",
             highlight=False,
         )
-
-
-def _short(text: str, limit: int) -> str:
-    line = " ".join(text.split())
-    return line if len(line) <= limit else line[: limit - 1] + "…"
 
 
 async def listen(settings: Settings, err: Console, *, run_worker: bool) -> None:

@@ -108,10 +108,6 @@ class Decision:
     area: str | None = None
     analysis: Analysis | None = None
 
-    @property
-    def outage(self) -> bool:
-        return "outage" in self.urgency_reasons
-
 
 def _ignored(text: str, language: str, reason: str) -> Decision:
     return Decision(text, language, "other", 0.0, False, reason)

@@ -29,6 +29,7 @@ from allo.incidents import service as incidents
 from allo.kit import jobs
 from allo.kit.errors import AppError, BadRequest
 from allo.kit.signing import ExpiredToken, InvalidToken, sign, unsign
+from allo.kit.text import one_line
 from allo.kit.time import utc_now
 from allo.models import (
     Conversation,
@@ -370,7 +371,7 @@ async def _open_ticket(session: AsyncSession, post: SocialPost) -> None:
         session,
         Principal.system(tenant.id),
         TicketCreate(
-            subject=f"Mastodon @{post.author_acct}: {_one_line(post.text, 200)}",
+            subject=f"Mastodon @{post.author_acct}: {one_line(post.text, 200)}",
             description=_ticket_description(post),
             category=Category(intent) if intent in Category.__members__ else Category.other,
             priority=priority.priority,
@@ -412,11 +413,6 @@ async def _open_ticket(session: AsyncSession, post: SocialPost) -> None:
             .values(incident_id=incident.id)
             .execution_options(synchronize_session=False)
         )
-
-
-def _one_line(text: str, limit: int) -> str:
-    line = " ".join(text.split())
-    return line if len(line) <= limit else line[: limit - 1] + "…"
 
 
 def _ticket_description(post: SocialPost) -> str:
@@ -532,7 +528,7 @@ async def open_contact_link(
         session,
         conversation,
         author_kind=AuthorKind.system,
-        body=_(OPENED_FROM_POST, text=_one_line(post.text, 400)),
+        body=_(OPENED_FROM_POST, text=one_line(post.text, 400)),
         meta={
             "origin": ORIGIN,
             "post_id": str(post.id),
