@@ -22,8 +22,8 @@ from allo.assistant.dialogue import AnswerWording
 from allo.chat.schemas import CLIENT_ID_PREFIX, ChatMessage, ChatPost, ChatState, ChatUpdate
 from allo.config import Settings
 from allo.conversations.service import store_message
-from allo.kit.errors import AppError, BadRequest, Conflict, NotFound, Unauthorized
-from allo.kit.signing import ExpiredToken, InvalidToken, sign, unsign
+from allo.kit.errors import AppError, Conflict, NotFound, Unauthorized
+from allo.kit.signing import InvalidToken, sign, unsign
 from allo.kit.text import check_message_body
 from allo.models import Conversation, Customer, Message, Tenant, User
 from allo.models.enums import AuthorKind, Channel, ConversationStatus
@@ -36,11 +36,6 @@ CONTACT_PURPOSE = "contact-link"
 RATE_LIMIT_MESSAGES = 20
 RATE_LIMIT_SECONDS = 60.0
 _RATE_TRACKED = 10_000
-
-
-class ContactLinkExpired(AppError):
-    status_code = 410
-    code = "contact_link_expired"
 
 
 class TooManyRequests(AppError):
@@ -126,17 +121,10 @@ async def _tenant(session: AsyncSession, settings: Settings, slug: str | None) -
 
 
 async def _from_contact_link(session: AsyncSession, settings: Settings, token: str) -> Conversation:
-    try:
-        tenant_id, conversation_id = _ids(
-            unsign(settings.secret_key.get_secret_value(), CONTACT_PURPOSE, token)
-        )
-    except ExpiredToken as exc:
-        raise ContactLinkExpired("This contact link has expired; you can start a new chat.") from exc
-    except InvalidToken as exc:
-        raise BadRequest("This contact link is not valid.", code="contact_link_invalid") from exc
+    tenant_id, conversation_id = social.read_link(settings, CONTACT_PURPOSE, token, _ids)
     conversation = await session.get(Conversation, conversation_id)
     if conversation is None or conversation.tenant_id != tenant_id:
-        raise BadRequest("This contact link is not valid any more.", code="contact_link_invalid")
+        raise social.ContactLinkInvalid("This contact link is not valid any more.")
     return conversation
 
 

@@ -20,11 +20,12 @@ from allo.kit.db import Database, create_nullpool_engine
 from allo.kit.errors import NotFound
 from allo.kit.jobs import RetryLater
 from allo.kit.text import one_line
-from allo.models import SocialCursor, SocialPost
+from allo.models import SocialPost
 from allo.models.enums import ReplyState
 from allo.social import service
 from allo.social.listener import Listener
 from allo.social.mastodon import MastodonProblem
+from allo.social.repository import SocialPostRepository, cursors
 from allo.social.tasks import send_reply, settle_critical
 from allo.tenants import service as tenants
 
@@ -205,13 +206,7 @@ async def status(settings: Settings, tenant_slug: str) -> tuple[list[Any], dict[
             tenant = await tenants.get_by_slug(session, tenant_slug)
             if tenant is None:
                 raise NotFound(f"Tenant {tenant_slug!r} does not exist.", code="unknown_tenant")
-            cursors = (
-                await session.execute(
-                    select(SocialCursor.source, SocialCursor.last_id, SocialCursor.last_polled_at)
-                    .where(SocialCursor.tenant_id == tenant.id)
-                    .order_by(SocialCursor.source)
-                )
-            ).all()
+            rows = await cursors(SocialPostRepository(session, tenant.id))
             counts = (
                 await session.execute(
                     select(SocialPost.reply_state, func.count())
@@ -219,6 +214,8 @@ async def status(settings: Settings, tenant_slug: str) -> tuple[list[Any], dict[
                     .group_by(SocialPost.reply_state)
                 )
             ).all()
-            return list(cursors), {state.value: int(count) for state, count in counts}
+            return [(r.source, r.last_id, r.last_polled_at) for r in rows], {
+                state.value: int(count) for state, count in counts
+            }
     finally:
         await db.dispose()

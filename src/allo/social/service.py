@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlencode
 
 from sqlalchemy import select, update
@@ -53,6 +53,7 @@ from allo.tickets.priority import CaseSignals, compute_priority
 from allo.tickets.schemas import TicketCreate
 
 logger = logging.getLogger(__name__)
+T = TypeVar("T")
 
 NETWORK = "mastodon"
 REPLY_KIND = "social.reply"
@@ -471,15 +472,20 @@ class ContactLinkExpired(AppError):
     code = "contact_link_expired"
 
 
-async def post_of_link(session: AsyncSession, settings: Settings, token: str) -> SocialPost:
-    """The post a contact link was made for; 410 when it expired, 400 when forged or damaged."""
+def read_link(settings: Settings, purpose: str, token: str, parse: Callable[[dict[str, Any]], T]) -> T:
+    """What a personal link's token names, parsed: 410 when it expired, 400 when forged or damaged.
+    Both kinds of contact link (a post's, a conversation's) read through here."""
     try:
-        data = unsign(settings.secret_key.get_secret_value(), CONTACT_PURPOSE, token)
-        post_id = uuid.UUID(str(data["s"]))
+        return parse(unsign(settings.secret_key.get_secret_value(), purpose, token))
     except ExpiredToken as exc:
         raise ContactLinkExpired("This contact link has expired; you can start a new chat.") from exc
     except (InvalidToken, KeyError, ValueError) as exc:
         raise ContactLinkInvalid("This contact link is not valid.") from exc
+
+
+async def post_of_link(session: AsyncSession, settings: Settings, token: str) -> SocialPost:
+    """The post a contact link was made for."""
+    post_id = read_link(settings, CONTACT_PURPOSE, token, lambda data: uuid.UUID(str(data["s"])))
     post = await session.get(SocialPost, post_id)
     if post is None:
         raise ContactLinkInvalid("This contact link is not valid any more.")

@@ -23,6 +23,7 @@ from rich.table import Table
 from rich.text import Text
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import InstrumentedAttribute
 
 from allo.agents.repository import AgentRepository
 from allo.agents.service import team_id_for_code
@@ -119,28 +120,33 @@ async def _ticket(session: AsyncSession, tenant: Tenant, reference: int | uuid.U
     return ticket
 
 
-async def _team_codes(
-    session: AsyncSession, tenant_id: uuid.UUID, ids: Iterable[uuid.UUID | None]
+async def _labels(
+    session: AsyncSession,
+    tenant_id: uuid.UUID,
+    model: type[Team] | type[User],
+    label: InstrumentedAttribute[Any],
+    ids: Iterable[uuid.UUID | None],
 ) -> dict[uuid.UUID, str]:
+    """What to print for each id (a team's code, an agent's name), in one query."""
     wanted = {i for i in ids if i is not None}
     if not wanted:
         return {}
     rows = await session.execute(
-        select(Team.id, Team.code).where(Team.tenant_id == tenant_id, Team.id.in_(wanted))
+        select(model.id, label).where(model.tenant_id == tenant_id, model.id.in_(wanted))
     )
     return {row_id: value for row_id, value in rows}
+
+
+async def _team_codes(
+    session: AsyncSession, tenant_id: uuid.UUID, ids: Iterable[uuid.UUID | None]
+) -> dict[uuid.UUID, str]:
+    return await _labels(session, tenant_id, Team, Team.code, ids)
 
 
 async def _user_names(
     session: AsyncSession, tenant_id: uuid.UUID, ids: Iterable[uuid.UUID | None]
 ) -> dict[uuid.UUID, str]:
-    wanted = {i for i in ids if i is not None}
-    if not wanted:
-        return {}
-    rows = await session.execute(
-        select(User.id, User.full_name).where(User.tenant_id == tenant_id, User.id.in_(wanted))
-    )
-    return {row_id: value for row_id, value in rows}
+    return await _labels(session, tenant_id, User, User.full_name, ids)
 
 
 @dataclass(frozen=True)
