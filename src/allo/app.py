@@ -24,6 +24,14 @@ from allo.chat.endpoints import router as chat_router
 from allo.chat.service import RateLimiter
 from allo.config import Settings, get_settings
 from allo.console.endpoints import router as console_router
+from allo.console.pages import (
+    PageForbidden,
+    PageNotFound,
+    SignInRequired,
+    forbidden_page,
+    not_found_page,
+    sign_in_redirect,
+)
 from allo.conversations.endpoints import router as conversations_router
 from allo.customers.endpoints import router as customers_router
 from allo.diagnosis.endpoints import router as diagnosis_router
@@ -39,6 +47,7 @@ from allo.kit.jobs import Worker
 from allo.kit.limits import BodySizeLimit
 from allo.knowledge.endpoints import router as knowledge_router
 from allo.knowledge.endpoints import search_router as knowledge_search_router
+from allo.kpis.endpoints import router as kpis_router
 from allo.notifications.endpoints import router as notifications_router
 from allo.routing import tasks as routing_tasks  # noqa: F401 - registers its job handlers
 from allo.routing.endpoints import router as routing_router
@@ -158,6 +167,9 @@ def create_app(
     app.state.llm = llm
 
     install_error_handlers(app)
+    app.add_exception_handler(SignInRequired, sign_in_redirect)
+    app.add_exception_handler(PageForbidden, forbidden_page)
+    app.add_exception_handler(PageNotFound, not_found_page)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_request_bytes)
 
     api = APIRouter(prefix=API_PREFIX)
@@ -170,6 +182,7 @@ def create_app(
         tickets_router,
         incidents_router,
         routing_router,
+        kpis_router,
         notifications_router,
         knowledge_router,
         knowledge_search_router,

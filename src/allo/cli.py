@@ -9,6 +9,7 @@ import sys
 import uuid
 from collections.abc import Callable, Coroutine, Iterator
 from contextlib import contextmanager
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
@@ -453,6 +454,10 @@ def _enum_values(vocabulary: str) -> Callable[[Any], Any]:
     return check
 
 
+def _optional(check: Callable[[str], str]) -> Callable[[str | None], str | None]:
+    return lambda value: None if value is None else check(value)
+
+
 def _one_of(*choices: str) -> Callable[[str], str]:
     def check(value: str) -> str:
         if value not in choices:
@@ -666,6 +671,72 @@ def routing_status(
         out.print_json(floor.model_dump_json())
     else:
         routing.print_floor(out, floor)
+
+
+@app.command("kpis")
+def kpis_command(
+    start: Annotated[
+        datetime | None,
+        typer.Option("--from", formats=["%Y-%m-%d"], help="First day, UTC (default: 6 days before --to)"),
+    ] = None,
+    end: Annotated[
+        datetime | None,
+        typer.Option("--to", formats=["%Y-%m-%d"], help="Last day, included, UTC (default: today)"),
+    ] = None,
+    tenant: TenantOption = None,
+    all_tenants: Annotated[bool, typer.Option("--all-tenants", help="Every active tenant")] = False,
+    team: Annotated[str | None, typer.Option(help="Team code")] = None,
+    channel: Annotated[
+        str | None, typer.Option(help="webchat | sms | whatsapp | …", callback=_enum_values("Channel"))
+    ] = None,
+    by: Annotated[
+        str | None,
+        typer.Option(
+            "--by", help="day | week: the KPIs per bucket too", callback=_optional(_one_of("day", "week"))
+        ),
+    ] = None,
+    output: Annotated[
+        str,
+        typer.Option(
+            "--format",
+            help="table | json (one object) | csv (the KPIs, or the series with --by)",
+            callback=_one_of("table", "json", "csv"),
+        ),
+    ] = "table",
+) -> None:
+    """The supervisor dashboard's KPIs against the objectives, and per-agent figures (docs/kpis.md)."""
+    from rich.markup import escape
+
+    from allo.kpis import cli as kpis
+
+    settings = _settings()
+    if all_tenants and tenant:
+        err.print("[red]Use --tenant or --all-tenants, not both.[/red]")
+        raise typer.Exit(2)
+    try:
+        results = asyncio.run(
+            kpis.compute(
+                settings,
+                None if all_tenants else tenant or settings.default_tenant,
+                start=start.date() if start else None,
+                end=end.date() if end else None,
+                team=team,
+                channel=channel,
+                granularity="week" if by == "week" else "day" if by == "day" else None,
+            )
+        )
+    except kpis.KpiCommandError as exc:
+        err.print(f"[red]Error:[/red] {escape(str(exc))}", soft_wrap=True, highlight=False)
+        raise typer.Exit(2) from exc
+    if output == "json":
+        kpis.write_json(sys.stdout, results, all_tenants=all_tenants)
+    elif output == "csv":
+        kpis.write_csv(sys.stdout, results, all_tenants=all_tenants)
+    else:
+        for index, result in enumerate(results):
+            if index:
+                out.print()
+            kpis.print_tables(out, result)
 
 
 def _mastodon_settings() -> Settings:

@@ -46,8 +46,9 @@ async def test_signing_in_shows_the_console_and_signing_out_ends_the_session(
     supervisor = tenant_actors["supervisor"]
     response = await _sign_in(client, supervisor)
     assert response.status_code == 303 and response.headers["location"] == "/"
-    home = await client.get("/")
-    assert "Bonjour, Supervisor" in home.text and "Superviseur" in home.text
+    home = await client.get("/", follow_redirects=True)
+    assert str(home.url).endswith("/supervisor")
+    assert f"Supervisor {supervisor.tenant.slug}" in home.text and 'title="Superviseur"' in home.text
     assert (await client.get("/api/v1/auth/me")).json()["role"] == "supervisor"
     logout = await client.post("/logout", data={"csrf": _csrf(home.text)})
     assert logout.status_code == 303

@@ -121,7 +121,7 @@ async def test_routing_status_shows_the_queues_and_the_agents(fresh_database_url
     assert nadia.split()[2:6] == ["general", "n2", "available", "1/3"]
     omar = next(line for line in lines if line.startswith("Omar Offline"))
     assert "offline" in omar and "0/3" in omar
-    assert "Agents by status: available 1, busy 0, away 0, offline 1" in shown.stdout
+    assert "Agents by status: available 1, busy 0, wrap_up 0, away 0, offline 1" in shown.stdout
     assert "Totals: 3 waiting, 1 assigned" in shown.stdout
 
     raw = await allo(fresh_database_url, "routing", "status", "--json")
@@ -132,6 +132,6 @@ async def test_routing_status_shows_the_queues_and_the_agents(fresh_database_url
     assert queues["technical"]["waiting"] == 2 and queues["technical"]["by_priority"] == {"P1": 1, "P2": 1}
     assert queues["technical"]["longest_wait_seconds"] >= 20 * 60
     assert floor["queues"][0]["team"] == "technical"  # the longest wait first
-    assert floor["agents_by_status"] == {"available": 1, "busy": 0, "away": 0, "offline": 1}
+    assert floor["agents_by_status"] == {"available": 1, "busy": 0, "wrap_up": 0, "away": 0, "offline": 1}
     loads = {a["full_name"]: (a["status"], a["active_items"], a["max_concurrent"]) for a in floor["agents"]}
     assert loads == {"Nadia Available": ("available", 1, 3), "Omar Offline": ("offline", 0, 3)}

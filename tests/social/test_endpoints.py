@@ -118,7 +118,7 @@ async def test_the_console_page(
 ) -> None:
     await seed(db, tenant_actors["supervisor"].tenant_id)
     anonymous = await client.get("/social", follow_redirects=False)
-    assert anonymous.status_code == 303 and anonymous.headers["location"] == "/"
+    assert anonymous.status_code == 303 and anonymous.headers["location"] == "/?next=/social"
 
     await login(client, tenant_actors["agent"])
     assert (await client.get("/social")).status_code == 403

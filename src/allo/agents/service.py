@@ -5,6 +5,7 @@ import uuid
 from sqlalchemy import delete
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from allo.agents import presence
 from allo.agents.repository import AgentRepository, TeamRepository
 from allo.agents.schemas import AgentCreate, AgentUpdate, LocationUpdate, SkillIn, StatusUpdate, TeamCreate
 from allo.audit.service import record_by
@@ -95,11 +96,9 @@ async def update_agent(
         user.password_hash = hash_password(data.password.get_secret_value())
     if data.skills is not None:
         user.skills = _skills(principal.tenant_id, data.skills)
-    if data.active is False and user.status is not AgentStatus.offline:
+    if data.active is False:
         # As when deactivated through DELETE: an inactive user must not look available to routing.
-        user.status = AgentStatus.offline
-        user.status_reason = None
-        user.status_since = utc_now()
+        await presence.change_status(session, user, AgentStatus.offline)
     if data.active is False:
         await routing_tasks.agent_leaves(session, user, reason="agent deactivated")
     if data.password is not None or data.active is False:
@@ -121,8 +120,7 @@ async def deactivate_agent(session: AsyncSession, principal: Principal, agent_id
     if user.id == principal.user_id:
         raise Forbidden("You cannot deactivate yourself.", code="own_account")
     user.active = False
-    user.status = user.status.offline
-    user.status_since = utc_now()
+    await presence.change_status(session, user, AgentStatus.offline)
     await routing_tasks.agent_leaves(session, user, reason="agent deactivated")
     await session.execute(delete(AuthSession).where(AuthSession.user_id == user.id))
     await record_by(session, principal, "user.deactivate", "user", user.id)
@@ -132,9 +130,7 @@ async def set_status(session: AsyncSession, principal: Principal, data: StatusUp
     user = await _own_user(session, principal)
     if user.status is not data.status or user.status_reason != data.reason:
         was_available = user.status is AgentStatus.available
-        user.status = data.status
-        user.status_reason = data.reason
-        user.status_since = utc_now()
+        await presence.change_status(session, user, data.status, reason=data.reason)
         if data.status is AgentStatus.offline:
             # What they held goes back to the queue, keeping its age.
             await routing_tasks.agent_leaves(session, user, reason="agent went offline")

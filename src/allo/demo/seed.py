@@ -19,7 +19,7 @@ from rich.progress import Progress
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from allo.diagnosis.schemas import TreeDefinition
-from allo.kit.db import Database, create_nullpool_engine
+from allo.kit.db import Database, create_nullpool_engine, new_id
 from allo.kit.phone import normalize_phone
 from allo.kit.security import hash_password
 from allo.kit.time import utc_now
@@ -32,10 +32,12 @@ from allo.models import (
     DiagnosisTree,
     KnowledgeArticle,
     Message,
+    PresenceChange,
     Team,
     Ticket,
     TicketEvent,
     User,
+    WorkItem,
 )
 from allo.models.enums import (
     AgentStatus,
@@ -48,8 +50,11 @@ from allo.models.enums import (
     Role,
     TicketStatus,
     Tier,
+    WorkItemStatus,
+    WorkKind,
     WorkMode,
 )
+from allo.models.routing import queue_rank
 from allo.tenants import service as tenants
 from allo.tenants.schemas import TenantPolicy
 from allo.tickets.sla import alarms as sla_alarms
@@ -446,6 +451,9 @@ async def _seed(
                 # in the demo chat is assigned at once.
                 status=_demo_status(email, role),
                 status_since=now - timedelta(minutes=rng.randint(5, 90)),
+                # On staff since before the history, which the time spent in each status is read from.
+                created_at=now - timedelta(days=HISTORY_DAYS + 9),
+                updated_at=now - timedelta(days=HISTORY_DAYS + 9),
                 idle_since=now - timedelta(minutes=rng.randint(1, 60)),
                 skills=[AgentSkill(tenant_id=tid, skill=s, level=lvl) for s, lvl in skills.items()],
             )
@@ -535,6 +543,34 @@ async def _seed(
     return counts
 
 
+HISTORY_DAYS = 21
+# The demo's three weeks change over time: the assistant resolves more and escalates less (objectives
+# missed three weeks ago, met this week) while satisfaction slips below its objective, so that every
+# period of the dashboard shows objectives met and missed.
+BOT_RESOLVED = (0.60, 0.85)
+ESCALATED = (0.34, 0.15)
+ABANDONED = 0.04
+CHANNELS = [
+    (Channel.webchat, 44),
+    (Channel.whatsapp, 20),
+    (Channel.sms, 10),
+    (Channel.messenger, 10),
+    (Channel.email, 6),
+    (Channel.mastodon, 7),
+]
+# Channels the assistant does not answer: a human does, minutes later.
+HUMAN_ONLY = {Channel.email}
+BOT_LINES = {
+    "fr": "Si je comprends bien, vous avez une question sur votre ligne. Voici ce que je vous propose.",
+    "en": "If I understand correctly, you have a question about your line. Here is what I suggest.",
+}
+TEAM_OF = {Category.billing: "billing", Category.technical: "technical", Category.cancellation: "legal"}
+
+
+def _lerp(pair: tuple[float, float], share: float) -> float:
+    return pair[0] + (pair[1] - pair[0]) * share
+
+
 async def _history(
     session: AsyncSession,
     rng: random.Random,
@@ -546,132 +582,315 @@ async def _history(
     bar: Progress,
     task: Any,
 ) -> dict[str, int]:
-    """Eighty conversations over the last two weeks, half of them escalated into tickets."""
+    """Three weeks of contacts on every channel: resolved by the assistant or escalated to agents (with
+    their tickets and work items), some abandoned, CSAT responses, and the agents' presence history;
+    what the KPI dashboard is computed from (docs/kpis.md). The last hours' cases are still open."""
     now = utc_now()
-    channels = [Channel.webchat] * 4 + [
-        Channel.sms,
-        Channel.whatsapp,
-        Channel.email,
-        Channel.mastodon,
-        Channel.messenger,
-    ]
-    n_tickets = n_messages = n_csat = 0
-    for i in range(80):
-        customer = rng.choice(customers)
-        category = rng.choice(list(CUSTOMER_LINES))
-        lang, text = rng.choice(
-            [line for line in CUSTOMER_LINES[category] if line[0] == customer.preferred_language]
-            or CUSTOMER_LINES[category]
-        )
-        started = now - timedelta(days=rng.uniform(0, 14), minutes=rng.uniform(0, 600))
-        escalated = rng.random() < 0.5
-        agent = rng.choice(agents) if escalated else None
-        finished = rng.random() < 0.7
-        status = (
-            ConversationStatus.resolved
-            if finished
-            else ConversationStatus.assigned
-            if escalated
-            else ConversationStatus.bot
-        )
-        channel = rng.choice(channels)
-        conversation = Conversation(
-            tenant_id=tid,
-            customer_id=customer.id,
-            channel=channel,
-            status=status,
-            language=lang,
-            assigned_agent_id=agent.id if agent else None,
-            created_at=started,
-            updated_at=started,
-            last_message_at=started + timedelta(minutes=3),
-            queued_at=started + timedelta(seconds=40) if escalated else None,
-            assigned_at=started + timedelta(seconds=70) if escalated else None,
-            first_agent_response_at=started + timedelta(seconds=rng.uniform(60, 240)) if escalated else None,
-            resolved_at=started + timedelta(minutes=rng.uniform(5, 90)) if finished else None,
-        )
-        session.add(conversation)
-        await session.flush()
-        lines = [(AuthorKind.customer, text, started)]
-        if agent is not None:
-            lines.append(
-                (
-                    AuthorKind.agent,
-                    AGENT_REPLIES[lang].format(agent=agent.full_name.split()[0]),
-                    started + timedelta(minutes=2),
-                )
-            )
-        for j, (author, body, at) in enumerate(lines):
-            session.add(
-                Message(
-                    tenant_id=tid,
-                    conversation_id=conversation.id,
-                    channel=channel,
-                    direction=Direction.inbound if author is AuthorKind.customer else Direction.outbound,
-                    author_kind=author,
-                    author_user_id=agent.id if author is AuthorKind.agent and agent else None,
-                    body=body,
-                    channel_message_id=f"demo-{i}-{j}" if channel is not Channel.webchat else None,
-                    created_at=at,
-                )
-            )
-            n_messages += 1
-        if escalated and agent is not None:
-            priority = (
-                Priority.p2
-                if customer.vip
-                else rng.choice([Priority.p2, Priority.p3, Priority.p3, Priority.p4])
-            )
-            first_due, resolution_due = due_times(policy, priority, started)
-            number = await tenants.allocate_ticket_number(session, tid)
-            ticket = Ticket(
+    channels, weights = zip(*CHANNELS, strict=True)
+    team_agents = {code: [a for a in agents if a.team_id == team.id] for code, team in teams.items()}
+    rows: list[Any] = []
+    n = {"conversations": 0, "messages": 0, "tickets": 0, "CSAT responses": 0, "work items": 0}
+    held: dict[uuid.UUID, int] = {}
+
+    def message(
+        conversation: Conversation, author: AuthorKind, body: str, at: datetime, agent: User | None = None
+    ) -> None:
+        rows.append(
+            Message(
+                id=new_id(),
                 tenant_id=tid,
-                number=number,
-                subject=text[:120],
-                category=category,
-                priority=priority,
-                status=TicketStatus.resolved
-                if finished
-                else rng.choice([TicketStatus.open, TicketStatus.pending, TicketStatus.new]),
-                tier=agent.tier,
-                team_id=agent.team_id,
-                assignee_id=agent.id,
-                customer_id=customer.id,
                 conversation_id=conversation.id,
-                first_response_due_at=first_due,
-                resolution_due_at=resolution_due,
-                first_responded_at=conversation.first_agent_response_at,
-                resolved_at=conversation.resolved_at,
+                channel=conversation.channel,
+                direction=Direction.inbound if author is AuthorKind.customer else Direction.outbound,
+                author_kind=author,
+                author_user_id=agent.id if agent else None,
+                body=body,
+                channel_message_id=f"demo-{n['messages']}"
+                if conversation.channel is not Channel.webchat
+                else None,
+                created_at=at,
+            )
+        )
+        n["messages"] += 1
+
+    for day in range(HISTORY_DAYS, -1, -1):
+        date_ = (now - timedelta(days=day)).date()
+        weekend = date_.weekday() >= 5
+        share = (HISTORY_DAYS - day) / HISTORY_DAYS
+        volume = rng.randint(22, 32) if weekend else rng.randint(40, 58)
+        for _ in range(volume):
+            started = datetime.combine(date_, datetime.min.time(), tzinfo=now.tzinfo) + timedelta(
+                hours=rng.triangular(6.5, 21.5, 11), seconds=rng.uniform(0, 59)
+            )
+            if started > now - timedelta(minutes=2):
+                continue
+            customer = rng.choice(customers)
+            category = rng.choice(list(CUSTOMER_LINES))
+            lang, text = rng.choice(
+                [line for line in CUSTOMER_LINES[category] if line[0] == customer.preferred_language]
+                or CUSTOMER_LINES[category]
+            )
+            channel = rng.choices(channels, weights)[0]
+            recent = now - started < timedelta(hours=3)
+            draw = rng.random()
+            human_only = channel in HUMAN_ONLY
+            escalated = human_only or draw < _lerp(ESCALATED, share)
+            abandoned = not escalated and draw > 1 - ABANDONED
+            bot_resolved = (
+                not escalated
+                and not abandoned
+                and rng.random() < _lerp(BOT_RESOLVED, share) / (1 - _lerp(ESCALATED, share) - ABANDONED)
+            )
+            conversation = Conversation(
+                id=new_id(),
+                tenant_id=tid,
+                customer_id=customer.id,
+                channel=channel,
+                language=lang,
                 created_at=started,
                 updated_at=started,
+                status=ConversationStatus.bot,
             )
-            # Alarms of the past are history: only what is still ahead will be raised.
-            ticket.sla_alerts = [name for at, name in sla_alarms(ticket, policy) if at <= now]
-            schedule_alarm(ticket, policy)
-            session.add(ticket)
-            await session.flush()
+            rows.append(conversation)
+            n["conversations"] += 1
+            message(conversation, AuthorKind.customer, text, started)
+            last = started
+            if not human_only:
+                # SMS and social networks deliver more slowly than the web chat.
+                last = started + timedelta(
+                    seconds=rng.uniform(1.5, 5) if channel is Channel.webchat else rng.uniform(3, 25)
+                )
+                message(conversation, AuthorKind.bot, BOT_LINES[lang], last)
+            if abandoned:
+                conversation.status = ConversationStatus.abandoned
+            elif bot_resolved and not recent:
+                conversation.status = ConversationStatus.resolved
+                conversation.resolved_by = "bot"
+                conversation.resolved_at = last + timedelta(minutes=rng.uniform(1, 6))
+            if escalated:
+                await _escalated_case(
+                    session,
+                    rng,
+                    policy,
+                    tid,
+                    conversation,
+                    customer,
+                    category,
+                    text,
+                    last,
+                    now,
+                    team_agents.get(TEAM_OF.get(category, "general")) or agents,
+                    held,
+                    rows,
+                    n,
+                    message,
+                )
+            finished_at = conversation.resolved_at
+            if finished_at is not None and finished_at < now and rng.random() < 0.55:
+                mean = 4.35 if conversation.resolved_by == "bot" else 3.8
+                score = min(5, max(1, round(rng.gauss(mean + 0.15 - 0.35 * share, 1.0))))
+                rows.append(
+                    CsatResponse(
+                        id=new_id(),
+                        tenant_id=tid,
+                        customer_id=customer.id,
+                        conversation_id=conversation.id,
+                        agent_id=conversation.assigned_agent_id,
+                        channel=channel,
+                        score=score,
+                        created_at=finished_at + timedelta(minutes=rng.uniform(0.5, 10)),
+                    )
+                )
+                n["CSAT responses"] += 1
+            conversation.last_message_at = last
+        bar.advance(task, 80 / (HISTORY_DAYS + 1))
+    # Parents first: the tables are linked by foreign keys without ORM relationships to order them.
+    for kind in (Conversation, Ticket, TicketEvent, Message, WorkItem, CsatResponse):
+        session.add_all(row for row in rows if type(row) is kind)
+        await session.flush()
+    for agent in agents:
+        agent.active_items = held.get(agent.id, 0)
+    n["presence changes"] = _presence_history(session, rng, tid, agents, now)
+    await session.flush()
+    return n
+
+
+async def _escalated_case(
+    session: AsyncSession,
+    rng: random.Random,
+    policy: TenantPolicy,
+    tid: uuid.UUID,
+    conversation: Conversation,
+    customer: Customer,
+    category: Category,
+    text: str,
+    last: datetime,
+    now: datetime,
+    candidates: list[User],
+    held: dict[uuid.UUID, int],
+    rows: list[Any],
+    n: dict[str, int],
+    message: Any,
+) -> None:
+    """A case handed to a human: the ticket, its work item, the agent's answers and the outcome."""
+    queued = last + timedelta(seconds=rng.uniform(20, 90))
+    conversation.escalated_at = conversation.queued_at = queued
+    conversation.escalation_reasons = [
+        rng.choice(["low_confidence", "human_requested", "unhelpful_answers: 2"])
+    ]
+    wait = timedelta(seconds=rng.lognormvariate(4.6, 0.8))  # a median of about 100 s, a long tail
+    assigned = queued + timedelta(seconds=rng.uniform(5, 40))
+    answered = assigned + wait
+    handling = timedelta(minutes=rng.uniform(4, 45))
+    done = answered + handling < now - timedelta(minutes=5)
+    on_shift = [a for a in candidates if a.status is not AgentStatus.offline]
+    agent: User | None = rng.choice(candidates if done else on_shift or candidates)
+    if agent is not None and not done and held.get(agent.id, 0) >= agent.max_concurrent:
+        agent = None  # everyone busy: still waiting in the queue
+    if agent is not None and answered < now:
+        message(
+            conversation,
+            AuthorKind.agent,
+            AGENT_REPLIES[conversation.language].format(agent=agent.full_name.split()[0]),
+            answered,
+            agent,
+        )
+    priority = (
+        Priority.p2 if customer.vip else rng.choice([Priority.p2, Priority.p3, Priority.p3, Priority.p4])
+    )
+    first_due, resolution_due = due_times(policy, priority, queued)
+    ticket = Ticket(
+        id=new_id(),
+        tenant_id=tid,
+        number=await tenants.allocate_ticket_number(session, tid),
+        subject=text[:120],
+        category=category,
+        priority=priority,
+        status=TicketStatus.resolved if done else (TicketStatus.open if agent else TicketStatus.new),
+        tier=agent.tier if agent else Tier.n1,
+        team_id=agent.team_id if agent else None,
+        assignee_id=agent.id if agent else None,
+        customer_id=customer.id,
+        conversation_id=conversation.id,
+        first_response_due_at=first_due,
+        resolution_due_at=resolution_due,
+        first_responded_at=answered if agent and answered < now else None,
+        resolved_at=answered + handling if done else None,
+        created_at=queued,
+        updated_at=queued,
+    )
+    # Alarms of the past are history: only what is still ahead will be raised.
+    ticket.sla_alerts = [name for at, name in sla_alarms(ticket, policy) if at <= now]
+    schedule_alarm(ticket, policy)
+    rows.append(ticket)
+    rows.append(
+        TicketEvent(
+            id=new_id(),
+            tenant_id=tid,
+            ticket_id=ticket.id,
+            kind="created",
+            data={"source": "demo"},
+            created_at=queued,
+        )
+    )
+    n["tickets"] += 1
+    rows.append(
+        WorkItem(
+            id=new_id(),
+            tenant_id=tid,
+            kind=WorkKind.conversation,
+            status=WorkItemStatus.done
+            if done
+            else (WorkItemStatus.assigned if agent else WorkItemStatus.queued),
+            conversation_id=conversation.id,
+            ticket_id=ticket.id,
+            team_id=ticket.team_id,
+            language=conversation.language,
+            priority=priority,
+            queue_rank=queue_rank(priority, customer.vip),
+            vip=customer.vip,
+            enqueued_at=queued,
+            agent_id=agent.id if agent else None,
+            assigned_at=assigned if agent else None,
+            accepted_at=assigned if agent else None,
+            finished_at=answered + handling if done else None,
+            history=[{"at": queued.isoformat(), "event": "queued", "priority": priority.value}],
+        )
+    )
+    n["work items"] += 1
+    conversation.status = (
+        ConversationStatus.resolved
+        if done
+        else (ConversationStatus.assigned if agent else ConversationStatus.queued)
+    )
+    if agent is not None:
+        conversation.assigned_agent_id = agent.id
+        conversation.assigned_at = assigned
+        if answered < now:
+            conversation.first_agent_response_at = answered
+        if not done:
+            held[agent.id] = held.get(agent.id, 0) + 1
+    if done:
+        conversation.resolved_by = "agent"
+        conversation.resolved_at = ticket.resolved_at
+
+
+def _presence_history(
+    session: AsyncSession, rng: random.Random, tid: uuid.UUID, agents: list[User], now: datetime
+) -> int:
+    """Each agent's working days of the last three weeks (arrival, breaks, wrap-ups, lunch, leaving),
+    then today's status as the demo shows it, through the same history the KPIs read."""
+    count = 0
+    for agent in agents:
+        previous = AgentStatus.offline
+        for status, reason, at in [
+            *_working_days(rng, now),
+            (agent.status, agent.status_reason, agent.status_since),
+        ]:
+            if status is previous or at > now:
+                continue
             session.add(
-                TicketEvent(
+                PresenceChange(
                     tenant_id=tid,
-                    ticket_id=ticket.id,
-                    kind="created",
-                    data={"source": "demo"},
-                    created_at=started,
+                    user_id=agent.id,
+                    status=status,
+                    previous_status=previous,
+                    reason=reason,
+                    changed_at=at,
                 )
             )
-            n_tickets += 1
-        if finished and rng.random() < 0.6:
-            session.add(
-                CsatResponse(
-                    tenant_id=tid,
-                    customer_id=customer.id,
-                    conversation_id=conversation.id,
-                    agent_id=agent.id if agent else None,
-                    channel=channel,
-                    score=rng.choices([1, 2, 3, 4, 5], weights=[1, 1, 2, 5, 6])[0],
-                    created_at=conversation.resolved_at or started,
+            previous = status
+            count += 1
+    return count
+
+
+def _working_days(rng: random.Random, now: datetime) -> list[tuple[AgentStatus, str | None, datetime]]:
+    """One agent's status changes over the past days: six working days a week, about eight hours each."""
+    changes: list[tuple[AgentStatus, str | None, datetime]] = []
+    day_off = rng.randrange(6)
+    for day in range(HISTORY_DAYS, 0, -1):
+        date_ = (now - timedelta(days=day)).date()
+        if date_.weekday() in (6, day_off):
+            continue
+        moment = datetime.combine(date_, datetime.min.time(), tzinfo=now.tzinfo) + timedelta(
+            hours=rng.uniform(6.5, 8.5)
+        )
+        leave = moment + timedelta(hours=rng.uniform(7.5, 9))
+        changes.append((AgentStatus.available, None, moment))
+        lunch = False
+        while (moment := moment + timedelta(minutes=rng.uniform(25, 80))) < leave:
+            if not lunch and moment.hour >= 11:
+                lunch = True
+                changes.append((AgentStatus.away, "lunch", moment))
+                moment += timedelta(minutes=rng.uniform(40, 65))
+            else:
+                kind = rng.choices(
+                    [AgentStatus.wrap_up, AgentStatus.busy, AgentStatus.away], weights=[6, 2, 2]
+                )[0]
+                changes.append((kind, "break" if kind is AgentStatus.away else None, moment))
+                moment += timedelta(
+                    minutes=rng.uniform(2, 6) if kind is AgentStatus.wrap_up else rng.uniform(5, 15)
                 )
-            )
-            n_csat += 1
-        bar.advance(task)
-    return {"conversations": 80, "messages": n_messages, "tickets": n_tickets, "CSAT responses": n_csat}
+            changes.append((AgentStatus.available, None, moment))
+        changes.append((AgentStatus.offline, None, leave))
+    return changes

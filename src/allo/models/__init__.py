@@ -1,6 +1,6 @@
 """Every table, imported here so that Alembic and the app see one metadata."""
 
-from allo.models.agent import AgentSkill, Team, User
+from allo.models.agent import AgentSkill, PresenceChange, Team, User
 from allo.models.article import KnowledgeArticle
 from allo.models.audit import AuditEvent
 from allo.models.auth import ApiKey, AuthSession
@@ -35,6 +35,7 @@ __all__ = [
     "ListenerLease",
     "Message",
     "Notification",
+    "PresenceChange",
     "SocialCursor",
     "SocialPost",
     "Team",

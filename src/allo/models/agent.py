@@ -8,6 +8,7 @@ from sqlalchemy import (
     CheckConstraint,
     Float,
     ForeignKey,
+    Index,
     Integer,
     String,
     UniqueConstraint,
@@ -93,3 +94,22 @@ class AgentSkill(IdMixin, TenantMixin, Base):
     level: Mapped[int] = mapped_column(Integer, default=3, nullable=False)
 
     user: Mapped[User] = relationship(back_populates="skills", lazy="raise")
+
+
+class PresenceChange(IdMixin, TenantMixin, Base):
+    """One change of an agent's status, appended by allo.agents.presence.change_status: the history the
+    time spent in each status is computed from (docs/kpis.md)."""
+
+    __tablename__ = "presence_changes"
+    __table_args__ = (Index("ix_presence_changes_user_changed", "tenant_id", "user_id", "changed_at"),)
+
+    user_id: Mapped[uuid.UUID] = mapped_column(
+        GUID, ForeignKey("users.id", ondelete="CASCADE"), nullable=False
+    )
+    status: Mapped[AgentStatus] = mapped_column(enum_type(AgentStatus, "agent_status"), nullable=False)
+    # The status it replaced: what the agent was in before the first change of a period.
+    previous_status: Mapped[AgentStatus | None] = mapped_column(
+        enum_type(AgentStatus, "previous_agent_status")
+    )
+    reason: Mapped[str | None] = mapped_column(String(120))
+    changed_at: Mapped[datetime] = mapped_column(default=utc_now, nullable=False)

@@ -59,6 +59,8 @@ class Message(IdMixin, TenantMixin, CreatedMixin, Base):
         # A provider's message id is seen once per channel: replays are refused, not duplicated.
         UniqueConstraint("tenant_id", "channel", "channel_message_id"),
         Index("ix_messages_conversation_created", "conversation_id", "created_at"),
+        # A conversation's first message of an author (the KPIs' first customer message and first answer).
+        Index("ix_messages_conversation_author", "conversation_id", "author_kind", "created_at"),
     )
 
     conversation_id: Mapped[uuid.UUID] = mapped_column(

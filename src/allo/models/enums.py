@@ -40,6 +40,8 @@ class Tier(StrEnum):
 class AgentStatus(StrEnum):
     available = "available"
     busy = "busy"
+    # Finishing the notes of a case: gets no new work, like away.
+    wrap_up = "wrap_up"
     away = "away"
     offline = "offline"
 

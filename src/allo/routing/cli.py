@@ -17,7 +17,13 @@ from allo.tenants import service as tenants
 
 # Wide enough for any row.
 UNCUT_WIDTH = 400
-_STATUS_STYLES = {"available": "green", "busy": "yellow", "away": "magenta", "offline": "dim"}
+_STATUS_STYLES = {
+    "available": "green",
+    "busy": "yellow",
+    "wrap_up": "cyan",
+    "away": "magenta",
+    "offline": "dim",
+}
 
 
 async def floor(settings: Settings, tenant_slug: str) -> RoutingStatus:

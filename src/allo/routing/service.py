@@ -10,6 +10,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, case, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from allo.agents import presence
 from allo.kit import jobs
 from allo.kit.bus import Event, publish_on_commit
 from allo.kit.errors import Conflict, NotFound
@@ -19,6 +20,8 @@ from allo.models.enums import AgentStatus, Priority, Role, Tier, WorkItemStatus,
 from allo.models.routing import queue_rank
 
 ASSIGN_KIND = "routing.assign"
+# The status reason of an agent set away for letting an offer expire.
+MISSED_OFFER = "missed_offer"
 
 
 async def wake_router(session: AsyncSession, tenant_id: uuid.UUID, *, at: datetime | None = None) -> None:
@@ -241,11 +244,19 @@ async def expire_offers(session: AsyncSession, now: datetime, *, limit: int = 50
             await session.execute(
                 update(User)
                 .where(User.id.in_(sorted(agents)), User.status == AgentStatus.available)
-                .values(status=AgentStatus.away, status_since=now, status_reason="missed_offer")
+                .values(status=AgentStatus.away, status_since=now, status_reason=MISSED_OFFER)
                 .returning(User.id, User.tenant_id)
                 .execution_options(synchronize_session=False)
             )
         ).all()
+        await presence.record_changes(
+            session,
+            [(agent_id, tenant_id) for agent_id, tenant_id in away],
+            status=AgentStatus.away,
+            previous=AgentStatus.available,
+            reason=MISSED_OFFER,
+            at=now,
+        )
         for agent_id, tenant_id in away:
             publish_on_commit(
                 session,

@@ -3,27 +3,25 @@ CSV export (API), and the same as a console page."""
 
 from __future__ import annotations
 
-import csv
-import io
 import uuid
 from collections.abc import Iterable
 from datetime import date, datetime, timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
-from fastapi.responses import RedirectResponse, Response
+from fastapi.responses import Response
 
-from allo.auth import service as auth_service
-from allo.deps import SESSION_COOKIE, SessionDep, SettingsDep, SupervisorDep
+from allo.console.pages import SupervisorPage, render_page
+from allo.deps import SessionDep, SettingsDep, SupervisorDep
 from allo.i18n import N_
-from allo.kit.errors import BadRequest, Unauthorized
+from allo.kit.errors import BadRequest
+from allo.kit.export import csv_text
 from allo.kit.pagination import Page, PageParams, page_params
 from allo.kit.time import utc_now
 from allo.models import SocialPost
-from allo.models.enums import Role
 from allo.social.repository import SocialPostRepository, cursors
 from allo.social.schemas import DayCount, ListeningStatus, PostRead, PostState, SourceRead
-from allo.web import render
+from allo.social.service import tenant_social_settings
 
 router = APIRouter(prefix="/social", tags=["social listening"])
 pages = APIRouter(include_in_schema=False)
@@ -145,20 +143,7 @@ async def export_posts(session: SessionDep, principal: SupervisorDep, filters: F
 
 
 def _csv(rows: Iterable[SocialPost]) -> str:
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(CSV_COLUMNS)
-    for row in rows:
-        writer.writerow(_cell(getattr(row, column)) for column in CSV_COLUMNS)
-    return buffer.getvalue()
-
-
-def _cell(value: object) -> str:
-    if value is None:
-        return ""
-    text = value.isoformat() if isinstance(value, datetime) else str(getattr(value, "value", value))
-    # A cell starting with =, +, - or @ is a formula to a spreadsheet: quoted out.
-    return "'" + text if text[:1] in ("=", "+", "-", "@") else text
+    return csv_text(CSV_COLUMNS, ([getattr(row, column) for column in CSV_COLUMNS] for row in rows))
 
 
 @router.get("/posts/{post_id}", summary="One post")
@@ -195,11 +180,14 @@ async def listening_status(
     session: SessionDep, principal: SupervisorDep, settings: SettingsDep
 ) -> ListeningStatus:
     rows = await cursors(SocialPostRepository(session, principal.tenant_id))
+    social = await tenant_social_settings(session, settings, principal.tenant_id)
     return ListeningStatus(
         configured=settings.mastodon_configured,
         server=settings.mastodon_api_base_url,
-        hashtags=settings.mastodon_hashtags,
-        dry_run=settings.mastodon_dry_run,
+        hashtags=social.hashtags,
+        watch_mentions=social.watch_mentions,
+        dry_run=social.dry_run,
+        author_cooldown_minutes=social.author_cooldown_minutes,
         sources=[
             SourceRead(source=r.source, last_id=r.last_id, last_polled_at=r.last_polled_at) for r in rows
         ],
@@ -216,21 +204,16 @@ async def social_page(
     settings: SettingsDep,
     filters: FiltersDep,
     page: Annotated[PageParams, Depends(page_params)],
+    current: SupervisorPage,
 ) -> Response:
-    token = request.cookies.get(SESSION_COOKIE)
-    try:
-        principal = await auth_service.principal_from_session_token(session, token or "")
-    except Unauthorized:
-        return RedirectResponse("/", status_code=303)
-    if not principal.can(Role.supervisor):
-        return render(request, "forbidden.html", {}, status_code=403)
-    repo = SocialPostRepository(session, principal.tenant_id)
+    repo = SocialPostRepository(session, current.tenant_id)
     rows, cursor = await repo.paginate(repo.filtered(**filters.values), page)
     first, last = _period(None, None)
     days = await repo.per_day(first, last)
     query = {k: v for k, v in request.query_params.items() if k != "cursor" and v}
-    return render(
+    return render_page(
         request,
+        current,
         "social.html",
         {
             "posts": rows,

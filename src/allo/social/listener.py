@@ -8,6 +8,11 @@ stream leaves polling alone doing the work (every `mastodon_poll_seconds`). Stat
 ways are recorded once.
 
 One listener per account runs across processes: it holds a lease in the database while it runs.
+
+What is watched is the tenant's choice when its policy's `social` section says so (the ALLO_MASTODON_*
+settings otherwise): the hashtags and mentions are read when the listener starts and again every
+`mastodon_poll_seconds` while it runs, a change starting or stopping sources without a restart; dry run and
+the author cooldown are read on every batch of statuses and again when a reply is posted.
 """
 
 from __future__ import annotations
@@ -126,19 +131,41 @@ class Listener:
         self.db = db
         # The reply job's client too: both spend the same rate-limit budget.
         self.gateway = gateway or gateway_for(settings)
-        self.sources = sources_of(settings.mastodon_hashtags, mentions=settings.mastodon_watch_mentions)
         self.stream_read_timeout = stream_read_timeout
         self.status = ListenerStatus(holder=f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}")
-        self.status.sources = {s: SourceState(s) for s in self.sources}
         self._listening: service.Listening | None = None
         # One ingest at a time in this process: the stream and the poll may bring the same status.
         self._ingest_lock = asyncio.Lock()
-        self._poll_locks = {s: asyncio.Lock() for s in self.sources}
-        self._poll_now = {s: asyncio.Event() for s in self.sources}
+        self._poll_locks: dict[str, asyncio.Lock] = {}
+        self._poll_now: dict[str, asyncio.Event] = {}
+        # The server's settings until prepare() has read the tenant's.
+        self.sources: list[str] = []
+        self._use_sources(sources_of(settings.mastodon_hashtags, mentions=settings.mastodon_watch_mentions))
 
     @property
     def tenant_id(self) -> uuid.UUID | None:
         return self._listening.tenant_id if self._listening is not None else None
+
+    def _use_sources(self, sources: list[str]) -> bool:
+        """Watch these sources from now on; True when they differ from the ones watched so far."""
+        if sources == self.sources:
+            return False
+        self.sources = sources
+        self.status.sources = {s: self.status.sources.get(s) or SourceState(s) for s in sources}
+        for source in sources:
+            self._poll_locks.setdefault(source, asyncio.Lock())
+            self._poll_now.setdefault(source, asyncio.Event())
+        return True
+
+    async def refresh_sources(self) -> bool:
+        """Re-read the tenant's hashtags and mentions setting; True when the sources changed."""
+        listening = await self.prepare()
+        async with self.db.unit_of_work(write=False) as session:
+            social = await service.tenant_social_settings(session, self.settings, listening.tenant_id)
+        changed = self._use_sources(social.sources)
+        if changed:
+            logger.info("mastodon: now watching %s", ", ".join(self.sources) or "nothing")
+        return changed
 
     @property
     def lease_name(self) -> str:
@@ -160,6 +187,8 @@ class Listener:
                 tenant = await tenants.create(session, slug=slug, name=slug.replace("-", " ").title())
                 logger.info("mastodon: created the default tenant %r", slug)
             tenant_id = tenant.id
+            social = service.social_settings(self.settings, tenants.policy_of(tenant).social)
+            self._use_sources(social.sources)
         self._listening = service.Listening(
             tenant_id=tenant_id,
             account_id=str(me["id"]),
@@ -178,6 +207,7 @@ class Listener:
         self, progress: Callable[[str, service.IngestReport], None] | None = None
     ) -> service.IngestReport:
         """Every source read up to now, once."""
+        await self.refresh_sources()
         total = service.IngestReport()
         for source in self.sources:
             report = await self.poll_source(source)
@@ -211,8 +241,9 @@ class Listener:
             finally:
                 if not fetching.done():
                     fetching.cancel()
-            self.status.sources[source].last_poll_at = time.time()
-            self.status.sources[source].last_error = None
+            if source in self.status.sources:
+                self.status.sources[source].last_poll_at = time.time()
+                self.status.sources[source].last_error = None
         return total
 
     async def _ingest(
@@ -274,17 +305,39 @@ class Listener:
         lost = asyncio.Event()
         tasks = [asyncio.create_task(self._keep_lease(stop, lost))]
         tasks.append(asyncio.create_task(self._consume(queue, stop)))
-        for source in self.sources:
-            tasks.append(asyncio.create_task(self._poll_loop(source, stop)))
-            if self.settings.mastodon_streaming:
-                tasks.append(asyncio.create_task(self._stream_loop(source, stop, deliver)))
+        # Each source's poll loop and stream, stopped when the tenant stops watching it.
+        running: dict[str, list[asyncio.Task[None]]] = {}
+
+        def start_sources() -> None:
+            for source in list(running):
+                if source not in self.sources:
+                    for task in running.pop(source):
+                        task.cancel()
+            for source in self.sources:
+                if source not in running:
+                    running[source] = [asyncio.create_task(self._poll_loop(source, stop))]
+                    if self.settings.mastodon_streaming:
+                        running[source].append(asyncio.create_task(self._stream_loop(source, stop, deliver)))
+
+        start_sources()
         try:
             waiters = {asyncio.create_task(stop.wait()), asyncio.create_task(lost.wait())}
-            await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+            while not (stop.is_set() or lost.is_set()):
+                await asyncio.wait(
+                    waiters, timeout=self.settings.mastodon_poll_seconds, return_when=asyncio.FIRST_COMPLETED
+                )
+                if stop.is_set() or lost.is_set():
+                    break
+                try:
+                    if await self.refresh_sources():
+                        start_sources()
+                except Exception:
+                    logger.exception("mastodon: could not re-read the tenant's social settings")
             for waiter in waiters:
                 waiter.cancel()
         finally:
             stop.set()
+            tasks.extend(task for group in running.values() for task in group)
             for task in tasks:
                 task.cancel()
             for task in tasks:
@@ -340,7 +393,8 @@ class Listener:
                     await self._ingest_logged(other_source, [other])
                     continue
                 batch.append(other)
-            self.status.sources[source].received_live += len(batch)
+            if source in self.status.sources:
+                self.status.sources[source].received_live += len(batch)
             await self._ingest_logged(source, batch)
 
     async def _ingest_logged(self, source: str, statuses: list[Mapping[str, Any]]) -> None:

@@ -70,8 +70,12 @@ class SourceRead(BaseModel):
 
 
 class ListeningStatus(BaseModel):
+    """The caller's tenant's listening: its own social settings where set, the server's otherwise."""
+
     configured: bool
     server: str | None
     hashtags: list[str]
+    watch_mentions: bool = True
     dry_run: bool
+    author_cooldown_minutes: int = 0
     sources: list[SourceRead]

@@ -46,8 +46,10 @@ from allo.models.enums import AuthorKind, Category, Channel, PostDecision, Reply
 from allo.social import replies
 from allo.social.classifier import PostClassifier
 from allo.social.decision import Decision, Status, decide
+from allo.social.mastodon import sources_of
 from allo.social.places import Gazetteer
 from allo.tenants import service as tenants
+from allo.tenants.schemas import SocialPolicy
 from allo.tickets import service as tickets
 from allo.tickets.priority import CaseSignals, compute_priority
 from allo.tickets.schemas import TicketCreate
@@ -79,6 +81,43 @@ class Listening:
     places: Gazetteer
     settings: Settings
     max_characters: int = replies.MAX_CHARACTERS
+
+
+@dataclass(frozen=True)
+class SocialSettings:
+    """What the listener does for one tenant: its policy's `social` values, the server's settings for
+    those it leaves unset (None)."""
+
+    hashtags: list[str]
+    watch_mentions: bool
+    dry_run: bool
+    author_cooldown_minutes: int
+
+    @property
+    def sources(self) -> list[str]:
+        return sources_of(self.hashtags, mentions=self.watch_mentions)
+
+
+def social_settings(settings: Settings, policy: SocialPolicy) -> SocialSettings:
+    return SocialSettings(
+        hashtags=list(settings.mastodon_hashtags if policy.hashtags is None else policy.hashtags),
+        watch_mentions=(
+            settings.mastodon_watch_mentions if policy.watch_mentions is None else policy.watch_mentions
+        ),
+        dry_run=settings.mastodon_dry_run if policy.dry_run is None else policy.dry_run,
+        author_cooldown_minutes=(
+            settings.mastodon_author_cooldown_minutes
+            if policy.author_cooldown_minutes is None
+            else policy.author_cooldown_minutes
+        ),
+    )
+
+
+async def tenant_social_settings(
+    session: AsyncSession, settings: Settings, tenant_id: uuid.UUID
+) -> SocialSettings:
+    """The tenant's social settings as they are now in the database (an admin may change them any time)."""
+    return social_settings(settings, tenants.policy_of(await tenants.get_or_raise(session, tenant_id)).social)
 
 
 @dataclass
@@ -114,15 +153,20 @@ async def known_status_ids(session: AsyncSession, tenant_id: uuid.UUID, ids: Seq
 async def ingest(
     session: AsyncSession, listening: Listening, source: str, statuses: Sequence[Mapping[str, Any]]
 ) -> IngestReport:
-    """Decide on and act on each status not seen before."""
+    """Decide on and act on each status not seen before, with the tenant's policy as it is now."""
     report = IngestReport(seen=len(statuses))
     parsed = [Status.of(s) for s in statuses]
     known = await known_status_ids(session, listening.tenant_id, [s.id for s in parsed])
-    cooldown_off = listening.settings.mastodon_author_cooldown_minutes <= 0
-    # Authors answered within the cooldown, before this batch and in it.
-    answered = set() if cooldown_off else await _answered_recently(session, listening, parsed)
     tenant = await tenants.get_or_raise(session, listening.tenant_id)
     policy = tenants.policy_of(tenant)
+    social = social_settings(listening.settings, policy.social)
+    cooldown_off = social.author_cooldown_minutes <= 0
+    # Authors answered within the cooldown, before this batch and in it.
+    answered = (
+        set()
+        if cooldown_off
+        else await _answered_recently(session, listening, parsed, social.author_cooldown_minutes)
+    )
     for status in parsed:
         if status.id in known:
             continue
@@ -165,7 +209,14 @@ async def ingest(
             )
             report.tickets += 1
         elif replying:
-            await write_reply(session, listening.settings, post, tenant.slug, listening.max_characters)
+            await write_reply(
+                session,
+                listening.settings,
+                post,
+                tenant.slug,
+                listening.max_characters,
+                dry_run=social.dry_run,
+            )
     return report
 
 
@@ -212,12 +263,12 @@ def full_acct(acct: str, server_host: str) -> str:
 
 
 async def _answered_recently(
-    session: AsyncSession, listening: Listening, statuses: Sequence[Status]
+    session: AsyncSession, listening: Listening, statuses: Sequence[Status], cooldown_minutes: int
 ) -> set[str]:
     authors = {s.author.id for s in statuses}
     if not authors:
         return set()
-    since = utc_now() - timedelta(minutes=listening.settings.mastodon_author_cooldown_minutes)
+    since = utc_now() - timedelta(minutes=cooldown_minutes)
     stmt = select(SocialPost.author_id).where(
         SocialPost.tenant_id == listening.tenant_id,
         SocialPost.network == NETWORK,
@@ -244,7 +295,13 @@ def contact_link(settings: Settings, post: SocialPost, tenant_slug: str) -> str:
 
 
 async def write_reply(
-    session: AsyncSession, settings: Settings, post: SocialPost, tenant_slug: str, max_characters: int
+    session: AsyncSession,
+    settings: Settings,
+    post: SocialPost,
+    tenant_slug: str,
+    max_characters: int,
+    *,
+    dry_run: bool,
 ) -> None:
     """The reply's text, from what the post row holds (its analysis, area, ticket, incident), and then
     its job (or, in dry-run mode, only the record)."""
@@ -269,7 +326,7 @@ async def write_reply(
         max_characters=max_characters,
     )
     post.reply_visibility = REPLY_VISIBILITY.get(post.visibility, "direct")
-    if settings.mastodon_dry_run:
+    if dry_run:
         post.reply_state = ReplyState.dry_run
         post.replied_at = utc_now()
         return

@@ -28,6 +28,8 @@ from allo.social.service import (
     REPLY_ATTEMPTS,
     REPLY_KIND,
     escalate,
+    social_settings,
+    tenant_social_settings,
     write_reply,
 )
 from allo.tenants import service as tenants
@@ -79,7 +81,8 @@ async def settle_critical(
         limit = MAX_CHARACTERS
         if settings.mastodon_configured:
             limit = await asyncio.to_thread(gateway_for(settings).max_characters)
-        await write_reply(session, settings, post, tenant.slug, limit)
+        dry_run = social_settings(settings, tenants.policy_of(tenant).social).dry_run
+        await write_reply(session, settings, post, tenant.slug, limit, dry_run=dry_run)
     return post
 
 
@@ -108,7 +111,8 @@ async def send_reply(
         return post  # gone, or settled by an earlier attempt
     if post.reply_text is None:
         raise jobs.RetryLater("the reply is written once the post's ticket exists", delay=5)
-    if settings.mastodon_dry_run:
+    # Read now, not when the reply was queued: switching a tenant to dry run stops what is still waiting.
+    if (await tenant_social_settings(session, settings, post.tenant_id)).dry_run:
         post.reply_state = ReplyState.dry_run
         post.replied_at = utc_now()
         return post

@@ -174,6 +174,83 @@ class IncidentPolicy(BaseModel):
     team: str = "technical"
 
 
+class CannedResponse(BaseModel):
+    """A reply agents insert in one click ("réponse type"), in the tenant's languages."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    shortcut: str = Field(pattern=r"^[a-z0-9_-]{1,40}$")
+    title: str = Field(min_length=1, max_length=120)
+    language: str = Field(default="fr", pattern=r"^[a-z]{2,3}$")
+    body: str = Field(min_length=1, max_length=4000)
+
+
+def _default_canned_responses() -> list[CannedResponse]:
+    return [
+        CannedResponse(
+            shortcut="bonjour",
+            title="Accueil",
+            language="fr",
+            body="Bonjour, je suis votre conseiller. Je reprends votre demande et je reviens vers vous.",
+        ),
+        CannedResponse(
+            shortcut="hello",
+            title="Greeting",
+            language="en",
+            body="Hello, I am your advisor. I am looking at your request and will get back to you.",
+        ),
+        CannedResponse(
+            shortcut="attente",
+            title="Vérification en cours",
+            language="fr",
+            body=(
+                "Merci pour votre patience, je vérifie votre dossier "
+                "et je reviens vers vous dans quelques minutes."
+            ),
+        ),
+        CannedResponse(
+            shortcut="cloture",
+            title="Clôture",
+            language="fr",
+            body="Votre demande est traitée. N'hésitez pas à nous réécrire si besoin. Bonne journée !",
+        ),
+    ]
+
+
+class KpiObjectives(BaseModel):
+    """The procedure's objectives the dashboard measures against (docs/kpis.md)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    bot_resolution_rate_min: float = Field(default=0.70, ge=0, le=1)
+    first_response_seconds_max: float = Field(default=120, gt=0, le=7 * 86400)
+    csat_min: float = Field(default=4.0, ge=1, le=5)
+    escalation_rate_max: float = Field(default=0.30, ge=0, le=1)
+
+
+class SocialPolicy(BaseModel):
+    """How the Mastodon listener behaves for this tenant; the server and its token stay in settings."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    # None: the ALLO_MASTODON_* setting applies.
+    hashtags: list[str] | None = Field(default=None, max_length=50)
+    watch_mentions: bool | None = None
+    dry_run: bool | None = None
+    author_cooldown_minutes: int | None = Field(default=None, ge=0, le=60 * 24 * 30)
+
+    @field_validator("hashtags")
+    @classmethod
+    def _plain_tags(cls, value: list[str] | None) -> list[str] | None:
+        if value is None:
+            return None
+        tags = [tag.strip().lstrip("#") for tag in value if tag.strip().lstrip("#")]
+        for tag in tags:
+            if not re.fullmatch(r"[\w]{1,100}", tag):
+                raise ValueError(f"not a hashtag: {tag!r}")
+        return list(dict.fromkeys(tags))
+
+
 class TenantPolicy(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -187,6 +264,9 @@ class TenantPolicy(BaseModel):
     reopen_window_hours: int = Field(default=72, ge=0, le=24 * 90)
     tickets: TicketPolicy = Field(default_factory=TicketPolicy)
     incidents: IncidentPolicy = Field(default_factory=IncidentPolicy)
+    canned_responses: list[CannedResponse] = Field(default_factory=_default_canned_responses, max_length=500)
+    kpi_objectives: KpiObjectives = Field(default_factory=KpiObjectives)
+    social: SocialPolicy = Field(default_factory=SocialPolicy)
 
     @field_validator("default_region")
     @classmethod
