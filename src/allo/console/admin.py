@@ -16,7 +16,7 @@ from sqlalchemy import func, select
 
 from allo.agents.repository import AgentRepository, TeamRepository
 from allo.auth.repository import ApiKeyRepository
-from allo.console.pages import AdminPage, ConsoleUser, render_page
+from allo.console.pages import CATEGORY_LABELS, TIER_LABELS, AdminPage, ConsoleUser, render_page
 from allo.deps import SessionDep, SettingsDep
 from allo.diagnosis.schemas import MAX_DEPTH
 from allo.diagnosis.service import TreeRepository
@@ -33,15 +33,6 @@ from allo.tenants.schemas import WEEKDAYS
 
 router = APIRouter(include_in_schema=False)
 
-CATEGORY_LABELS = {
-    "billing": N_("Billing"),
-    "technical": N_("Technical"),
-    "plan": N_("Plan"),
-    "cancellation": N_("Cancellation"),
-    "delivery": N_("Delivery"),
-    "other": N_("Other"),
-}
-TIER_LABELS = {"n1": N_("Tier 1"), "n2": N_("Tier 2"), "specialist": N_("Specialist")}
 PERSONAL_LINK_LABELS = {
     "invoice": N_("The customer's invoice"),
     "order_tracking": N_("The customer's parcel tracking"),

@@ -10,6 +10,7 @@ from fastapi.responses import RedirectResponse, Response
 
 from allo.auth import service as auth_service
 from allo.auth.endpoints import set_session_cookie
+from allo.auth.principal import Principal
 from allo.console import admin, supervisor, workspace
 from allo.console.pages import safe_next
 from allo.deps import SESSION_COOKIE, SessionDep, SettingsDep
@@ -52,19 +53,25 @@ def _login_page(
     return response
 
 
+async def _signed_in(request: Request, session: SessionDep) -> Principal | None:
+    """The session's principal, or None without a valid session (no error: these pages serve both)."""
+    token = request.cookies.get(SESSION_COOKIE)
+    if not token:
+        return None
+    try:
+        return await auth_service.principal_from_session_token(session, token)
+    except Unauthorized:
+        return None
+
+
 @router.get("/")
 async def console_home(request: Request, session: SessionDep, settings: SettingsDep) -> Response:
     """The sign-in form, or for someone signed in, their working page: the inbox or the floor."""
-    token = request.cookies.get(SESSION_COOKIE)
-    if token:
-        try:
-            principal = await auth_service.principal_from_session_token(session, token)
-        except Unauthorized:
-            principal = None
-        if principal is not None:
-            default = "/supervisor" if principal.can(Role.supervisor) else "/inbox"
-            next_path = safe_next(request.query_params.get("next"))
-            return RedirectResponse(default if next_path == "/" else next_path, status_code=303)
+    principal = await _signed_in(request, session)
+    if principal is not None:
+        default = "/supervisor" if principal.can(Role.supervisor) else "/inbox"
+        next_path = safe_next(request.query_params.get("next"))
+        return RedirectResponse(default if next_path == "/" else next_path, status_code=303)
     return _login_page(request, settings.default_tenant)
 
 
@@ -118,15 +125,10 @@ async def console_login(
 async def console_logout(
     request: Request, session: SessionDep, csrf: Annotated[str, Form(max_length=100)] = ""
 ) -> Response:
-    token = request.cookies.get(SESSION_COOKIE)
-    if token:
-        try:
-            principal = await auth_service.principal_from_session_token(session, token)
-        except Unauthorized:
-            principal = None
-        if principal is not None:
-            auth_service.check_csrf(principal, csrf)
-            await auth_service.logout(session, principal)
+    principal = await _signed_in(request, session)
+    if principal is not None:
+        auth_service.check_csrf(principal, csrf)
+        await auth_service.logout(session, principal)
     response = RedirectResponse("/", status_code=303)
     response.delete_cookie(SESSION_COOKIE, path="/")
     return response

@@ -136,6 +136,15 @@ AWAY_REASONS = {
     "technical_issue": N_("Technical issue"),
     "missed_offer": N_("Missed an offer"),
 }
+CATEGORY_LABELS = {
+    "billing": N_("Billing"),
+    "technical": N_("Technical"),
+    "plan": N_("Plan"),
+    "cancellation": N_("Cancellation"),
+    "delivery": N_("Delivery"),
+    "other": N_("Other"),
+}
+TIER_LABELS = {"n1": N_("Level 1"), "n2": N_("Level 2"), "specialist": N_("Specialist")}
 WORK_MODE_LABELS = {"on_site": N_("On site"), "remote": N_("Remote"), "mobile": N_("Mobile")}
 
 

@@ -237,20 +237,6 @@ async def history(session: AsyncSession, ticket: Ticket) -> list[tuple[TicketEve
     return [(event, name) for event, name in rows.all()]
 
 
-async def diagnosis_answers(session: AsyncSession, ticket: Ticket) -> list[dict[str, Any]]:
-    """The answers the assistant collected before it handed the case over (its latest hand-over)."""
-    data = (
-        await session.execute(
-            select(TicketEvent.data)
-            .where(TicketEvent.ticket_id == ticket.id, TicketEvent.kind == "escalated_by_assistant")
-            .order_by(TicketEvent.created_at.desc())
-            .limit(1)
-        )
-    ).scalar_one_or_none()
-    answers = (data or {}).get("diagnosis", [])
-    return [a for a in answers if isinstance(a, dict)]
-
-
 @dataclass(frozen=True)
 class TimelineEntry:
     at: datetime

@@ -14,7 +14,7 @@ from fastapi.responses import Response
 from sqlalchemy import select
 
 from allo.console import repository as console
-from allo.console.pages import AgentPage, ConsoleUser, found, render_page
+from allo.console.pages import CATEGORY_LABELS, TIER_LABELS, AgentPage, ConsoleUser, found, render_page
 from allo.conversations.repository import ConversationRepository
 from allo.customers.repository import CustomerRepository
 from allo.deps import SessionDep
@@ -26,7 +26,7 @@ from allo.models.enums import Category, Priority, TicketStatus, Tier, WorkItemSt
 from allo.routing import service as routing
 from allo.tickets import sla
 from allo.tickets.repository import TicketRepository, of_conversation
-from allo.tickets.service import policy_for
+from allo.tickets.service import diagnosis_answers, policy_for
 
 router = APIRouter(include_in_schema=False)
 
@@ -47,15 +47,6 @@ TICKET_STATUS_LABELS = {
     "resolved": N_("Resolved"),
     "closed": N_("Closed"),
 }
-CATEGORY_LABELS = {
-    "billing": N_("Billing"),
-    "technical": N_("Technical"),
-    "plan": N_("Plan"),
-    "cancellation": N_("Cancellation"),
-    "delivery": N_("Delivery"),
-    "other": N_("Other"),
-}
-TIER_LABELS = {"n1": N_("Level 1"), "n2": N_("Level 2"), "specialist": N_("Specialist")}
 CLOCK_LABELS = {
     "running": N_("running"),
     "warning": N_("warning"),
@@ -176,7 +167,7 @@ async def case_page(
             "clocks": sla.clocks(ticket, policy, now),
             "history": await console.history(session, ticket),
             "names": {str(k): v for k, v in (await console.names_of(session, tenant_id)).items()},
-            "diagnosis": await console.diagnosis_answers(session, ticket),
+            "diagnosis": await diagnosis_answers(session, ticket),
             "live_item": live,
             "offered_to_me": live is not None
             and live.status is WorkItemStatus.assigned

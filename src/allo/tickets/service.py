@@ -630,9 +630,17 @@ async def escalate_ticket(
 
 
 async def _case_context(session: AsyncSession, ticket: Ticket) -> dict[str, Any]:
-    """What the next level gets with the case: the customer, the conversations, the diagnosis answers the
-    assistant collected (the latest escalation by the assistant carries them)."""
-    diagnosis = (
+    """What the next level gets with the case: the customer, the conversations, the diagnosis answers."""
+    return {
+        "customer_id": str(ticket.customer_id),
+        "conversation_ids": [str(c) for c in await conversation_ids(session, ticket)],
+        "diagnosis": await diagnosis_answers(session, ticket),
+    }
+
+
+async def diagnosis_answers(session: AsyncSession, ticket: Ticket) -> list[dict[str, Any]]:
+    """The answers the assistant collected before it handed the case over (its latest hand-over)."""
+    data = (
         await session.execute(
             select(TicketEvent.data)
             .where(TicketEvent.ticket_id == ticket.id, TicketEvent.kind == "escalated_by_assistant")
@@ -640,11 +648,8 @@ async def _case_context(session: AsyncSession, ticket: Ticket) -> dict[str, Any]
             .limit(1)
         )
     ).scalar_one_or_none()
-    return {
-        "customer_id": str(ticket.customer_id),
-        "conversation_ids": [str(c) for c in await conversation_ids(session, ticket)],
-        "diagnosis": (diagnosis or {}).get("diagnosis", []),
-    }
+    answers = (data or {}).get("diagnosis", [])
+    return [answer for answer in answers if isinstance(answer, dict)]
 
 
 async def conversation_ids(session: AsyncSession, ticket: Ticket) -> list[uuid.UUID]:
