@@ -23,6 +23,7 @@ import os
 import platform
 import random
 import statistics
+import sys
 import tempfile
 import time
 import uuid
@@ -51,11 +52,13 @@ from allo.models import (
 )
 from allo.models.enums import AgentStatus, Channel, Role
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a script, not a module
+from benchmarks.scratch import scratch_postgresql
+
 CONVERSATIONS = 100_000
 DAYS = 30
 AGENTS = 40
 TEAMS = ("general", "billing", "technical", "legal")
-PG = "postgresql+asyncpg://postgres@127.0.0.1:5432"
 BATCH = 5_000
 STATUSES = [AgentStatus.available, AgentStatus.busy, AgentStatus.wrap_up, AgentStatus.away]
 
@@ -310,27 +313,12 @@ def main() -> None:
             results["sqlite"] = asyncio.run(measure(url, args.conversations, args.runs))
             print("sqlite", json.dumps(results["sqlite"]["timings"]), flush=True)
         if "postgresql" in args.databases:
-            name = f"allo_bench_kpis_{uuid.uuid4().hex[:8]}"
-            admin = create_nullpool_engine(f"{PG}/postgres")
-
-            async def ddl(statement: str) -> None:
-                async with admin.connect() as conn:
-                    await (await conn.execution_options(isolation_level="AUTOCOMMIT")).execute(
-                        text(statement)
-                    )
-
-            try:
-                asyncio.run(ddl(f'CREATE DATABASE "{name}"'))
-            except Exception as exc:
-                results["postgresql"] = {"skipped": f"PostgreSQL unavailable: {type(exc).__name__}"}
-            else:
-                try:
-                    results["postgresql"] = asyncio.run(
-                        measure(f"{PG}/{name}", args.conversations, args.runs)
-                    )
+            with scratch_postgresql("kpis") as pg:
+                if pg is None:
+                    results["postgresql"] = {"skipped": "PostgreSQL unavailable"}
+                else:
+                    results["postgresql"] = asyncio.run(measure(pg, args.conversations, args.runs))
                     print("postgresql", json.dumps(results["postgresql"]["timings"]), flush=True)
-                finally:
-                    asyncio.run(ddl(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
     print(
         json.dumps(
             {

@@ -30,7 +30,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -58,10 +57,10 @@ from allo.social.decision import Status, decide  # noqa: E402
 from allo.social.listener import Listener  # noqa: E402
 from allo.social.places import gazetteer  # noqa: E402
 from allo.tenants.schemas import EscalationPolicy  # noqa: E402
+from benchmarks.scratch import scratch_postgresql  # noqa: E402
 
 STATUSES = 10_000
 AUTHORS = 3_000
-PG = "postgresql+asyncpg://postgres@127.0.0.1:5432"
 
 
 def seed_lines(count: int) -> list[dict[str, Any]]:
@@ -187,27 +186,6 @@ async def end_to_end(url: str, base: Settings, expected: int) -> dict[str, Any]:
         await db.dispose()
 
 
-async def pg_scratch() -> str | None:
-    try:
-        import asyncpg
-
-        name = f"allo_bench_{uuid.uuid4().hex[:8]}"
-        admin = await asyncpg.connect("postgresql://postgres@127.0.0.1:5432/postgres", timeout=3)
-        await admin.execute(f'CREATE DATABASE "{name}"')
-        await admin.close()
-        return f"{PG}/{name}"
-    except Exception:
-        return None
-
-
-async def drop(url: str) -> None:
-    import asyncpg
-
-    admin = await asyncpg.connect("postgresql://postgres@127.0.0.1:5432/postgres")
-    await admin.execute(f'DROP DATABASE IF EXISTS "{url.rsplit("/", 1)[1]}" WITH (FORCE)')
-    await admin.close()
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--statuses", type=int, default=STATUSES)
@@ -247,14 +225,12 @@ def main() -> None:
             sqlite = asyncio.run(end_to_end(f"sqlite+aiosqlite:///{tmp}/bench.db", settings, len(lines)))
             results["end_to_end_sqlite"] = sqlite
             print(f"end to end, SQLite: {sqlite['per_second']}/s ({sqlite})")
-            pg = None if args.no_postgres else asyncio.run(pg_scratch())
-            if pg is not None:
-                try:
-                    postgres = asyncio.run(end_to_end(pg, settings, len(lines)))
-                finally:
-                    asyncio.run(drop(pg))
-                results["end_to_end_postgresql"] = postgres
-                print(f"end to end, PostgreSQL: {postgres['per_second']}/s ({postgres})")
+            if not args.no_postgres:
+                with scratch_postgresql("mastodon") as pg:
+                    if pg is not None:
+                        postgres = asyncio.run(end_to_end(pg, settings, len(lines)))
+                        results["end_to_end_postgresql"] = postgres
+                        print(f"end to end, PostgreSQL: {postgres['per_second']}/s ({postgres})")
     results["target_per_second"] = 500
     print(json.dumps(results))
 

@@ -25,6 +25,7 @@ import os
 import platform
 import queue
 import random
+import sys
 import tempfile
 import time
 import uuid
@@ -43,12 +44,14 @@ from allo.models.enums import AgentStatus, Priority, Role, Tier, WorkItemStatus,
 from allo.models.routing import queue_rank
 from allo.routing.engine import assign_queued
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a script, not a module
+from benchmarks.scratch import scratch_postgresql
+
 AGENTS = 1_000
 ITEMS = 100_000
 TEAMS = ("general", "billing", "technical", "legal")
 SKILLS = ("billing", "technical", "plan", "delivery", "cancellation")
 LANGUAGES = ("fr", "en", "wo")
-PG = "postgresql+asyncpg://postgres@127.0.0.1:5432"
 
 
 async def prepare(url: str, agents: int, items: int) -> uuid.UUID:
@@ -295,26 +298,12 @@ def main() -> None:
             url = f"sqlite+aiosqlite:///{Path(tmp) / 'routing.db'}"
             results["sqlite"] = run("sqlite", url, args.engines, args.batch, args.agents, args.items)
         if "postgresql" in args.databases:
-            name = f"allo_bench_routing_{uuid.uuid4().hex[:8]}"
-            admin = create_nullpool_engine(f"{PG}/postgres")
-
-            async def ddl(statement: str) -> None:
-                async with admin.connect() as conn:
-                    await (await conn.execution_options(isolation_level="AUTOCOMMIT")).execute(
-                        text(statement)
-                    )
-
-            try:
-                asyncio.run(ddl(f'CREATE DATABASE "{name}"'))
-            except Exception as exc:
-                results["postgresql"] = {"skipped": f"PostgreSQL unavailable: {type(exc).__name__}"}
-            else:
-                try:
-                    results["postgresql"] = run(
-                        "postgresql", f"{PG}/{name}", args.engines, args.batch, args.agents, args.items
-                    )
-                finally:
-                    asyncio.run(ddl(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+            with scratch_postgresql("routing") as pg:
+                results["postgresql"] = (
+                    run("postgresql", pg, args.engines, args.batch, args.agents, args.items)
+                    if pg is not None
+                    else {"skipped": "PostgreSQL unavailable"}
+                )
     print(
         json.dumps(
             {

@@ -155,6 +155,11 @@ async def test_an_escalated_chat_is_taken_answered_escalated_resolved_and_counte
     await agent.get_by_role("button", name="Send").click()
     await expect(agent.get_by_test_id("thread")).to_contain_text("au niveau 2", timeout=LIVE_MS)
     await expect(chat.log.locator(".msg.from-agent")).to_contain_text("au niveau 2", timeout=LIVE_MS)
+    # The customer's answer reaches the open case without a reload.
+    await chat.say("Merci, j'attends le remboursement")
+    await expect(agent.get_by_test_id("thread")).to_contain_text(
+        "j'attends le remboursement", timeout=LIVE_MS
+    )
     await shot(agent, "case")
 
     # The knowledge base is searched from the case.

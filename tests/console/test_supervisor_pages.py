@@ -85,9 +85,10 @@ async def test_the_kpi_page_shows_each_kpi_against_its_objective(
     backwards = await client.get(
         "/supervisor/kpis", params={"start": "2026-11-20", "end": "2026-11-01"}, headers=ENGLISH
     )
-    assert (
-        backwards.status_code == 200 and 'role="alert"' in backwards.text
-    )  # explained, default period shown
+    # Explained, and the default period shown instead.
+    assert backwards.status_code == 200 and 'role="alert"' in backwards.text
+    edited = await client.get("/supervisor/kpis", params={"team": "no-such-team"}, headers=ENGLISH)
+    assert edited.status_code == 200 and "no-such-team" in edited.text.split('role="alert"')[1]
 
 
 @pytest.mark.parametrize(

@@ -5,10 +5,10 @@ from __future__ import annotations
 import math
 from datetime import date, timedelta
 from typing import Annotated, Any, Literal
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
-from pydantic import ValidationError
 from sqlalchemy import select
 
 from allo.console import repository as console
@@ -16,9 +16,9 @@ from allo.console.pages import ConsoleUser, SupervisorPage, render_page
 from allo.console.workspace import labels
 from allo.deps import SessionDep
 from allo.i18n import N_
+from allo.kit.errors import Unprocessable
 from allo.kit.time import utc_now
 from allo.kpis import service as kpis
-from allo.kpis.schemas import KpiQuery
 from allo.models import Team, User
 from allo.models.enums import AgentStatus, Channel, Role
 from allo.routing import service as routing
@@ -27,6 +27,7 @@ router = APIRouter(include_in_schema=False)
 
 # A position older than this is shown as stale: the agent closed the console or lost the signal.
 STALE_AFTER = timedelta(minutes=15)
+CHART_DAYS = 14
 
 KPI_LABELS = {
     "bot_resolution_rate": N_("Bot resolution rate"),
@@ -103,15 +104,16 @@ async def kpis_page(
     channel: Channel | None = None,
     by: Literal["day", "week"] = "day",
 ) -> Response:
-    today = utc_now().date()
+    # The page opens on two weeks (the API's default is one): enough days for the charts to say something.
+    default_start = utc_now().date() - timedelta(days=CHART_DAYS - 1)
     error: str | None = None
-    filters = {"team": team or None, "channel": channel}
     try:
-        query = KpiQuery(start=start or today - timedelta(days=13), end=end or today, **filters)
-    except ValidationError as exc:
-        error = "; ".join(e["msg"] for e in exc.errors())
-        query = KpiQuery.last_days(today, 14, **filters)
-    report = await kpis.kpi_report(session, current.tenant_id, query)
+        query = kpis.make_query(start or default_start, end, team, channel)
+        report = await kpis.kpi_report(session, current.tenant_id, query)
+    except Unprocessable as exc:  # a period backwards or too long, a team code edited in the address
+        error = exc.message
+        query = kpis.make_query(default_start, None, None, channel)
+        report = await kpis.kpi_report(session, current.tenant_id, query)
     series = await kpis.kpi_series(session, current.tenant_id, query, by)
     agents = await kpis.agent_performance(session, current.tenant_id, query)
     teams = list(
@@ -122,15 +124,17 @@ async def kpis_page(
     charts = {k.key: _line_chart(series.points, k.key, k.objective, k.unit) for k in report.kpis}
     statuses = [s.value for s in AgentStatus]
     longest = max((sum(a.seconds_in_status.values()) for a in agents), default=0) or 1
-    csv_query = "&".join(
-        f"{name}={value}"
-        for name, value in (
-            ("start", query.start.isoformat()),
-            ("end", query.end.isoformat()),
-            ("team", query.team),
-            ("channel", query.channel.value if query.channel else None),
-        )
-        if value
+    csv_query = urlencode(
+        {
+            name: value
+            for name, value in (
+                ("start", query.start.isoformat()),
+                ("end", query.end.isoformat()),
+                ("team", query.team),
+                ("channel", query.channel.value if query.channel else None),
+            )
+            if value
+        }
     )
     return render_page(
         request,

@@ -225,8 +225,17 @@
       const form = event.target;
       if (form instanceof HTMLFormElement && form.dataset.api) submitApiForm(form, event);
     });
-    const regions = document.querySelectorAll("[data-refresh]");
-    if (regions.length) live(() => regions.forEach(refresh));
+    // A region refreshes only for the events it lists (data-events) and, when it names records
+    // (data-ids), only for events about them: a busy floor must not make every page reload.
+    document.querySelectorAll("[data-refresh]").forEach((region) => {
+      const types = (region.dataset.events || "").split(/\s+/).filter(Boolean);
+      const ids = (region.dataset.ids || "").split(",").filter(Boolean);
+      live((type, data) => {
+        if (types.length && !types.includes(type)) return;
+        if (ids.length && !(data && (ids.includes(data.ticket_id) || ids.includes(data.conversation_id)))) return;
+        refresh(region);
+      });
+    });
     presence();
     location();
     tick();
