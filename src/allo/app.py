@@ -19,6 +19,8 @@ from allo.assistant.llm import LlmClient
 from allo.auth.endpoints import router as auth_router
 from allo.auth.service import ApiKeyCache
 from allo.chat.endpoints import STATIC_DIR as CHAT_STATIC_DIR
+from allo.channels import tasks as channel_tasks  # noqa: F401 - registers its job handlers
+from allo.channels.endpoints import router as channels_router
 from allo.chat.endpoints import api as chat_api_router
 from allo.chat.endpoints import router as chat_router
 from allo.chat.service import RateLimiter
@@ -191,6 +193,7 @@ def create_app(
         events_router,
         webhooks_router,
         social_router,
+        channels_router,
     ):
         api.include_router(router)
     app.include_router(api)

@@ -61,6 +61,9 @@ class Settings(BaseSettings):
     webhook_timeout_seconds: float = Field(default=5.0, gt=0, le=60)
     webhook_max_attempts: int = Field(default=8, ge=1, le=30)
 
+    # Channel providers' send APIs (WhatsApp, Messenger, Kannel…): each call's time limit.
+    channel_timeout_seconds: float = Field(default=10.0, gt=0, le=120)
+
     data_dir: Path = DEFAULT_DATA_DIR
     nlu_model_path: Path = Path("var/nlu/model.npz")
 

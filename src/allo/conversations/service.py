@@ -19,7 +19,7 @@ from allo.kit.errors import Conflict, Forbidden
 from allo.kit.text import check_message_body
 from allo.kit.time import utc_now
 from allo.models import Conversation, Message, Ticket, User
-from allo.models.enums import AuthorKind, ConversationStatus, Direction
+from allo.models.enums import AuthorKind, Channel, ConversationStatus, Direction, MessageDelivery
 from allo.routing import service as routing
 from allo.tickets.repository import OPEN_STATUSES, of_conversation
 
@@ -30,6 +30,12 @@ _AWAITING_AGENT = {ConversationStatus.bot, ConversationStatus.queued}
 _BOT_HANDLES = {ConversationStatus.bot, ConversationStatus.resolved}
 _WITH_HUMANS = (ConversationStatus.queued, ConversationStatus.assigned)
 REASSESS_KIND = "assistant.reassess"
+# Handled by allo.channels.tasks: hands an outbound message to its channel's provider, after commit.
+SEND_KIND = "channels.send"
+# Channels whose messages leave Allo through a provider (the web chat reads its messages from Allo itself;
+# Mastodon is answered in public by allo.social).
+DELIVERED_CHANNELS = frozenset({Channel.sms, Channel.whatsapp, Channel.messenger, Channel.email})
+SEND_ATTEMPTS = 8
 
 
 async def open_conversation(
@@ -80,17 +86,25 @@ async def post_message(
         await _take(session, conversation, principal)
     elif data.author_kind is AuthorKind.agent and principal.user_id is not None:
         await routing.answered(session, conversation.id, principal.user_id)
-    elif data.author_kind is AuthorKind.customer and conversation.status in _BOT_HANDLES:
-        # The assistant answers after commit, in the worker: the caller is not kept waiting.
-        await jobs.enqueue(
-            session,
-            ASSISTANT_REPLY_KIND,
-            {"message_id": str(message.id)},
-            tenant_id=conversation.tenant_id,
-            idempotency_key=f"{ASSISTANT_REPLY_KIND}:{message.id}",
-            max_attempts=3,
-        )
+    elif data.author_kind is AuthorKind.customer:
+        await queue_assistant_turn(session, conversation, message)
     return message
+
+
+async def queue_assistant_turn(session: AsyncSession, conversation: Conversation, message: Message) -> bool:
+    """The assistant answers the customer's message after commit, in the worker, while the conversation
+    is the bot's: the caller is not kept waiting. False when a human has the case."""
+    if conversation.status not in _BOT_HANDLES:
+        return False
+    await jobs.enqueue(
+        session,
+        ASSISTANT_REPLY_KIND,
+        {"message_id": str(message.id)},
+        tenant_id=conversation.tenant_id,
+        idempotency_key=f"{ASSISTANT_REPLY_KIND}:{message.id}",
+        max_attempts=3,
+    )
+    return True
 
 
 async def _take(session: AsyncSession, conversation: Conversation, principal: Principal) -> None:
@@ -173,6 +187,17 @@ async def store_message(
                 raise _duplicate(channel_message_id, existing.id) from exc
         raise Conflict("This message could not be stored.", code="conflict") from exc
     conversation.last_message_at = now
+    if _delivered_by_provider(conversation, message):
+        message.delivery_status = MessageDelivery.queued
+        message.delivery_updated_at = now
+        await jobs.enqueue(
+            session,
+            SEND_KIND,
+            {"message_id": str(message.id)},
+            tenant_id=conversation.tenant_id,
+            idempotency_key=f"{SEND_KIND}:{message.id}",
+            max_attempts=SEND_ATTEMPTS,
+        )
     if author_kind is AuthorKind.agent and conversation.first_agent_response_at is None:
         conversation.first_agent_response_at = now
     if author_kind is AuthorKind.agent and not (meta or {}).get("internal"):
@@ -201,6 +226,17 @@ async def store_message(
         ),
     )
     return message
+
+
+def _delivered_by_provider(conversation: Conversation, message: Message) -> bool:
+    """Replies of the bot and agents go out on the customer's channel; internal notes never, and system
+    notes only when they are meant for the customer (an opt-out's confirmation, say)."""
+    if conversation.channel not in DELIVERED_CHANNELS or message.direction is not Direction.outbound:
+        return False
+    meta = message.meta or {}
+    if meta.get("internal"):
+        return False
+    return message.author_kind is not AuthorKind.system or bool(meta.get("deliver"))
 
 
 def _duplicate(channel_message_id: str, existing_id: uuid.UUID) -> Conflict:

@@ -2,6 +2,8 @@ from __future__ import annotations
 
 import uuid
 
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from allo.agents.repository import AgentRepository
@@ -13,7 +15,7 @@ from allo.kit.db import flush_or_conflict
 from allo.kit.errors import Conflict, Unprocessable
 from allo.kit.phone import normalize_phone
 from allo.models import Customer, CustomerIdentity
-from allo.models.enums import Role
+from allo.models.enums import Channel, Role
 from allo.tenants import service as tenants
 from allo.tickets import service as tickets
 
@@ -154,3 +156,112 @@ async def delete_customer(session: AsyncSession, principal: Principal, customer_
     customer = await repo.get_or_raise(customer_id)
     await session.delete(customer)
     await record_by(session, principal, "customer.delete", "customer", customer_id)
+
+
+# Channels whose addresses are phone numbers: a customer is the same person on all of them.
+PHONE_CHANNELS = frozenset({Channel.sms, Channel.whatsapp, Channel.voice})
+
+
+async def contact_address(session: AsyncSession, tenant_id: uuid.UUID, channel: Channel, raw: str) -> str:
+    """The address as Allo keeps it: E.164 on phone channels (a WhatsApp id is the number without its
+    "+"), lower-case e-mail, the provider's id elsewhere."""
+    value = raw.strip()
+    if channel in PHONE_CHANNELS:
+        if channel is Channel.whatsapp and value.isdigit():
+            value = "+" + value
+        return await normalize_tenant_phone(session, tenant_id, value)
+    if channel is Channel.email:
+        return value.lower()
+    return value
+
+
+def address_on(customer: Customer, channel: Channel) -> str | None:
+    """Where to write to the customer on a channel, from what their record knows."""
+    if channel in PHONE_CHANNELS:
+        return customer.phone
+    if channel is Channel.email:
+        return customer.email
+    return None
+
+
+async def customer_for_contact(
+    session: AsyncSession,
+    tenant_id: uuid.UUID,
+    channel: Channel,
+    raw_address: str,
+    *,
+    name: str | None = None,
+) -> tuple[Customer, str]:
+    """The customer behind an address on a channel, and the address normalised: found by their identity
+    on the channel, else by phone (SMS, WhatsApp and voice share it) or e-mail, else created. Either way
+    the identity is recorded, so the next message finds them at once."""
+    address = await contact_address(session, tenant_id, channel, raw_address)
+    for _attempt in range(2):
+        customer = await _find_contact(session, tenant_id, channel, address)
+        try:
+            async with session.begin_nested():
+                if customer is None:
+                    policy = tenants.policy_of(await tenants.get_or_raise(session, tenant_id))
+                    customer = Customer(
+                        tenant_id=tenant_id,
+                        phone=address if channel in PHONE_CHANNELS else None,
+                        email=address if channel is Channel.email else None,
+                        name=(name or "").strip()[:200] or None,
+                        preferred_language=policy.default_language,
+                    )
+                    session.add(customer)
+                    await session.flush()
+                elif not customer.name and name:
+                    customer.name = name.strip()[:200] or None
+                await _remember_identity(session, customer, channel, address)
+            return customer, address
+        except IntegrityError:
+            # Another message from the same new address created the customer first: use theirs.
+            continue
+    raise Conflict("The customer could not be recorded; try again.", code="conflict")
+
+
+async def _find_contact(
+    session: AsyncSession, tenant_id: uuid.UUID, channel: Channel, address: str
+) -> Customer | None:
+    by_identity = (
+        select(Customer)
+        .join(CustomerIdentity, CustomerIdentity.customer_id == Customer.id)
+        .where(
+            CustomerIdentity.tenant_id == tenant_id,
+            CustomerIdentity.channel == channel,
+            CustomerIdentity.external_id == address,
+        )
+    )
+    found = (await session.execute(by_identity)).scalar_one_or_none()
+    if found is not None:
+        return found
+    field = (
+        Customer.phone if channel in PHONE_CHANNELS else Customer.email if channel is Channel.email else None
+    )
+    if field is None:
+        return None
+    return (
+        await session.execute(select(Customer).where(Customer.tenant_id == tenant_id, field == address))
+    ).scalar_one_or_none()
+
+
+async def _remember_identity(
+    session: AsyncSession, customer: Customer, channel: Channel, address: str
+) -> None:
+    known = (
+        await session.execute(
+            select(CustomerIdentity.id).where(
+                CustomerIdentity.tenant_id == customer.tenant_id,
+                CustomerIdentity.channel == channel,
+                CustomerIdentity.external_id == address,
+            )
+        )
+    ).first()
+    if known is None:
+        session.add(
+            CustomerIdentity(
+                tenant_id=customer.tenant_id, customer_id=customer.id, channel=channel, external_id=address
+            )
+        )
+        await session.flush()

@@ -70,6 +70,9 @@ JobHandler = Callable[[JobContext], Awaitable[None]]
 @dataclass
 class JobRegistry:
     handlers: dict[str, JobHandler] = field(default_factory=dict)
+    # Run once, in a transaction of their own, when a job of the kind lands in the dead letter (to mark
+    # what the job was for as failed: a message that could not be delivered, say).
+    dead_handlers: dict[str, JobHandler] = field(default_factory=dict)
 
     def handler(self, kind: str) -> Callable[[JobHandler], JobHandler]:
         def register(func: JobHandler) -> JobHandler:
@@ -80,10 +83,18 @@ class JobRegistry:
 
         return register
 
+    def on_dead(self, kind: str) -> Callable[[JobHandler], JobHandler]:
+        def register(func: JobHandler) -> JobHandler:
+            self.dead_handlers[kind] = func
+            return func
+
+        return register
+
 
 # The application's handlers register here from each module's tasks.py.
 registry = JobRegistry()
 job_handler = registry.handler
+on_dead = registry.on_dead
 
 
 async def enqueue(
@@ -402,6 +413,21 @@ class Worker:
         if status is JobStatus.dead:
             self.stats.dead += 1
             logger.error("job %s (%s) moved to the dead letter: %s", job.id, job.kind, error)
+            await self._after_dead(job, error)
+
+    async def _after_dead(self, job: ClaimedJob, error: str) -> None:
+        handler = self.registry.dead_handlers.get(job.kind)
+        if handler is None:
+            return
+        try:
+            async with self.db.unit_of_work(write=True) as session:
+                payload = {**job.payload, "error": error}
+                ctx = JobContext(
+                    session, job.id, job.kind, job.tenant_id, payload, job.attempts, self.name, self.resources
+                )
+                await handler(ctx)
+        except Exception:
+            logger.exception("the dead-letter handler of job %s (%s) failed", job.id, job.kind)
 
     async def _reschedule(self, job: ClaimedJob, error: str, delay: float | None, *, counts: bool) -> None:
         if counts and job.attempts >= job.max_attempts:

@@ -5,6 +5,7 @@ from allo.models.article import KnowledgeArticle
 from allo.models.audit import AuditEvent
 from allo.models.auth import ApiKey, AuthSession
 from allo.models.base import Base
+from allo.models.channel import ChannelAccount, ChannelEvent, OptOut
 from allo.models.conversation import Conversation, Message
 from allo.models.customer import Customer, CustomerIdentity
 from allo.models.diagnosis import DiagnosisTree
@@ -24,6 +25,8 @@ __all__ = [
     "AuditEvent",
     "AuthSession",
     "Base",
+    "ChannelAccount",
+    "ChannelEvent",
     "Conversation",
     "CsatResponse",
     "Customer",
@@ -35,6 +38,7 @@ __all__ = [
     "ListenerLease",
     "Message",
     "Notification",
+    "OptOut",
     "PresenceChange",
     "SocialCursor",
     "SocialPost",

@@ -10,7 +10,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 from allo.kit.db import GUID, JSONType
 from allo.models.base import Base, CreatedMixin, IdMixin, TenantMixin, TimestampMixin, enum_type
 from allo.models.customer import Customer
-from allo.models.enums import AuthorKind, Channel, ConversationStatus, Direction
+from allo.models.enums import AuthorKind, Channel, ConversationStatus, Direction, MessageDelivery
 
 
 class Conversation(IdMixin, TenantMixin, TimestampMixin, Base):
@@ -41,6 +41,12 @@ class Conversation(IdMixin, TenantMixin, TimestampMixin, Base):
     resolved_by: Mapped[str | None] = mapped_column(String(10))
     escalated_at: Mapped[datetime | None] = mapped_column()
     escalation_reasons: Mapped[list[str]] = mapped_column(JSONType, default=list, nullable=False)
+    # The channel account it came in on and the customer's address there (phone, WhatsApp id, page-scoped
+    # id, e-mail): where the replies go. None for the web chat.
+    channel_account_id: Mapped[uuid.UUID | None] = mapped_column(
+        GUID, ForeignKey("channel_accounts.id", ondelete="SET NULL")
+    )
+    contact_address: Mapped[str | None] = mapped_column(String(255))
     # The assistant's memory of this conversation between turns (allo.assistant.dialogue.DialogueState).
     bot_state: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict, nullable=False)
 
@@ -75,5 +81,9 @@ class Message(IdMixin, TenantMixin, CreatedMixin, Base):
     body: Mapped[str] = mapped_column(Text, nullable=False)
     channel_message_id: Mapped[str | None] = mapped_column(String(255))
     meta: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict, nullable=False)
+    # Outbound messages on an external channel: where the provider says the message is.
+    delivery_status: Mapped[MessageDelivery | None] = mapped_column(enum_type(MessageDelivery, "message_delivery"))
+    delivery_error: Mapped[str | None] = mapped_column(Text)
+    delivery_updated_at: Mapped[datetime | None] = mapped_column()
 
     conversation: Mapped[Conversation] = relationship(back_populates="messages", lazy="raise")

@@ -150,3 +150,40 @@ class ReplyState(StrEnum):
     posted = "posted"
     dry_run = "dry_run"  # written and recorded, not posted (ALLO_MASTODON_DRY_RUN)
     failed = "failed"
+
+
+class MessageDelivery(StrEnum):
+    """Where an outbound message on an external channel is: ordered, a report never moves it backwards."""
+
+    queued = "queued"
+    sent = "sent"
+    delivered = "delivered"
+    read = "read"
+    failed = "failed"
+
+    @property
+    def rank(self) -> int:
+        return _DELIVERY_RANK[self]
+
+
+_DELIVERY_RANK = {
+    MessageDelivery.queued: 0,
+    MessageDelivery.sent: 1,
+    MessageDelivery.delivered: 2,
+    MessageDelivery.read: 3,
+    MessageDelivery.failed: 4,
+}
+
+
+class ChannelEventKind(StrEnum):
+    message = "message"
+    status = "status"
+    # A valid, signed event of a type Allo does not handle: kept, not acted on.
+    unknown = "unknown"
+
+
+class ChannelEventState(StrEnum):
+    received = "received"
+    processed = "processed"
+    ignored = "ignored"
+    failed = "failed"

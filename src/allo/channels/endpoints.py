@@ -1,0 +1,187 @@
+from __future__ import annotations
+
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Request, Response, status
+from fastapi.responses import PlainTextResponse
+
+from allo.channels import service
+from allo.channels.base import InboundRequest
+from allo.channels.registry import ADAPTERS
+from allo.channels.repository import ChannelAccountRepository, ChannelEventRepository
+from allo.channels.schemas import (
+    ChannelAccountCreate,
+    ChannelAccountRead,
+    ChannelAccountUpdate,
+    ChannelEventRead,
+    OptOutIn,
+    OptOutRead,
+)
+from allo.config import Settings
+from allo.customers import service as customers
+from allo.deps import AdminDep, DatabaseDep, SessionDep, SettingsDep, SupervisorDep
+from allo.kit.pagination import Page, PageParams, page_params
+from allo.kit.repository import TenantRepository
+from allo.models import ChannelAccount, OptOut
+from allo.models.enums import Channel, ChannelEventKind, ChannelEventState
+
+router = APIRouter(prefix="/channels", tags=["channels"])
+
+
+class OptOutRepository(TenantRepository[OptOut]):
+    model = OptOut
+    noun = "opt-out"
+
+
+def _read(settings: Settings, account: ChannelAccount) -> ChannelAccountRead:
+    read = ChannelAccountRead.model_validate(account)
+    read.hook_url = service.hook_url(settings, account.id)
+    read.secrets_set = service.secret_names(settings, account)
+    return read
+
+
+@router.api_route(
+    "/hooks/{account_id}",
+    methods=["GET", "POST"],
+    summary="Where a provider posts a channel account's events (signed by the provider; no API key)",
+    response_class=Response,
+    responses={200: {"description": "Stored and queued (empty body)"}, 401: {}, 400: {}, 404: {}, 413: {}},
+)
+async def hook(account_id: uuid.UUID, request: Request, db: DatabaseDep, settings: SettingsDep) -> Response:
+    inbound = InboundRequest(
+        method=request.method,
+        headers={k.lower(): v for k, v in request.headers.items()},
+        query=dict(request.query_params),
+        body=await request.body(),
+    )
+    refusal: service.MalformedEvent | None = None
+    async with db.unit_of_work() as session:
+        account = await service.account_for_hook(session, account_id)
+        if request.method == "GET":
+            challenge = service.handshake(settings, account, inbound)
+            if challenge is not None:
+                return PlainTextResponse(challenge)
+        try:
+            await service.receive(session, settings, account, inbound)
+        except service.MalformedEvent as exc:
+            # The unreadable payload is kept (the block commits); the provider is told it was refused.
+            refusal = exc
+    if refusal is not None:
+        raise refusal
+    # An empty body: Kannel would send any text it gets back to the customer as an SMS.
+    return Response(status_code=status.HTTP_200_OK)
+
+
+@router.get("/providers", summary="The channel providers Allo has adapters for, with what each can do")
+async def providers(principal: AdminDep) -> list[dict[str, object]]:
+    return [
+        {
+            "provider": a.provider,
+            "channel": a.channel.value,
+            "capabilities": {
+                "max_text_chars": a.capabilities.max_text_chars,
+                "max_buttons": a.capabilities.max_buttons,
+                "max_list_rows": a.capabilities.max_list_rows,
+                "media": a.capabilities.media,
+                "templates": a.capabilities.templates,
+                "service_window_hours": (
+                    a.capabilities.service_window.total_seconds() / 3600
+                    if a.capabilities.service_window
+                    else None
+                ),
+            },
+            "settings": a.settings_model.model_json_schema(),
+            "secrets": sorted(a.secrets_model.model_fields),
+        }
+        for a in ADAPTERS.values()
+    ]
+
+
+@router.post("/accounts", status_code=status.HTTP_201_CREATED, summary="Add a channel account (admin)")
+async def create_account(
+    body: ChannelAccountCreate, session: SessionDep, principal: AdminDep, settings: SettingsDep
+) -> ChannelAccountRead:
+    return _read(settings, await service.create_account(session, principal, settings, body))
+
+
+@router.get("/accounts", summary="List the channel accounts (admin)")
+async def list_accounts(
+    session: SessionDep,
+    principal: AdminDep,
+    settings: SettingsDep,
+    page: Annotated[PageParams, Depends(page_params)],
+    channel: Channel | None = None,
+    active: bool | None = None,
+) -> Page[ChannelAccountRead]:
+    repo = ChannelAccountRepository(session, principal.tenant_id)
+    rows, cursor = await repo.paginate(repo.filtered(channel=channel, active=active), page)
+    return Page(items=[_read(settings, r) for r in rows], next_cursor=cursor)
+
+
+@router.get("/accounts/{account_id}", summary="Read a channel account (admin)")
+async def read_account(
+    account_id: uuid.UUID, session: SessionDep, principal: AdminDep, settings: SettingsDep
+) -> ChannelAccountRead:
+    return _read(
+        settings, await ChannelAccountRepository(session, principal.tenant_id).get_or_raise(account_id)
+    )
+
+
+@router.patch("/accounts/{account_id}", summary="Change a channel account (admin)")
+async def update_account(
+    account_id: uuid.UUID,
+    body: ChannelAccountUpdate,
+    session: SessionDep,
+    principal: AdminDep,
+    settings: SettingsDep,
+) -> ChannelAccountRead:
+    return _read(settings, await service.update_account(session, principal, settings, account_id, body))
+
+
+@router.delete(
+    "/accounts/{account_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    summary="Delete a channel account (admin)",
+)
+async def delete_account(account_id: uuid.UUID, session: SessionDep, principal: AdminDep) -> None:
+    await service.delete_account(session, principal, account_id)
+
+
+@router.get("/events", summary="The raw inbound events, newest first (supervisor)")
+async def list_events(
+    session: SessionDep,
+    principal: SupervisorDep,
+    page: Annotated[PageParams, Depends(page_params)],
+    account_id: uuid.UUID | None = None,
+    kind: ChannelEventKind | None = None,
+    state: ChannelEventState | None = None,
+) -> Page[ChannelEventRead]:
+    repo = ChannelEventRepository(session, principal.tenant_id)
+    rows, cursor = await repo.paginate(repo.filtered(account_id=account_id, kind=kind, state=state), page)
+    return Page(items=[ChannelEventRead.model_validate(r) for r in rows], next_cursor=cursor)
+
+
+@router.get("/opt-outs", summary="Numbers and addresses that asked for no messages (supervisor)")
+async def list_opt_outs(
+    session: SessionDep,
+    principal: SupervisorDep,
+    page: Annotated[PageParams, Depends(page_params)],
+    channel: Channel | None = None,
+) -> Page[OptOutRead]:
+    repo = OptOutRepository(session, principal.tenant_id)
+    stmt = repo.select() if channel is None else repo.select().where(OptOut.channel == channel)
+    rows, cursor = await repo.paginate(stmt, page)
+    return Page(items=[OptOutRead.model_validate(r) for r in rows], next_cursor=cursor)
+
+
+@router.post("/opt-outs", status_code=status.HTTP_204_NO_CONTENT, summary="Record an opt-out (supervisor)")
+async def add_opt_out(body: OptOutIn, session: SessionDep, principal: SupervisorDep) -> None:
+    address = await customers.contact_address(session, principal.tenant_id, body.channel, body.address)
+    await service.opt_out(session, principal.tenant_id, body.channel, address, source="agent")
+
+
+@router.delete("/opt-outs", status_code=status.HTTP_204_NO_CONTENT, summary="Lift an opt-out (supervisor)")
+async def remove_opt_out(body: OptOutIn, session: SessionDep, principal: SupervisorDep) -> None:
+    address = await customers.contact_address(session, principal.tenant_id, body.channel, body.address)
+    await service.opt_in(session, principal.tenant_id, body.channel, address)

@@ -1,0 +1,810 @@
+"""Channel accounts, and the path every channel shares.
+
+Inbound, always four steps (`receive`): the adapter verifies the request → each item is stored as a raw
+event, unique on (channel, provider id) → a job is queued for it → the provider gets its 2xx. The job
+(`process_event`) then finds the customer and the conversation, stores the message and hands it to the
+assistant; a delivery report moves the outbound message's status forward.
+
+Outbound (`deliver`): a bot or agent message on an external channel is queued by
+`conversations.service.store_message`; the job renders it for the channel, checks opt-outs and the
+customer-service window, and hands it to the provider. 429 and 5xx are retried with backoff; after the
+last attempt the message is marked failed (`give_up`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import uuid
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+import httpx
+import orjson
+from pydantic import BaseModel, ValidationError
+from sqlalchemy import delete, func, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from allo.audit.service import record_by
+from allo.auth.principal import Principal
+from allo.channels.base import (
+    Account,
+    ChannelAdapter,
+    InboundItem,
+    InboundRequest,
+    MalformedPayload,
+    Option,
+    Outgoing,
+    ProviderRejected,
+    SignatureInvalid,
+    Template,
+)
+from allo.channels.registry import adapter_for
+from allo.channels.repository import ChannelAccountRepository
+from allo.channels.schemas import ChannelAccountCreate, ChannelAccountUpdate
+from allo.config import Settings
+from allo.conversations.service import DELIVERED_CHANNELS, queue_assistant_turn, store_message
+from allo.customers import service as customers
+from allo.i18n import N_, gettext_for
+from allo.kit import jobs
+from allo.kit.bus import Event, publish_on_commit
+from allo.kit.crypto import decrypt_secret, encrypt_secret
+from allo.kit.db import is_postgresql
+from allo.kit.errors import AppError, Conflict, NotFound, Unprocessable
+from allo.kit.time import utc_now
+from allo.models import ChannelAccount, ChannelEvent, Conversation, Customer, Message, OptOut
+from allo.models.enums import (
+    AuthorKind,
+    Channel,
+    ChannelEventKind,
+    ChannelEventState,
+    ConversationStatus,
+    MessageDelivery,
+)
+
+logger = logging.getLogger(__name__)
+
+INBOUND_KIND = "channels.inbound"
+HOOK_PATH = "/api/v1/channels/hooks"
+# A conversation answered and closed less than this long ago is continued by the customer's next
+# message; after it, the next message opens a new conversation.
+CONTINUE_WITHIN = timedelta(hours=24)
+_OPEN = (ConversationStatus.bot, ConversationStatus.queued, ConversationStatus.assigned)
+# What a customer writes by SMS to stop or restart messages (the French "STOP SMS" convention included).
+STOP_WORDS = frozenset({"STOP", "STOP SMS", "STOPSMS", "ARRET", "ARRÊT", "UNSUBSCRIBE", "DESABONNER"})
+START_WORDS = frozenset({"START", "UNSTOP", "ABONNER", "SUBSCRIBE"})
+OPTED_OUT = N_(
+    "You will no longer receive messages from us on this number. Reply START to receive them again."
+)
+OPTED_IN = N_("You will receive our messages again on this number. Reply STOP to stop them.")
+CHOOSE_BY_NUMBER = N_("Reply with the number of your choice.")
+_MAX_RAW_BODY = 64 * 1024
+
+
+class BadSignature(AppError):
+    status_code = 401
+    code = "bad_signature"
+
+
+class MalformedEvent(AppError):
+    status_code = 400
+    code = "malformed_payload"
+
+
+# ----- accounts
+
+
+def _validated(model: type[BaseModel], values: dict[str, Any], what: str) -> dict[str, Any]:
+    try:
+        return model.model_validate(values).model_dump(mode="json", exclude_none=True)
+    except ValidationError as exc:
+        raise Unprocessable(
+            f"The account's {what} are not valid for this provider.",
+            code="invalid_account",
+            details={
+                what: [
+                    {"field": ".".join(str(p) for p in e["loc"]), "problem": e["msg"]} for e in exc.errors()
+                ]
+            },
+        ) from exc
+
+
+def _adapter_for_channel(provider: str, channel: Channel) -> ChannelAdapter:
+    adapter = adapter_for(provider)
+    if adapter.channel is not channel:
+        raise Unprocessable(
+            f"The provider {provider!r} serves the {adapter.channel.value} channel, not {channel.value}.",
+            code="provider_channel_mismatch",
+        )
+    return adapter
+
+
+def account_view(settings: Settings, account: ChannelAccount) -> Account:
+    secrets: dict[str, str] = {}
+    if account.secrets_encrypted:
+        secrets = orjson.loads(decrypt_secret(settings, account.secrets_encrypted))
+    return Account(
+        id=str(account.id),
+        tenant_id=str(account.tenant_id),
+        address=account.address,
+        settings=dict(account.settings or {}),
+        secrets=secrets,
+    )
+
+
+def secret_names(settings: Settings, account: ChannelAccount) -> list[str]:
+    return sorted(account_view(settings, account).secrets)
+
+
+def hook_url(settings: Settings, account_id: uuid.UUID) -> str:
+    return f"{settings.public_base_url.rstrip('/')}{HOOK_PATH}/{account_id}"
+
+
+async def _clear_other_defaults(session: AsyncSession, account: ChannelAccount) -> None:
+    if not account.is_default:
+        return
+    others = await ChannelAccountRepository(session, account.tenant_id).defaults(account.channel)
+    for other in others:
+        if other.id != account.id:
+            other.is_default = False
+
+
+async def create_account(
+    session: AsyncSession, principal: Principal, settings: Settings, data: ChannelAccountCreate
+) -> ChannelAccount:
+    adapter = _adapter_for_channel(data.provider, data.channel)
+    repo = ChannelAccountRepository(session, principal.tenant_id)
+    first = not await repo.defaults(data.channel)
+    account = repo.add(
+        ChannelAccount(
+            channel=data.channel,
+            provider=data.provider,
+            name=data.name,
+            address=data.address.strip(),
+            settings=_validated(adapter.settings_model, data.settings, "settings"),
+            secrets_encrypted=encrypt_secret(
+                settings, orjson.dumps(_validated(adapter.secrets_model, data.secrets, "secrets")).decode()
+            ),
+            active=data.active,
+            # The first account of a channel is where proactive messages leave from, until told otherwise.
+            is_default=data.is_default if data.is_default is not None else first,
+        )
+    )
+    await _flush_account(session)
+    await _clear_other_defaults(session, account)
+    await record_by(
+        session,
+        principal,
+        "channel_account.create",
+        "channel_account",
+        account.id,
+        {"provider": data.provider},
+    )
+    return account
+
+
+async def update_account(
+    session: AsyncSession,
+    principal: Principal,
+    settings: Settings,
+    account_id: uuid.UUID,
+    data: ChannelAccountUpdate,
+) -> ChannelAccount:
+    account = await ChannelAccountRepository(session, principal.tenant_id).get_or_raise(account_id)
+    adapter = adapter_for(account.provider)
+    changes = data.model_dump(exclude_unset=True)
+    if "settings" in changes:
+        account.settings = _validated(
+            adapter.settings_model, {**account.settings, **changes["settings"]}, "settings"
+        )
+    if "secrets" in changes:
+        # Secrets are replaced one by one; an empty value removes one. They are never read back.
+        current = account_view(settings, account).secrets
+        merged = {k: v for k, v in {**current, **changes["secrets"]}.items() if v}
+        account.secrets_encrypted = encrypt_secret(
+            settings, orjson.dumps(_validated(adapter.secrets_model, merged, "secrets")).decode()
+        )
+    for field in ("name", "address", "active", "is_default"):
+        if field in changes and changes[field] is not None:
+            setattr(account, field, changes[field].strip() if field == "address" else changes[field])
+    await _flush_account(session)
+    await _clear_other_defaults(session, account)
+    await record_by(
+        session,
+        principal,
+        "channel_account.update",
+        "channel_account",
+        account.id,
+        {"fields": sorted(data.model_fields_set)},
+    )
+    return account
+
+
+async def delete_account(session: AsyncSession, principal: Principal, account_id: uuid.UUID) -> None:
+    account = await ChannelAccountRepository(session, principal.tenant_id).get_or_raise(account_id)
+    await session.delete(account)
+    await record_by(session, principal, "channel_account.delete", "channel_account", account_id)
+
+
+async def _flush_account(session: AsyncSession) -> None:
+    try:
+        async with session.begin_nested():
+            await session.flush()
+    except IntegrityError as exc:
+        raise Conflict("Another account of this channel has this name.", code="account_exists") from exc
+
+
+# ----- inbound: the four steps
+
+
+@dataclass
+class Received:
+    accepted: int = 0
+    duplicates: int = 0
+    ignored: int = 0
+
+
+async def account_for_hook(session: AsyncSession, account_id: uuid.UUID) -> ChannelAccount:
+    """The account a provider posts to. Its id is in the URL; the signature proves the rest."""
+    account = await session.get(ChannelAccount, account_id)
+    if account is None or not account.active:
+        raise NotFound("No active channel account here.", code="unknown_channel_account")
+    return account
+
+
+def verified(settings: Settings, account: ChannelAccount, request: InboundRequest) -> ChannelAdapter:
+    adapter = adapter_for(account.provider)
+    try:
+        adapter.verify(account_view(settings, account), request)
+    except SignatureInvalid as exc:
+        # Logged without the signature or the body: enough to see who is knocking.
+        logger.warning(
+            "refused an inbound %s request for channel account %s: %s", account.provider, account.id, exc
+        )
+        raise BadSignature("The request's signature is not valid.") from exc
+    return adapter
+
+
+def handshake(settings: Settings, account: ChannelAccount, request: InboundRequest) -> str | None:
+    adapter = adapter_for(account.provider)
+    try:
+        return adapter.handshake(account_view(settings, account), request)
+    except SignatureInvalid as exc:
+        logger.warning("refused a %s subscription check for channel account %s", account.provider, account.id)
+        raise BadSignature("The verification token is not valid.") from exc
+
+
+async def receive(
+    session: AsyncSession, settings: Settings, account: ChannelAccount, request: InboundRequest
+) -> Received:
+    adapter = verified(settings, account, request)
+    try:
+        items = adapter.parse(account_view(settings, account), request)
+    except MalformedPayload as exc:
+        # Signed but unreadable: kept for a human to look at, and refused so the sender knows.
+        await _store_event(session, account, _malformed_item(request, str(exc)), ChannelEventState.failed)
+        raise MalformedEvent(f"The payload could not be read: {exc}") from exc
+    received = Received()
+    for item in items:
+        kind = ChannelEventKind(item.kind)
+        state = ChannelEventState.ignored if kind is ChannelEventKind.unknown else ChannelEventState.received
+        event_id = await _store_event(session, account, item, state)
+        if event_id is None:
+            received.duplicates += 1
+        elif kind is ChannelEventKind.unknown:
+            received.ignored += 1
+        else:
+            received.accepted += 1
+            await jobs.enqueue(
+                session,
+                INBOUND_KIND,
+                {"event_id": str(event_id)},
+                tenant_id=account.tenant_id,
+                idempotency_key=f"{INBOUND_KIND}:{event_id}",
+                max_attempts=5,
+            )
+    return received
+
+
+def _malformed_item(request: InboundRequest, problem: str) -> InboundItem:
+    digest = hashlib.sha256(request.body).hexdigest()
+    raw = request.body[:_MAX_RAW_BODY].decode("utf-8", errors="replace")
+    return InboundItem(
+        kind="unknown", external_id=f"malformed:{digest}", payload={"raw": raw, "problem": problem[:500]}
+    )
+
+
+async def _store_event(
+    session: AsyncSession, account: ChannelAccount, item: InboundItem, state: ChannelEventState
+) -> uuid.UUID | None:
+    """Insert the raw event; None when the provider sent it before (the replay creates nothing)."""
+    event_id = uuid.uuid4()
+    values = {
+        "id": event_id,
+        "tenant_id": account.tenant_id,
+        "account_id": account.id,
+        "channel": account.channel,
+        "kind": ChannelEventKind(item.kind),
+        "external_id": item.external_id[:255],
+        "payload": item.stored(),
+        "state": state,
+        "error": item.error if state is ChannelEventState.failed else None,
+        "created_at": utc_now(),
+    }
+    dialect_insert = postgresql.insert if is_postgresql(session) else sqlite.insert
+    stmt = (
+        dialect_insert(ChannelEvent)
+        .values(**values)
+        .on_conflict_do_nothing(index_elements=["tenant_id", "channel", "external_id"])
+        .returning(ChannelEvent.id)
+    )
+    inserted: uuid.UUID | None = (await session.execute(stmt)).scalar_one_or_none()
+    return inserted
+
+
+# ----- inbound: the job
+
+
+async def process_event(session: AsyncSession, settings: Settings, event_id: uuid.UUID) -> None:
+    event = await session.get(ChannelEvent, event_id)
+    if event is None or event.state is not ChannelEventState.received:
+        return  # gone, or handled by an earlier attempt
+    account = await session.get(ChannelAccount, event.account_id)
+    if account is None:
+        event.state, event.error = ChannelEventState.failed, "the channel account was deleted"
+        return
+    item = InboundItem.from_stored(event.payload)
+    if item.kind == "status":
+        await apply_status(session, account, item)
+        event.state = ChannelEventState.processed
+    elif item.kind == "message":
+        try:
+            async with session.begin_nested():
+                message = await _customer_message(session, settings, account, event, item)
+        except Unprocessable as exc:
+            # An address that is no phone number, say: nothing to retry, the event keeps the reason.
+            event.state, event.error, event.processed_at = (
+                ChannelEventState.failed,
+                f"{exc.code}: {exc.message}",
+                utc_now(),
+            )
+            return
+        event.state = ChannelEventState.processed
+        event.message_id = message.id if message is not None else None
+    else:
+        event.state = ChannelEventState.ignored
+    event.processed_at = utc_now()
+
+
+async def _customer_message(
+    session: AsyncSession, settings: Settings, account: ChannelAccount, event: ChannelEvent, item: InboundItem
+) -> Message | None:
+    if not item.sender:
+        event.error = "no sender"
+        return None
+    customer, address = await customer_for(session, account, item)
+    conversation = await conversation_for(session, account, customer, address, item)
+    keyword = (item.text or "").strip().upper().rstrip(".! ")
+    option = item.option or await _numbered_choice(session, conversation, item.text)
+    meta: dict[str, Any] = {"event_id": str(event.id)}
+    if option:
+        meta["option"] = option
+    if item.media:
+        meta["media"] = [m.as_dict() for m in item.media]
+    if item.subject:
+        meta["subject"] = item.subject
+    if item.sender_name:
+        meta["sender_name"] = item.sender_name
+    try:
+        message = await store_message(
+            session,
+            conversation,
+            author_kind=AuthorKind.customer,
+            body=_body_of(item),
+            channel_message_id=item.external_id,
+            meta=meta,
+            created_at=None,
+        )
+    except Conflict:
+        return None  # the same provider message came in through another event: already stored
+    if account.channel is Channel.sms and keyword in STOP_WORDS | START_WORDS:
+        await _keyword(session, conversation, address, stop=keyword in STOP_WORDS)
+        return message
+    await queue_assistant_turn(session, conversation, message)
+    return message
+
+
+def _body_of(item: InboundItem) -> str:
+    if item.text.strip():
+        return item.text
+    if item.media:
+        return " ".join(f"[{m.kind}{': ' + m.name if m.name else ''}]" for m in item.media)
+    return "[—]"
+
+
+async def _numbered_choice(session: AsyncSession, conversation: Conversation, text: str) -> str | None:
+    """ "2" answering a question whose options were written as a numbered list is the second option."""
+    number = text.strip().rstrip(".)")
+    if not number.isdigit() or not 1 <= int(number) <= 20:
+        return None
+    last_bot = (
+        await session.execute(
+            select(Message.meta)
+            .where(
+                Message.tenant_id == conversation.tenant_id,
+                Message.conversation_id == conversation.id,
+                Message.author_kind == AuthorKind.bot,
+            )
+            .order_by(Message.created_at.desc())
+            .limit(1)
+        )
+    ).scalar_one_or_none()
+    options = (last_bot or {}).get("options") or []
+    index = int(number) - 1
+    if index < len(options) and isinstance(options[index], dict):
+        return str(options[index].get("id")) or None
+    return None
+
+
+async def customer_for(
+    session: AsyncSession, account: ChannelAccount, item: InboundItem
+) -> tuple[Customer, str]:
+    """The customer who wrote, found by their identity on the channel, phone or e-mail, else created."""
+    assert item.sender is not None
+    return await customers.customer_for_contact(
+        session, account.tenant_id, account.channel, item.sender, name=item.sender_name
+    )
+
+
+async def conversation_for(
+    session: AsyncSession, account: ChannelAccount, customer: Customer, address: str, item: InboundItem
+) -> Conversation:
+    """The conversation the message belongs to: the e-mail thread it answers, else the customer's open
+    (or just closed) one on this account, else a new one."""
+    tenant_id = account.tenant_id
+    if item.replies_to:
+        threaded = (
+            await session.execute(
+                select(Conversation)
+                .join(Message, Message.conversation_id == Conversation.id)
+                .where(
+                    Message.tenant_id == tenant_id,
+                    Message.channel == account.channel,
+                    Message.channel_message_id.in_(item.replies_to),
+                    Conversation.customer_id == customer.id,
+                )
+                .order_by(Message.created_at.desc())
+                .limit(1)
+            )
+        ).scalar_one_or_none()
+        if threaded is not None:
+            return threaded
+    if account.channel is not Channel.email or not item.replies_to:
+        recent = (
+            await session.execute(
+                select(Conversation)
+                .where(
+                    Conversation.tenant_id == tenant_id,
+                    Conversation.customer_id == customer.id,
+                    Conversation.channel == account.channel,
+                    Conversation.channel_account_id == account.id,
+                    Conversation.status != ConversationStatus.abandoned,
+                )
+                .order_by(Conversation.created_at.desc())
+                .limit(1)
+            )
+        ).scalar_one_or_none()
+        if recent is not None and account.channel is not Channel.email and _continues(recent):
+            recent.contact_address = address
+            return recent
+    conversation = Conversation(
+        tenant_id=tenant_id,
+        customer_id=customer.id,
+        channel=account.channel,
+        language=customer.preferred_language,
+        subject=(item.subject or "")[:300] or None,
+        channel_account_id=account.id,
+        contact_address=address,
+    )
+    session.add(conversation)
+    await session.flush()
+    publish_on_commit(
+        session, Event("conversation.created", tenant_id, {"conversation_id": str(conversation.id)})
+    )
+    return conversation
+
+
+def _continues(conversation: Conversation) -> bool:
+    if conversation.status in _OPEN:
+        return True
+    last = conversation.last_message_at or conversation.created_at
+    return conversation.status is ConversationStatus.resolved and last > utc_now() - CONTINUE_WITHIN
+
+
+async def _keyword(session: AsyncSession, conversation: Conversation, address: str, *, stop: bool) -> None:
+    if stop:
+        await opt_out(session, conversation.tenant_id, conversation.channel, address, source="keyword")
+    else:
+        await opt_in(session, conversation.tenant_id, conversation.channel, address)
+    _ = gettext_for(conversation.language)
+    await store_message(
+        session,
+        conversation,
+        author_kind=AuthorKind.system,
+        body=_(OPTED_OUT if stop else OPTED_IN),
+        # The one message an opted-out number still gets: the confirmation the rules require.
+        meta={"deliver": True, "kind": "opt_out" if stop else "opt_in"},
+    )
+
+
+async def apply_status(session: AsyncSession, account: ChannelAccount, item: InboundItem) -> None:
+    """A delivery report moves the message forward (sent → delivered → read), never back."""
+    if item.status is None:
+        return
+    if not item.message_ref:
+        if item.sender and item.sent_at:
+            await _read_up_to(session, account, item.sender, item.sent_at, item.status)
+        return
+    message = (
+        await session.execute(
+            select(Message).where(
+                Message.tenant_id == account.tenant_id,
+                Message.channel == account.channel,
+                Message.channel_message_id == item.message_ref,
+            )
+        )
+    ).scalar_one_or_none()
+    if message is None:
+        try:
+            message = await session.get(Message, uuid.UUID(item.message_ref))
+        except ValueError:
+            message = None
+        if message is not None and message.tenant_id != account.tenant_id:
+            message = None
+    if message is None:
+        logger.info("a %s delivery report names no message of ours", account.provider)
+        return
+    set_delivery(session, message, item.status, item.error)
+
+
+async def _read_up_to(
+    session: AsyncSession, account: ChannelAccount, contact: str, moment: Any, status: MessageDelivery
+) -> None:
+    """A watermark report ("read everything up to this time"): every message sent to the contact before."""
+    rows = await session.execute(
+        select(Message)
+        .join(Conversation, Conversation.id == Message.conversation_id)
+        .where(
+            Message.tenant_id == account.tenant_id,
+            Conversation.channel_account_id == account.id,
+            Conversation.contact_address == contact,
+            Message.delivery_status.in_([MessageDelivery.sent, MessageDelivery.delivered]),
+            Message.created_at <= moment,
+        )
+    )
+    for message in rows.scalars():
+        set_delivery(session, message, status)
+
+
+def set_delivery(
+    session: AsyncSession, message: Message, status: MessageDelivery, error: str | None = None
+) -> bool:
+    current = message.delivery_status
+    if current is not None and status.rank <= current.rank:
+        return False
+    message.delivery_status = status
+    message.delivery_error = error[:1000] if error else None
+    message.delivery_updated_at = utc_now()
+    publish_on_commit(
+        session,
+        Event(
+            "message.delivery",
+            message.tenant_id,
+            {
+                "conversation_id": str(message.conversation_id),
+                "message_id": str(message.id),
+                "status": status.value,
+            },
+        ),
+    )
+    return True
+
+
+# ----- opt-outs
+
+
+async def opt_out(
+    session: AsyncSession, tenant_id: uuid.UUID, channel: Channel, address: str, *, source: str
+) -> None:
+    dialect_insert = postgresql.insert if is_postgresql(session) else sqlite.insert
+    await session.execute(
+        dialect_insert(OptOut)
+        .values(
+            id=uuid.uuid4(),
+            tenant_id=tenant_id,
+            channel=channel,
+            address=address,
+            source=source,
+            created_at=utc_now(),
+        )
+        .on_conflict_do_nothing(index_elements=["tenant_id", "channel", "address"])
+    )
+
+
+async def opt_in(session: AsyncSession, tenant_id: uuid.UUID, channel: Channel, address: str) -> None:
+    await session.execute(
+        delete(OptOut).where(
+            OptOut.tenant_id == tenant_id, OptOut.channel == channel, OptOut.address == address
+        )
+    )
+
+
+async def opted_out(session: AsyncSession, tenant_id: uuid.UUID, channel: Channel, address: str) -> bool:
+    stmt = select(OptOut.id).where(
+        OptOut.tenant_id == tenant_id, OptOut.channel == channel, OptOut.address == address
+    )
+    return (await session.execute(stmt)).first() is not None
+
+
+# ----- outbound
+
+
+async def default_account(
+    session: AsyncSession, tenant_id: uuid.UUID, channel: Channel
+) -> ChannelAccount | None:
+    accounts = await ChannelAccountRepository(session, tenant_id).defaults(channel)
+    return accounts[0] if accounts else None
+
+
+def outgoing_text(message: Message, max_options: int, language: str) -> tuple[str, list[Option]]:
+    """The message as the channel can show it: links written out, and options as buttons when the
+    channel has enough of them, else as a numbered list the customer answers with a number."""
+    meta = message.meta or {}
+    text = message.body
+    links = [link for link in meta.get("links") or [] if isinstance(link, dict) and link.get("url")]
+    if links:
+        text += "\n" + "\n".join(f"{link.get('title') or ''} : {link['url']}".strip(" :") for link in links)
+    options = [
+        Option(id=str(o["id"]), title=str(o.get("label") or o["id"]))
+        for o in meta.get("options") or []
+        if isinstance(o, dict) and o.get("id")
+    ]
+    if options and len(options) > max_options:
+        _ = gettext_for(language)
+        numbered = "\n".join(f"{n}. {option.title}" for n, option in enumerate(options, start=1))
+        return f"{text}\n\n{numbered}\n{_(CHOOSE_BY_NUMBER)}", []
+    return text, options
+
+
+def _template_of(meta: dict[str, Any]) -> Template | None:
+    raw = meta.get("template")
+    if not isinstance(raw, dict) or not raw.get("name"):
+        return None
+    return Template(
+        name=str(raw["name"]),
+        language=str(raw.get("language") or "fr"),
+        parameters=tuple(str(p) for p in raw.get("parameters") or []),
+    )
+
+
+async def _last_customer_message_at(session: AsyncSession, conversation: Conversation, address: str) -> Any:
+    stmt = (
+        select(func.max(Message.created_at))
+        .join(Conversation, Conversation.id == Message.conversation_id)
+        .where(
+            Message.tenant_id == conversation.tenant_id,
+            Message.channel == conversation.channel,
+            Message.author_kind == AuthorKind.customer,
+            Conversation.customer_id == conversation.customer_id,
+            Conversation.contact_address == address,
+        )
+    )
+    return (await session.execute(stmt)).scalar_one_or_none()
+
+
+async def deliver(
+    session: AsyncSession, settings: Settings, http: httpx.AsyncClient, message_id: uuid.UUID
+) -> None:
+    """Hand one outbound message to its provider. A message already sent or failed is left alone, so a
+    job run twice sends nothing twice."""
+    message = await session.get(Message, message_id)
+    if message is None or message.delivery_status is not MessageDelivery.queued:
+        return
+    conversation = await session.get(Conversation, message.conversation_id)
+    if conversation is None or conversation.channel not in DELIVERED_CHANNELS:
+        return
+    account = (
+        await session.get(ChannelAccount, conversation.channel_account_id)
+        if conversation.channel_account_id
+        else await default_account(session, conversation.tenant_id, conversation.channel)
+    )
+    if account is None or not account.active:
+        set_delivery(
+            session, message, MessageDelivery.failed, f"no active {conversation.channel.value} account"
+        )
+        return
+    customer = await session.get(Customer, conversation.customer_id)
+    address = conversation.contact_address or (
+        customers.address_on(customer, conversation.channel) if customer is not None else None
+    )
+    if not address:
+        set_delivery(session, message, MessageDelivery.failed, "the customer has no address on this channel")
+        return
+    meta = message.meta or {}
+    if not meta.get("deliver") and await opted_out(
+        session, conversation.tenant_id, conversation.channel, address
+    ):
+        set_delivery(
+            session, message, MessageDelivery.failed, "opted_out: the customer asked for no messages here"
+        )
+        return
+    adapter = adapter_for(account.provider)
+    template = _template_of(meta)
+    window = adapter.capabilities.service_window
+    if window is not None and template is None:
+        last = await _last_customer_message_at(session, conversation, address)
+        if last is None or last < utc_now() - window:
+            set_delivery(
+                session,
+                message,
+                MessageDelivery.failed,
+                "window_closed: the customer last wrote more than "
+                f"{int(window.total_seconds() // 3600)} h ago; only a template can be sent",
+            )
+            return
+    caps = adapter.capabilities
+    text, options = outgoing_text(message, max(caps.max_buttons, caps.max_list_rows), conversation.language)
+    outgoing = Outgoing(
+        message_id=str(message.id),
+        to=address,
+        text=text,
+        options=options,
+        template=template,
+        subject=conversation.subject,
+        replies_to=await _thread_of(session, conversation) if caps.subject else [],
+        status_url=hook_url(settings, account.id),
+    )
+    try:
+        result = await adapter.send(account_view(settings, account), outgoing, http)
+    except ProviderRejected as exc:
+        set_delivery(session, message, MessageDelivery.failed, f"{exc.code}: {exc}")
+        return
+    if result.external_id and not await _provider_id_taken(session, message, result.external_id):
+        message.channel_message_id = result.external_id
+    message.meta = {**meta, **result.meta, "parts": result.parts} if result.parts > 1 or result.meta else meta
+    set_delivery(session, message, MessageDelivery.sent)
+
+
+async def _provider_id_taken(session: AsyncSession, message: Message, external_id: str) -> bool:
+    stmt = select(Message.id).where(
+        Message.tenant_id == message.tenant_id,
+        Message.channel == message.channel,
+        Message.channel_message_id == external_id,
+    )
+    return (await session.execute(stmt)).first() is not None
+
+
+async def _thread_of(session: AsyncSession, conversation: Conversation) -> list[str]:
+    """The conversation's provider message ids, newest first: an e-mail reply's In-Reply-To and
+    References."""
+    rows = await session.execute(
+        select(Message.channel_message_id)
+        .where(
+            Message.tenant_id == conversation.tenant_id,
+            Message.conversation_id == conversation.id,
+            Message.channel_message_id.is_not(None),
+        )
+        .order_by(Message.created_at.desc())
+        .limit(20)
+    )
+    return [row for row in rows.scalars() if row]
+
+
+async def give_up(session: AsyncSession, message_id: uuid.UUID, error: str) -> None:
+    """The last attempt failed: the message is marked failed, for the agent to see and act on."""
+    message = await session.get(Message, message_id)
+    if message is not None and message.delivery_status is MessageDelivery.queued:
+        set_delivery(session, message, MessageDelivery.failed, f"gave up: {error}")
