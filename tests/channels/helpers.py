@@ -53,7 +53,9 @@ class GraphStandin:
             self.tokens.append(request.headers.get("authorization", ""))
             if self.failures:
                 answer = self.failures.pop(0)
-                return Response(orjson.dumps(answer.body or {}), answer.status, answer.headers, "application/json")
+                return Response(
+                    orjson.dumps(answer.body or {}), answer.status, answer.headers, "application/json"
+                )
             payload = orjson.loads(await request.body())
             self.received.append({"node": node, **payload})
             number = next(self._ids)
@@ -70,7 +72,9 @@ class GraphStandin:
         return app
 
     def client(self) -> httpx.AsyncClient:
-        return httpx.AsyncClient(transport=httpx.ASGITransport(app=self.app()), base_url="http://graph.standin")
+        return httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=self.app()), base_url="http://graph.standin"
+        )
 
 
 def hub_signature(body: bytes, secret: str = APP_SECRET) -> str:

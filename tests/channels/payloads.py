@@ -29,7 +29,13 @@ def whatsapp_text(wa_id: str, text: str, message_id: str, name: str = "Awa Diall
         _value(
             contacts=[{"profile": {"name": name}, "wa_id": wa_id}],
             messages=[
-                {"from": wa_id, "id": message_id, "timestamp": "1763800000", "type": "text", "text": {"body": text}}
+                {
+                    "from": wa_id,
+                    "id": message_id,
+                    "timestamp": "1763800000",
+                    "type": "text",
+                    "text": {"body": text},
+                }
             ],
         )
     )
@@ -46,7 +52,10 @@ def whatsapp_button_reply(wa_id: str, message_id: str, option_id: str, title: st
                     "id": message_id,
                     "timestamp": "1763800100",
                     "type": "interactive",
-                    "interactive": {"type": "button_reply", "button_reply": {"id": option_id, "title": title}},
+                    "interactive": {
+                        "type": "button_reply",
+                        "button_reply": {"id": option_id, "title": title},
+                    },
                 }
             ],
         )

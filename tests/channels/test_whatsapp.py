@@ -113,12 +113,16 @@ async def test_a_replayed_webhook_creates_nothing_twice(
         assert (await post_signed(client, hook_path(account), payload)).status_code == 200
     await run_jobs(db, worker(db, settings, graph_client), rounds=3)
     conversation = await _conversation_of(db, admin.tenant_id, "+33612000001")
-    customer_messages = [m for m in await messages_of(db, conversation.id) if m.author_kind is AuthorKind.customer]
+    customer_messages = [
+        m for m in await messages_of(db, conversation.id) if m.author_kind is AuthorKind.customer
+    ]
     assert len(customer_messages) == 1
     async with db.unit_of_work() as s:
         events = (
-            await s.execute(select(ChannelEvent).where(ChannelEvent.external_id == "wamid.replayed"))
-        ).scalars().all()
+            (await s.execute(select(ChannelEvent).where(ChannelEvent.external_id == "wamid.replayed")))
+            .scalars()
+            .all()
+        )
     assert len(events) == 1 and events[0].state is ChannelEventState.processed
 
 
@@ -135,7 +139,9 @@ async def test_bad_signatures_are_refused_and_nothing_is_stored(
     assert "refused an inbound whatsapp request" in caplog.text
     assert "app-secret" not in caplog.text
     async with db.unit_of_work() as s:
-        assert (await s.execute(select(ChannelEvent).where(ChannelEvent.external_id == "wamid.forged"))).first() is None
+        assert (
+            await s.execute(select(ChannelEvent).where(ChannelEvent.external_id == "wamid.forged"))
+        ).first() is None
 
 
 async def test_the_subscription_handshake(client: httpx.AsyncClient, tenant_actors: dict[str, Actor]) -> None:
@@ -146,7 +152,8 @@ async def test_the_subscription_handshake(client: httpx.AsyncClient, tenant_acto
     )
     assert ok.status_code == 200 and ok.text == "1158201444"
     wrong = await client.get(
-        hook_path(account), params={"hub.mode": "subscribe", "hub.verify_token": "guess", "hub.challenge": "1"}
+        hook_path(account),
+        params={"hub.mode": "subscribe", "hub.verify_token": "guess", "hub.challenge": "1"},
     )
     assert wrong.status_code == 401
 

@@ -287,6 +287,12 @@ async def receive(
         # Signed but unreadable: kept for a human to look at, and refused so the sender knows.
         await _store_event(session, account, _malformed_item(request, str(exc)), ChannelEventState.failed)
         raise MalformedEvent(f"The payload could not be read: {exc}") from exc
+    return await accept(session, account, items)
+
+
+async def accept(session: AsyncSession, account: ChannelAccount, items: list[InboundItem]) -> Received:
+    """Store each item as a raw event and queue its processing, in the caller's transaction: the path of
+    webhooks, and of channels that are not HTTP (an SMTP session, an SMPP bind, an IMAP poll)."""
     received = Received()
     for item in items:
         kind = ChannelEventKind(item.kind)
