@@ -7,9 +7,11 @@ from fastapi import APIRouter, Depends, Query, status
 
 from allo.customers import service
 from allo.customers.repository import CustomerRepository
-from allo.customers.schemas import CustomerCreate, CustomerRead, CustomerUpdate
+from allo.customers.schemas import CustomerCreate, CustomerMerge, CustomerRead, CustomerUpdate
+from allo.customers.timeline import Timeline, timeline
 from allo.deps import AgentDep, SessionDep, SupervisorDep
 from allo.kit.pagination import Page, PageParams, page_params
+from allo.models.enums import Channel
 
 router = APIRouter(prefix="/customers", tags=["customers"])
 
@@ -57,3 +59,29 @@ async def update_customer(
 )
 async def delete_customer(customer_id: uuid.UUID, session: SessionDep, principal: SupervisorDep) -> None:
     await service.delete_customer(session, principal, customer_id)
+
+
+@router.get(
+    "/{customer_id}/timeline", summary="Every interaction of a customer on every channel, newest first"
+)
+async def customer_timeline(
+    customer_id: uuid.UUID,
+    session: SessionDep,
+    principal: AgentDep,
+    page: Annotated[PageParams, Depends(page_params)],
+    channel: Channel | None = None,
+) -> Timeline:
+    customer = await CustomerRepository(session, principal.tenant_id).get_or_raise(customer_id)
+    return await timeline(session, customer, page, channel=channel)
+
+
+@router.post(
+    "/{customer_id}/merge",
+    summary="Merge a duplicate customer into this one, history included (supervisor)",
+)
+async def merge_customer(
+    customer_id: uuid.UUID, body: CustomerMerge, session: SessionDep, principal: SupervisorDep
+) -> CustomerRead:
+    return CustomerRead.model_validate(
+        await service.merge_customers(session, principal, customer_id, body.duplicate_id)
+    )

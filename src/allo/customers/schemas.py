@@ -65,3 +65,7 @@ class CustomerRead(ReadModel):
     identities: list[IdentityRead]
     created_at: datetime
     updated_at: datetime
+
+
+class CustomerMerge(StrictInput):
+    duplicate_id: uuid.UUID = Field(description="The record folded into this one and then deleted")

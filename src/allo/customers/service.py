@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import uuid
 
-from sqlalchemy import select
+from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -14,7 +14,7 @@ from allo.customers.schemas import CustomerCreate, CustomerUpdate, IdentityIn
 from allo.kit.db import flush_or_conflict
 from allo.kit.errors import Conflict, Unprocessable
 from allo.kit.phone import normalize_phone
-from allo.models import Customer, CustomerIdentity
+from allo.models import Conversation, CsatResponse, Customer, CustomerIdentity, SocialPost, Ticket
 from allo.models.enums import Channel, Role
 from allo.tenants import service as tenants
 from allo.tickets import service as tickets
@@ -265,3 +265,59 @@ async def _remember_identity(
             )
         )
         await session.flush()
+
+
+async def merge_customers(
+    session: AsyncSession, principal: Principal, survivor_id: uuid.UUID, duplicate_id: uuid.UUID
+) -> Customer:
+    """Fold a duplicate record into the customer who stays: their conversations, tickets, satisfaction
+    answers, public posts and channel identities move over, blank fields are filled from the duplicate, and
+    the duplicate is deleted. Nothing of the history is lost."""
+    if survivor_id == duplicate_id:
+        raise Unprocessable("A customer cannot be merged into themselves.", code="same_customer")
+    repo = CustomerRepository(session, principal.tenant_id)
+    survivor = await repo.get_or_raise(survivor_id)
+    duplicate = await repo.get_or_raise(duplicate_id)
+    moved: dict[str, int] = {}
+    for model in (Conversation, Ticket, CsatResponse, SocialPost, CustomerIdentity):
+        result = await session.execute(
+            update(model)
+            .where(model.tenant_id == principal.tenant_id, model.customer_id == duplicate.id)
+            .values(customer_id=survivor.id)
+            .execution_options(synchronize_session=False)
+        )
+        moved[model.__tablename__] = int(getattr(result, "rowcount", 0) or 0)
+    taken = {field: getattr(duplicate, field) for field in ("phone", "email")}
+    # The duplicate gives up its phone and e-mail first: both are unique per tenant.
+    duplicate.phone = duplicate.email = None
+    await session.flush()
+    for field, value in taken.items():
+        if value and not getattr(survivor, field):
+            setattr(survivor, field, value)
+    for field in ("name", "area", "dedicated_agent_id"):
+        if getattr(survivor, field) is None and getattr(duplicate, field) is not None:
+            setattr(survivor, field, getattr(duplicate, field))
+    if duplicate.notes:
+        survivor.notes = f"{survivor.notes}\n{duplicate.notes}" if survivor.notes else duplicate.notes
+    if survivor.segment == "standard" and duplicate.segment != "standard":
+        survivor.segment = duplicate.segment
+    became_vip = duplicate.vip and not survivor.vip
+    survivor.vip = survivor.vip or duplicate.vip
+    await flush_or_conflict(session, "The customers could not be merged.", code="merge_conflict")
+    # A bulk delete: everything that pointed at the duplicate points at the survivor now.
+    session.expunge(duplicate)
+    await session.execute(
+        delete(Customer).where(Customer.tenant_id == principal.tenant_id, Customer.id == duplicate_id)
+    )
+    if became_vip:
+        await tickets.customer_vip_changed(session, principal, survivor)
+    await record_by(
+        session,
+        principal,
+        "customer.merge",
+        "customer",
+        survivor_id,
+        {"merged": str(duplicate_id), "moved": moved},
+    )
+    session.expire(survivor)
+    return await repo.get_or_raise(survivor_id)
