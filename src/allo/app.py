@@ -18,9 +18,9 @@ from allo.assistant import tasks as assistant_tasks  # noqa: F401 - registers it
 from allo.assistant.llm import LlmClient
 from allo.auth.endpoints import router as auth_router
 from allo.auth.service import ApiKeyCache
-from allo.chat.endpoints import STATIC_DIR as CHAT_STATIC_DIR
 from allo.channels import tasks as channel_tasks  # noqa: F401 - registers its job handlers
 from allo.channels.endpoints import router as channels_router
+from allo.chat.endpoints import STATIC_DIR as CHAT_STATIC_DIR
 from allo.chat.endpoints import api as chat_api_router
 from allo.chat.endpoints import router as chat_router
 from allo.chat.service import RateLimiter
@@ -51,6 +51,8 @@ from allo.knowledge.endpoints import router as knowledge_router
 from allo.knowledge.endpoints import search_router as knowledge_search_router
 from allo.kpis.endpoints import router as kpis_router
 from allo.notifications.endpoints import router as notifications_router
+from allo.proactive import tasks as proactive_tasks  # noqa: F401 - registers its job handlers
+from allo.proactive.endpoints import router as proactive_router
 from allo.routing import tasks as routing_tasks  # noqa: F401 - registers its job handlers
 from allo.routing.endpoints import router as routing_router
 from allo.social import tasks as social_tasks  # noqa: F401 - registers its job handlers
@@ -194,6 +196,7 @@ def create_app(
         webhooks_router,
         social_router,
         channels_router,
+        proactive_router,
     ):
         api.include_router(router)
     app.include_router(api)

@@ -542,7 +542,7 @@ async def _keyword(session: AsyncSession, conversation: Conversation, address: s
         author_kind=AuthorKind.system,
         body=_(OPTED_OUT if stop else OPTED_IN),
         # The one message an opted-out number still gets: the confirmation the rules require.
-        meta={"deliver": True, "kind": "opt_out" if stop else "opt_in"},
+        meta={"deliver": True, "confirms_opt_out": True, "kind": "opt_out" if stop else "opt_in"},
     )
 
 
@@ -740,7 +740,7 @@ async def deliver(
         set_delivery(session, message, MessageDelivery.failed, "the customer has no address on this channel")
         return
     meta = message.meta or {}
-    if not meta.get("deliver") and await opted_out(
+    if not meta.get("confirms_opt_out") and await opted_out(
         session, conversation.tenant_id, conversation.channel, address
     ):
         set_delivery(

@@ -30,6 +30,7 @@ class CustomerCreate(StrictInput):
     segment: Segment = "standard"
     vip: bool = False
     preferred_language: LanguageCode = "fr"
+    preferred_channel: Channel | None = Field(default=None, description="Where proactive messages reach them")
     notes: str | None = Field(default=None, max_length=4000)
     area: str | None = Field(default=None, max_length=80, description="Town, postcode or cell area")
     dedicated_agent_id: uuid.UUID | None = Field(default=None, description="A VIP's dedicated advisor")
@@ -43,6 +44,7 @@ class CustomerUpdate(StrictInput):
     segment: Segment | None = None
     vip: bool | None = None
     preferred_language: LanguageCode | None = None
+    preferred_channel: Channel | None = None
     notes: str | None = Field(default=None, max_length=4000)
     area: str | None = Field(default=None, max_length=80)
     dedicated_agent_id: uuid.UUID | None = None
@@ -59,6 +61,7 @@ class CustomerRead(ReadModel):
     segment: str
     vip: bool
     preferred_language: str
+    preferred_channel: Channel | None = None
     notes: str | None
     area: str | None
     dedicated_agent_id: uuid.UUID | None

@@ -92,6 +92,7 @@ async def create_customer(session: AsyncSession, principal: Principal, data: Cus
             segment=data.segment,
             vip=data.vip,
             preferred_language=data.preferred_language,
+            preferred_channel=data.preferred_channel,
             notes=data.notes,
             area=data.area,
             dedicated_agent_id=data.dedicated_agent_id,

@@ -13,6 +13,7 @@ from allo.models.feedback import CsatResponse
 from allo.models.incident import Incident
 from allo.models.job import Job
 from allo.models.notification import Notification
+from allo.models.proactive import Broadcast, BroadcastRecipient
 from allo.models.routing import WorkItem
 from allo.models.social import ListenerLease, SocialCursor, SocialPost
 from allo.models.tenant import Tenant
@@ -25,6 +26,8 @@ __all__ = [
     "AuditEvent",
     "AuthSession",
     "Base",
+    "Broadcast",
+    "BroadcastRecipient",
     "ChannelAccount",
     "ChannelEvent",
     "Conversation",

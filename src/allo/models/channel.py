@@ -57,7 +57,9 @@ class ChannelEvent(IdMixin, TenantMixin, CreatedMixin, Base):
     external_id: Mapped[str] = mapped_column(String(255), nullable=False)
     payload: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict, nullable=False)
     state: Mapped[ChannelEventState] = mapped_column(
-        enum_type(ChannelEventState, "channel_event_state"), default=ChannelEventState.received, nullable=False
+        enum_type(ChannelEventState, "channel_event_state"),
+        default=ChannelEventState.received,
+        nullable=False,
     )
     error: Mapped[str | None] = mapped_column(Text)
     processed_at: Mapped[datetime | None] = mapped_column()

@@ -82,7 +82,9 @@ class Message(IdMixin, TenantMixin, CreatedMixin, Base):
     channel_message_id: Mapped[str | None] = mapped_column(String(255))
     meta: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict, nullable=False)
     # Outbound messages on an external channel: where the provider says the message is.
-    delivery_status: Mapped[MessageDelivery | None] = mapped_column(enum_type(MessageDelivery, "message_delivery"))
+    delivery_status: Mapped[MessageDelivery | None] = mapped_column(
+        enum_type(MessageDelivery, "message_delivery")
+    )
     delivery_error: Mapped[str | None] = mapped_column(Text)
     delivery_updated_at: Mapped[datetime | None] = mapped_column()
 

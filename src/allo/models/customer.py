@@ -24,6 +24,8 @@ class Customer(IdMixin, TenantMixin, TimestampMixin, Base):
     segment: Mapped[str] = mapped_column(String(40), default="standard", nullable=False)
     vip: Mapped[bool] = mapped_column(Boolean, default=False, nullable=False)
     preferred_language: Mapped[str] = mapped_column(String(8), default="fr", nullable=False)
+    # Where proactive messages reach them; None: the channel they last wrote on.
+    preferred_channel: Mapped[Channel | None] = mapped_column(enum_type(Channel, "channel"))
     notes: Mapped[str | None] = mapped_column(Text)
     # Where the customer's line is (a town, a postcode, a cell area): outage tickets are grouped by it.
     area: Mapped[str | None] = mapped_column(String(80))

@@ -187,3 +187,18 @@ class ChannelEventState(StrEnum):
     processed = "processed"
     ignored = "ignored"
     failed = "failed"
+
+
+class BroadcastState(StrEnum):
+    running = "running"
+    # Waiting for the end of the quiet hours.
+    paused = "paused"
+    done = "done"
+    cancelled = "cancelled"
+
+
+class RecipientState(StrEnum):
+    pending = "pending"
+    # Its message is written and handed to the channel (its delivery status is the message's).
+    queued = "queued"
+    skipped = "skipped"

@@ -251,6 +251,18 @@ class SocialPolicy(BaseModel):
         return list(dict.fromkeys(tags))
 
 
+class ProactivePolicy(BaseModel):
+    """Messages Allo sends first (notices, campaigns, surveys): never during the quiet hours, in the
+    business-hours time zone."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    quiet_hours_start: str = Field(default="21:00", pattern=r"^([01]\d|2[0-3]):[0-5]\d$")
+    quiet_hours_end: str = Field(default="08:00", pattern=r"^([01]\d|2[0-3]):[0-5]\d$")
+    # Recipients handled per run of the sending job: the pace at which a large send goes out.
+    batch_size: int = Field(default=200, ge=1, le=5000)
+
+
 class TenantPolicy(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -267,6 +279,7 @@ class TenantPolicy(BaseModel):
     canned_responses: list[CannedResponse] = Field(default_factory=_default_canned_responses, max_length=500)
     kpi_objectives: KpiObjectives = Field(default_factory=KpiObjectives)
     social: SocialPolicy = Field(default_factory=SocialPolicy)
+    proactive: ProactivePolicy = Field(default_factory=ProactivePolicy)
 
     @field_validator("default_region")
     @classmethod

@@ -1,8 +1,8 @@
-"""channels: accounts, raw events, opt-outs, delivery status
+"""channels: accounts, raw events, opt-outs, delivery status, proactive messages
 
 Revision ID: 0010
 Revises: 0009
-Create Date: 2026-11-23 02:14:19.393848
+Create Date: 2026-11-23 02:23:29.192228
 """
 
 from __future__ import annotations
@@ -108,6 +108,156 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f("ix_opt_outs_tenant_id"), ["tenant_id"], unique=False)
 
     op.create_table(
+        "broadcasts",
+        sa.Column("name", sa.String(length=200), nullable=False),
+        sa.Column(
+            "channel",
+            sa.Enum(
+                "webchat",
+                "sms",
+                "whatsapp",
+                "messenger",
+                "email",
+                "mastodon",
+                "voice",
+                name="channel",
+                native_enum=False,
+                create_constraint=True,
+                length=13,
+            ),
+            nullable=True,
+        ),
+        sa.Column(
+            "texts",
+            sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), "postgresql"),
+            nullable=False,
+        ),
+        sa.Column(
+            "template",
+            sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), "postgresql"),
+            nullable=True,
+        ),
+        sa.Column(
+            "audience",
+            sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), "postgresql"),
+            nullable=False,
+        ),
+        sa.Column("respect_quiet_hours", sa.Boolean(), nullable=False),
+        sa.Column("purpose", sa.String(length=20), nullable=False),
+        sa.Column(
+            "state",
+            sa.Enum(
+                "running",
+                "paused",
+                "done",
+                "cancelled",
+                name="broadcast_state",
+                native_enum=False,
+                create_constraint=True,
+                length=13,
+            ),
+            nullable=False,
+        ),
+        sa.Column("total", sa.Integer(), nullable=False),
+        sa.Column("created_by", sa.Uuid(), nullable=True),
+        sa.Column("finished_at", allo.kit.db.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("error", sa.Text(), nullable=True),
+        sa.Column("id", sa.Uuid(), nullable=False),
+        sa.Column("tenant_id", sa.Uuid(), nullable=False),
+        sa.Column("updated_at", allo.kit.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("created_at", allo.kit.db.UTCDateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["created_by"], ["users.id"], name=op.f("fk_broadcasts_created_by_users"), ondelete="SET NULL"
+        ),
+        sa.ForeignKeyConstraint(
+            ["tenant_id"], ["tenants.id"], name=op.f("fk_broadcasts_tenant_id_tenants"), ondelete="CASCADE"
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_broadcasts")),
+    )
+    with op.batch_alter_table("broadcasts", schema=None) as batch_op:
+        batch_op.create_index("ix_broadcasts_tenant_created", ["tenant_id", "created_at", "id"], unique=False)
+        batch_op.create_index(batch_op.f("ix_broadcasts_tenant_id"), ["tenant_id"], unique=False)
+
+    op.create_table(
+        "broadcast_recipients",
+        sa.Column("broadcast_id", sa.Uuid(), nullable=False),
+        sa.Column("customer_id", sa.Uuid(), nullable=False),
+        sa.Column(
+            "state",
+            sa.Enum(
+                "pending",
+                "queued",
+                "skipped",
+                name="recipient_state",
+                native_enum=False,
+                create_constraint=True,
+                length=11,
+            ),
+            nullable=False,
+        ),
+        sa.Column(
+            "channel",
+            sa.Enum(
+                "webchat",
+                "sms",
+                "whatsapp",
+                "messenger",
+                "email",
+                "mastodon",
+                "voice",
+                name="channel",
+                native_enum=False,
+                create_constraint=True,
+                length=13,
+            ),
+            nullable=True,
+        ),
+        sa.Column("address", sa.String(length=255), nullable=True),
+        sa.Column("reason", sa.String(length=200), nullable=True),
+        sa.Column("message_id", sa.Uuid(), nullable=True),
+        sa.Column("id", sa.Uuid(), nullable=False),
+        sa.Column("tenant_id", sa.Uuid(), nullable=False),
+        sa.Column("updated_at", allo.kit.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("created_at", allo.kit.db.UTCDateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["broadcast_id"],
+            ["broadcasts.id"],
+            name=op.f("fk_broadcast_recipients_broadcast_id_broadcasts"),
+            ondelete="CASCADE",
+        ),
+        sa.ForeignKeyConstraint(
+            ["customer_id"],
+            ["customers.id"],
+            name=op.f("fk_broadcast_recipients_customer_id_customers"),
+            ondelete="CASCADE",
+        ),
+        sa.ForeignKeyConstraint(
+            ["message_id"],
+            ["messages.id"],
+            name=op.f("fk_broadcast_recipients_message_id_messages"),
+            ondelete="SET NULL",
+        ),
+        sa.ForeignKeyConstraint(
+            ["tenant_id"],
+            ["tenants.id"],
+            name=op.f("fk_broadcast_recipients_tenant_id_tenants"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_broadcast_recipients")),
+        sa.UniqueConstraint(
+            "broadcast_id", "customer_id", name=op.f("uq_broadcast_recipients_broadcast_id_customer_id")
+        ),
+    )
+    with op.batch_alter_table("broadcast_recipients", schema=None) as batch_op:
+        batch_op.create_index(
+            "ix_broadcast_recipients_broadcast_state", ["broadcast_id", "state"], unique=False
+        )
+        batch_op.create_index(
+            batch_op.f("ix_broadcast_recipients_customer_id"), ["customer_id"], unique=False
+        )
+        batch_op.create_index(batch_op.f("ix_broadcast_recipients_tenant_id"), ["tenant_id"], unique=False)
+
+    op.create_table(
         "channel_events",
         sa.Column("account_id", sa.Uuid(), nullable=False),
         sa.Column(
@@ -207,6 +357,27 @@ def upgrade() -> None:
             ondelete="SET NULL",
         )
 
+    with op.batch_alter_table("customers", schema=None) as batch_op:
+        batch_op.add_column(
+            sa.Column(
+                "preferred_channel",
+                sa.Enum(
+                    "webchat",
+                    "sms",
+                    "whatsapp",
+                    "messenger",
+                    "email",
+                    "mastodon",
+                    "voice",
+                    name="channel",
+                    native_enum=False,
+                    create_constraint=True,
+                    length=13,
+                ),
+                nullable=True,
+            )
+        )
+
     with op.batch_alter_table("messages", schema=None) as batch_op:
         batch_op.add_column(
             sa.Column(
@@ -231,14 +402,15 @@ def upgrade() -> None:
         )
 
 
-
-
 def downgrade() -> None:
 
     with op.batch_alter_table("messages", schema=None) as batch_op:
         batch_op.drop_column("delivery_updated_at")
         batch_op.drop_column("delivery_error")
         batch_op.drop_column("delivery_status")
+
+    with op.batch_alter_table("customers", schema=None) as batch_op:
+        batch_op.drop_column("preferred_channel")
 
     with op.batch_alter_table("conversations", schema=None) as batch_op:
         batch_op.drop_constraint(
@@ -252,6 +424,17 @@ def downgrade() -> None:
         batch_op.drop_index("ix_channel_events_account_created")
 
     op.drop_table("channel_events")
+    with op.batch_alter_table("broadcast_recipients", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_broadcast_recipients_tenant_id"))
+        batch_op.drop_index(batch_op.f("ix_broadcast_recipients_customer_id"))
+        batch_op.drop_index("ix_broadcast_recipients_broadcast_state")
+
+    op.drop_table("broadcast_recipients")
+    with op.batch_alter_table("broadcasts", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_broadcasts_tenant_id"))
+        batch_op.drop_index("ix_broadcasts_tenant_created")
+
+    op.drop_table("broadcasts")
     with op.batch_alter_table("opt_outs", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_opt_outs_tenant_id"))
 
@@ -261,4 +444,3 @@ def downgrade() -> None:
         batch_op.drop_index("ix_channel_accounts_channel_address")
 
     op.drop_table("channel_accounts")
-
