@@ -25,12 +25,13 @@ from allo.customers.service import address_on
 from allo.kit import jobs
 from allo.kit.errors import NotFound, Unprocessable
 from allo.kit.time import utc_now
-from allo.models import Broadcast, BroadcastRecipient, Conversation, Customer, CustomerIdentity, Message
+from allo.models import Broadcast, BroadcastRecipient, Conversation, Customer, CustomerIdentity, Job, Message
 from allo.models.enums import (
     AuthorKind,
     BroadcastState,
     Channel,
     ConversationStatus,
+    JobStatus,
     MessageDelivery,
     RecipientState,
 )
@@ -338,6 +339,22 @@ async def report(session: AsyncSession, broadcast: Broadcast) -> BroadcastReport
         read=delivery[MessageDelivery.read],
         failed=delivery[MessageDelivery.failed],
     )
+
+
+async def stalled(session: AsyncSession, broadcast: Broadcast) -> bool:
+    """Recipients wait but no dispatch job will run for them (it died): an operator must look."""
+    if broadcast.state in (BroadcastState.done, BroadcastState.cancelled):
+        return False
+    waiting = await session.execute(
+        select(Job.id)
+        .where(
+            Job.kind == DISPATCH_KIND,
+            Job.status.in_([JobStatus.queued, JobStatus.running]),
+            Job.idempotency_key.like(f"{DISPATCH_KIND}:{broadcast.id}:%"),
+        )
+        .limit(1)
+    )
+    return waiting.first() is None
 
 
 async def cancel(session: AsyncSession, principal: Principal, broadcast: Broadcast) -> None:
