@@ -104,13 +104,16 @@ class Connection:
             self._writer.close()
         self._reader = self._writer = None
 
-    async def request(self, method: str, target: str, body: bytes | None = None) -> tuple[int, bytes]:
-        """Send one request and read the whole response: (status, body)."""
+    async def request(
+        self, method: str, target: str, body: bytes | None = None, headers: bytes = b""
+    ) -> tuple[int, bytes]:
+        """Send one request and read the whole response: (status, body). `headers`: extra header lines,
+        each ending in CRLF."""
         await self.open()
         reader, writer = self._reader, self._writer
         if reader is None or writer is None:  # pragma: no cover - open() sets both
             raise ProtocolError("not connected")
-        head = f"{method} {target} HTTP/1.1\r\n".encode("ascii") + self._fixed_headers
+        head = f"{method} {target} HTTP/1.1\r\n".encode("ascii") + self._fixed_headers + headers
         if body is not None:
             head += b"Content-Type: application/json\r\nContent-Length: %d\r\n" % len(body)
         writer.write(head + b"\r\n" + (body or b""))

@@ -16,7 +16,12 @@ from fastapi.routing import APIRoute, iter_route_contexts
 from tests.api_helpers import assert_api_error
 
 API = "/api/v1"
-PUBLIC = {("POST", f"{API}/auth/login")}
+PUBLIC = {
+    ("POST", f"{API}/auth/login"),
+    # Channel providers post here; their signature, checked by the account's adapter, is the credential.
+    ("GET", f"{API}/channels/hooks/{{account_id}}"),
+    ("POST", f"{API}/channels/hooks/{{account_id}}"),
+}
 MAIN_PATHS = {
     f"{API}/auth/login",
     f"{API}/auth/me",
@@ -112,8 +117,11 @@ async def test_the_sweep_covers_the_application(app: FastAPI) -> None:
     assert len(_operations_needing_auth()) >= 30
 
 
-async def test_login_is_the_one_public_operation(client: httpx.AsyncClient) -> None:
+async def test_login_and_channel_hooks_are_the_public_operations(client: httpx.AsyncClient) -> None:
     response = await client.post(
         f"{API}/auth/login", json={"tenant": "nowhere", "email": "a@b.c", "password": "x"}
     )
     assert_api_error(response, 401, "invalid_credentials")
+    # A hook without the provider's signature is refused, and an unknown account is not found.
+    unknown = f"{API}/channels/hooks/00000000-0000-4000-8000-000000000000"
+    assert_api_error(await client.post(unknown, json={}), 404, "unknown_channel_account")

@@ -57,6 +57,7 @@ async def test_create_returns_the_stored_customer(
         "segment",
         "vip",
         "preferred_language",
+        "preferred_channel",
         "notes",
         "area",
         "dedicated_agent_id",

@@ -8,6 +8,7 @@ from fastapi.responses import PlainTextResponse
 
 from allo.channels import service
 from allo.channels.base import InboundRequest
+from allo.channels.ingest import Ingest
 from allo.channels.registry import ADAPTERS
 from allo.channels.repository import ChannelAccountRepository, ChannelEventRepository
 from allo.channels.schemas import (
@@ -21,12 +22,22 @@ from allo.channels.schemas import (
 from allo.config import Settings
 from allo.customers import service as customers
 from allo.deps import AdminDep, DatabaseDep, SessionDep, SettingsDep, SupervisorDep
+from allo.kit.db import Database
 from allo.kit.pagination import Page, PageParams, page_params
 from allo.kit.repository import TenantRepository
 from allo.models import ChannelAccount, OptOut
 from allo.models.enums import Channel, ChannelEventKind, ChannelEventState
 
 router = APIRouter(prefix="/channels", tags=["channels"])
+
+
+def ingest_for(request: Request, db: Database) -> Ingest:
+    """The application's group-commit writer for webhooks (one per application and database)."""
+    ingest: Ingest | None = getattr(request.app.state, "channel_ingest", None)
+    if ingest is None or ingest.db is not db:
+        ingest = Ingest(db)
+        request.app.state.channel_ingest = ingest
+    return ingest
 
 
 class OptOutRepository(TenantRepository[OptOut]):
@@ -55,20 +66,21 @@ async def hook(account_id: uuid.UUID, request: Request, db: DatabaseDep, setting
         query=dict(request.query_params),
         body=await request.body(),
     )
-    refusal: service.MalformedEvent | None = None
-    async with db.unit_of_work() as session:
-        account = await service.account_for_hook(session, account_id)
-        if request.method == "GET":
-            challenge = service.handshake(settings, account, inbound)
-            if challenge is not None:
-                return PlainTextResponse(challenge)
-        try:
-            await service.receive(session, settings, account, inbound)
-        except service.MalformedEvent as exc:
-            # The unreadable payload is kept (the block commits); the provider is told it was refused.
-            refusal = exc
-    if refusal is not None:
-        raise refusal
+    # Found, verified and read outside the write transaction: a burst of webhooks queues only for the
+    # inserts.
+    async with db.unit_of_work(write=False) as reading:
+        account = await service.account_for_hook(reading, account_id)
+    if request.method == "GET":
+        challenge = service.handshake(settings, account, inbound)
+        if challenge is not None:
+            return PlainTextResponse(challenge)
+    try:
+        items = service.read_request(settings, account, inbound)
+    except service.MalformedEvent as refusal:
+        async with db.unit_of_work() as session:
+            await service.keep_malformed(session, account, inbound, refusal.message)
+        raise
+    await ingest_for(request, db).submit(account, items)
     # An empty body: Kannel would send any text it gets back to the customer as an SMS.
     return Response(status_code=status.HTTP_200_OK)
 

@@ -64,6 +64,8 @@ from allo.models.enums import (
     ConversationStatus,
     MessageDelivery,
 )
+from allo.tenants import service as tenants
+from allo.tenants.schemas import TenantPolicy
 
 logger = logging.getLogger(__name__)
 
@@ -87,6 +89,13 @@ _MAX_RAW_BODY = 64 * 1024
 class BadSignature(AppError):
     status_code = 401
     code = "bad_signature"
+
+
+class StorageFailed(AppError):
+    """The event could not be stored: the provider gets a 503 and sends it again."""
+
+    status_code = 503
+    code = "storage_failed"
 
 
 class MalformedEvent(AppError):
@@ -277,22 +286,41 @@ def handshake(settings: Settings, account: ChannelAccount, request: InboundReque
         raise BadSignature("The verification token is not valid.") from exc
 
 
+def read_request(settings: Settings, account: ChannelAccount, request: InboundRequest) -> list[InboundItem]:
+    """The items of a provider's request, once its signature is checked (BadSignature otherwise). A signed
+    body that cannot be read raises MalformedEvent carrying it, to be kept (`keep_malformed`)."""
+    adapter = verified(settings, account, request)
+    try:
+        return adapter.parse(account_view(settings, account), request)
+    except MalformedPayload as exc:
+        raise MalformedEvent(f"The payload could not be read: {exc}", details={"kept": True}) from exc
+
+
+async def keep_malformed(
+    session: AsyncSession, account: ChannelAccount, request: InboundRequest, problem: str
+) -> None:
+    """Signed but unreadable: kept for a human to look at (the sender is told it was refused)."""
+    await _store_event(session, account, _malformed_item(request, problem), ChannelEventState.failed)
+
+
 async def receive(
     session: AsyncSession, settings: Settings, account: ChannelAccount, request: InboundRequest
 ) -> Received:
-    adapter = verified(settings, account, request)
+    """The four steps in one transaction: verified, stored, queued; the caller answers 2xx on return."""
     try:
-        items = adapter.parse(account_view(settings, account), request)
-    except MalformedPayload as exc:
-        # Signed but unreadable: kept for a human to look at, and refused so the sender knows.
-        await _store_event(session, account, _malformed_item(request, str(exc)), ChannelEventState.failed)
-        raise MalformedEvent(f"The payload could not be read: {exc}") from exc
+        items = read_request(settings, account, request)
+    except MalformedEvent as exc:
+        await keep_malformed(session, account, request, exc.message)
+        raise
     return await accept(session, account, items)
 
 
 async def accept(session: AsyncSession, account: ChannelAccount, items: list[InboundItem]) -> Received:
     """Store each item as a raw event and queue its processing, in the caller's transaction: the path of
-    webhooks, and of channels that are not HTTP (an SMTP session, an SMPP bind, an IMAP poll)."""
+    webhooks, and of channels that are not HTTP (an SMTP session, an SMPP bind, an IMAP poll).
+
+    One processing job per tenant waits at a time and works through the events in batches
+    (`process_pending`): a burst of webhooks costs one job, not one each."""
     received = Received()
     for item in items:
         kind = ChannelEventKind(item.kind)
@@ -304,14 +332,10 @@ async def accept(session: AsyncSession, account: ChannelAccount, items: list[Inb
             received.ignored += 1
         else:
             received.accepted += 1
-            await jobs.enqueue(
-                session,
-                INBOUND_KIND,
-                {"event_id": str(event_id)},
-                tenant_id=account.tenant_id,
-                idempotency_key=f"{INBOUND_KIND}:{event_id}",
-                max_attempts=5,
-            )
+    if received.accepted:
+        jobs.enqueue_on_commit(
+            session, INBOUND_KIND, {}, tenant_id=account.tenant_id, coalesce=True, max_attempts=5
+        )
     return received
 
 
@@ -354,11 +378,53 @@ async def _store_event(
 # ----- inbound: the job
 
 
-async def process_event(session: AsyncSession, settings: Settings, event_id: uuid.UUID) -> None:
-    event = await session.get(ChannelEvent, event_id)
-    if event is None or event.state is not ChannelEventState.received:
-        return  # gone, or handled by an earlier attempt
-    account = await session.get(ChannelAccount, event.account_id)
+# Small enough that a batch holds SQLite's write lock briefly: webhooks keep being accepted meanwhile.
+INBOUND_BATCH = 50
+
+
+async def process_pending(session: AsyncSession, settings: Settings, tenant_id: uuid.UUID) -> int:
+    """Process the tenant's received events, oldest first, a batch at a time; each in a SAVEPOINT so that
+    one that fails is marked failed without undoing the others. Queues the next batch when there is one."""
+    stmt = (
+        select(ChannelEvent)
+        .where(ChannelEvent.tenant_id == tenant_id, ChannelEvent.state == ChannelEventState.received)
+        .order_by(ChannelEvent.created_at, ChannelEvent.id)
+        .limit(INBOUND_BATCH)
+        .with_for_update(skip_locked=True)
+    )
+    events = list((await session.execute(stmt)).scalars())
+    if not events:
+        return 0
+    policy = tenants.policy_of(await tenants.get_or_raise(session, tenant_id))
+    accounts: dict[uuid.UUID, ChannelAccount | None] = {}
+    for event in events:
+        if event.account_id not in accounts:
+            accounts[event.account_id] = await session.get(ChannelAccount, event.account_id)
+        try:
+            async with session.begin_nested():
+                await process_event(session, settings, event, accounts[event.account_id], policy)
+        except AppError as exc:
+            # An address that is no phone number, say: nothing to retry, the event keeps the reason.
+            event.state, event.error = ChannelEventState.failed, f"{exc.code}: {exc.message}"[:1000]
+            event.processed_at = utc_now()
+        except Exception as exc:
+            logger.exception("channel event %s could not be processed", event.id)
+            event.state, event.error = ChannelEventState.failed, f"{type(exc).__name__}: {exc}"[:1000]
+            event.processed_at = utc_now()
+    if len(events) == INBOUND_BATCH:
+        jobs.enqueue_on_commit(session, INBOUND_KIND, {}, tenant_id=tenant_id, coalesce=True, max_attempts=5)
+    return len(events)
+
+
+async def process_event(
+    session: AsyncSession,
+    settings: Settings,
+    event: ChannelEvent,
+    account: ChannelAccount | None,
+    policy: TenantPolicy,
+) -> None:
+    if event.state is not ChannelEventState.received:
+        return  # handled by an earlier attempt
     if account is None:
         event.state, event.error = ChannelEventState.failed, "the channel account was deleted"
         return
@@ -367,17 +433,7 @@ async def process_event(session: AsyncSession, settings: Settings, event_id: uui
         await apply_status(session, account, item)
         event.state = ChannelEventState.processed
     elif item.kind == "message":
-        try:
-            async with session.begin_nested():
-                message = await _customer_message(session, settings, account, event, item)
-        except Unprocessable as exc:
-            # An address that is no phone number, say: nothing to retry, the event keeps the reason.
-            event.state, event.error, event.processed_at = (
-                ChannelEventState.failed,
-                f"{exc.code}: {exc.message}",
-                utc_now(),
-            )
-            return
+        message = await _customer_message(session, account, event, item, policy)
         event.state = ChannelEventState.processed
         event.message_id = message.id if message is not None else None
     else:
@@ -386,12 +442,19 @@ async def process_event(session: AsyncSession, settings: Settings, event_id: uui
 
 
 async def _customer_message(
-    session: AsyncSession, settings: Settings, account: ChannelAccount, event: ChannelEvent, item: InboundItem
+    session: AsyncSession,
+    account: ChannelAccount,
+    event: ChannelEvent,
+    item: InboundItem,
+    policy: TenantPolicy,
 ) -> Message | None:
     if not item.sender:
         event.error = "no sender"
         return None
-    customer, address = await customer_for(session, account, item)
+    assert item.sender is not None
+    customer, address = await customers.customer_for_contact(
+        session, account.tenant_id, account.channel, item.sender, name=item.sender_name, policy=policy
+    )
     conversation = await conversation_for(session, account, customer, address, item)
     keyword = (item.text or "").strip().upper().rstrip(".! ")
     option = item.option or await _numbered_choice(session, conversation, item.text)
@@ -410,7 +473,7 @@ async def _customer_message(
             conversation,
             author_kind=AuthorKind.customer,
             body=_body_of(item),
-            channel_message_id=item.external_id,
+            channel_message_id=item.external_id[:255],
             meta=meta,
             created_at=None,
         )
@@ -455,16 +518,6 @@ async def _numbered_choice(session: AsyncSession, conversation: Conversation, te
     return None
 
 
-async def customer_for(
-    session: AsyncSession, account: ChannelAccount, item: InboundItem
-) -> tuple[Customer, str]:
-    """The customer who wrote, found by their identity on the channel, phone or e-mail, else created."""
-    assert item.sender is not None
-    return await customers.customer_for_contact(
-        session, account.tenant_id, account.channel, item.sender, name=item.sender_name
-    )
-
-
 async def conversation_for(
     session: AsyncSession, account: ChannelAccount, customer: Customer, address: str, item: InboundItem
 ) -> Conversation:
@@ -488,7 +541,8 @@ async def conversation_for(
         ).scalar_one_or_none()
         if threaded is not None:
             return threaded
-    if account.channel is not Channel.email or not item.replies_to:
+    if account.channel is not Channel.email:
+        # E-mail threads by its headers only: a mail that answers nothing starts a new conversation.
         recent = (
             await session.execute(
                 select(Conversation)
@@ -503,7 +557,7 @@ async def conversation_for(
                 .limit(1)
             )
         ).scalar_one_or_none()
-        if recent is not None and account.channel is not Channel.email and _continues(recent):
+        if recent is not None and _continues(recent):
             recent.contact_address = address
             return recent
     conversation = Conversation(

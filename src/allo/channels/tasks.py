@@ -39,7 +39,9 @@ def http_client(ctx: jobs.JobContext, settings: Settings) -> httpx.AsyncClient:
 
 @jobs.job_handler(service.INBOUND_KIND)
 async def inbound(ctx: jobs.JobContext) -> None:
-    await service.process_event(ctx.session, _settings(ctx), uuid.UUID(str(ctx.payload["event_id"])))
+    if ctx.tenant_id is None:
+        raise jobs.PermanentFailure("an inbound job names its tenant")
+    await service.process_pending(ctx.session, _settings(ctx), ctx.tenant_id)
 
 
 @jobs.job_handler(SEND_KIND)

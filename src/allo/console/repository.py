@@ -149,6 +149,22 @@ class Entry:
     channel: str | None
     author: str | None
     meta: dict[str, Any]
+    # An outbound message on a provider's channel: queued, sent, delivered, read or failed, and why.
+    delivery: str | None = None
+    delivery_error: str | None = None
+
+
+def message_entry(message: Message, names: dict[uuid.UUID, str]) -> Entry:
+    return Entry(
+        at=message.created_at,
+        kind=message.author_kind.value,
+        body=message.body,
+        channel=message.channel.value,
+        author=names.get(message.author_user_id) if message.author_user_id else None,
+        meta=message.meta,
+        delivery=message.delivery_status.value if message.delivery_status else None,
+        delivery_error=message.delivery_error,
+    )
 
 
 async def thread(session: AsyncSession, ticket: Ticket) -> tuple[list[Entry], list[Conversation]]:
@@ -174,16 +190,7 @@ async def thread(session: AsyncSession, ticket: Ticket) -> tuple[list[Entry], li
                 .limit(2000)
             )
         ).scalars():
-            entries.append(
-                Entry(
-                    at=message.created_at,
-                    kind=message.author_kind.value,
-                    body=message.body,
-                    channel=message.channel.value,
-                    author=names.get(message.author_user_id) if message.author_user_id else None,
-                    meta=message.meta,
-                )
-            )
+            entries.append(message_entry(message, names))
     for event in (
         await session.execute(
             select(TicketEvent)
@@ -213,17 +220,7 @@ async def conversation_messages(session: AsyncSession, conversation: Conversatio
         .order_by(Message.created_at)
         .limit(2000)
     )
-    return [
-        Entry(
-            at=m.created_at,
-            kind=m.author_kind.value,
-            body=m.body,
-            channel=m.channel.value,
-            author=names.get(m.author_user_id) if m.author_user_id else None,
-            meta=m.meta,
-        )
-        for m in rows.scalars()
-    ]
+    return [message_entry(m, names) for m in rows.scalars()]
 
 
 async def history(session: AsyncSession, ticket: Ticket) -> list[tuple[TicketEvent, str | None]]:

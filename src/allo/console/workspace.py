@@ -17,6 +17,7 @@ from allo.console import repository as console
 from allo.console.pages import CATEGORY_LABELS, TIER_LABELS, AgentPage, ConsoleUser, found, render_page
 from allo.conversations.repository import ConversationRepository
 from allo.customers.repository import CustomerRepository
+from allo.customers.timeline import timeline as customer_timeline
 from allo.deps import SessionDep
 from allo.i18n import N_
 from allo.kit.pagination import PageParams, page_params
@@ -62,6 +63,13 @@ AUTHOR_LABELS = {
     "system": N_("System"),
     "note": N_("Internal note"),
 }
+DELIVERY_LABELS = {
+    "queued": N_("Waiting to be sent"),
+    "sent": N_("Sent"),
+    "delivered": N_("Delivered"),
+    "read": N_("Read"),
+    "failed": N_("Not delivered"),
+}
 CONVERSATION_STATUS_LABELS = {
     "bot": N_("With the assistant"),
     "queued": N_("Waiting for an agent"),
@@ -102,6 +110,7 @@ def labels() -> dict[str, Any]:
         "tiers": TIER_LABELS,
         "clocks": CLOCK_LABELS,
         "authors": AUTHOR_LABELS,
+        "delivery": DELIVERY_LABELS,
         "conversation_status": CONVERSATION_STATUS_LABELS,
         "events": EVENT_LABELS,
         "timeline": TIMELINE_LABELS,
@@ -257,6 +266,9 @@ async def customers_page(
     )
 
 
+LATEST_MESSAGES = PageParams(limit=15, cursor=None)
+
+
 @router.get("/customers/{customer_id}")
 async def customer_page(
     request: Request, customer_id: uuid.UUID, session: SessionDep, current: AgentPage
@@ -271,6 +283,10 @@ async def customer_page(
             "customer": customer,
             "dedicated": dedicated,
             "timeline": await console.timeline(session, customer),
+            # The latest messages themselves, every channel mixed, as the timeline API gives them.
+            "interactions": (
+                await customer_timeline(session, customer, PageParams(limit=15, cursor=None))
+            ).items,
             "incidents": await console.incidents_for(session, customer),
             "open_tickets": await console.open_tickets_of(session, customer.id, current.tenant_id),
             "labels": labels(),

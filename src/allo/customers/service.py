@@ -17,6 +17,7 @@ from allo.kit.phone import normalize_phone
 from allo.models import Conversation, CsatResponse, Customer, CustomerIdentity, SocialPost, Ticket
 from allo.models.enums import Channel, Role
 from allo.tenants import service as tenants
+from allo.tenants.schemas import TenantPolicy
 from allo.tickets import service as tickets
 
 
@@ -163,13 +164,22 @@ async def delete_customer(session: AsyncSession, principal: Principal, customer_
 PHONE_CHANNELS = frozenset({Channel.sms, Channel.whatsapp, Channel.voice})
 
 
-async def contact_address(session: AsyncSession, tenant_id: uuid.UUID, channel: Channel, raw: str) -> str:
+async def contact_address(
+    session: AsyncSession,
+    tenant_id: uuid.UUID,
+    channel: Channel,
+    raw: str,
+    *,
+    policy: TenantPolicy | None = None,
+) -> str:
     """The address as Allo keeps it: E.164 on phone channels (a WhatsApp id is the number without its
     "+"), lower-case e-mail, the provider's id elsewhere."""
     value = raw.strip()
     if channel in PHONE_CHANNELS:
         if channel is Channel.whatsapp and value.isdigit():
             value = "+" + value
+        if policy is not None:
+            return normalize_phone(value, policy.default_region)
         return await normalize_tenant_phone(session, tenant_id, value)
     if channel is Channel.email:
         return value.lower()
@@ -192,17 +202,22 @@ async def customer_for_contact(
     raw_address: str,
     *,
     name: str | None = None,
+    policy: TenantPolicy | None = None,
 ) -> tuple[Customer, str]:
     """The customer behind an address on a channel, and the address normalised: found by their identity
     on the channel, else by phone (SMS, WhatsApp and voice share it) or e-mail, else created. Either way
     the identity is recorded, so the next message finds them at once."""
-    address = await contact_address(session, tenant_id, channel, raw_address)
+    address = await contact_address(session, tenant_id, channel, raw_address, policy=policy)
     for _attempt in range(2):
-        customer = await _find_contact(session, tenant_id, channel, address)
+        customer, by_identity = await _find_contact(session, tenant_id, channel, address)
+        if customer is not None and by_identity:
+            if not customer.name and name:
+                customer.name = name.strip()[:200] or None
+            return customer, address
         try:
             async with session.begin_nested():
                 if customer is None:
-                    policy = tenants.policy_of(await tenants.get_or_raise(session, tenant_id))
+                    policy = policy or tenants.policy_of(await tenants.get_or_raise(session, tenant_id))
                     customer = Customer(
                         tenant_id=tenant_id,
                         phone=address if channel in PHONE_CHANNELS else None,
@@ -224,7 +239,8 @@ async def customer_for_contact(
 
 async def _find_contact(
     session: AsyncSession, tenant_id: uuid.UUID, channel: Channel, address: str
-) -> Customer | None:
+) -> tuple[Customer | None, bool]:
+    """The customer, and whether their identity on this channel is already recorded."""
     by_identity = (
         select(Customer)
         .join(CustomerIdentity, CustomerIdentity.customer_id == Customer.id)
@@ -236,15 +252,14 @@ async def _find_contact(
     )
     found = (await session.execute(by_identity)).scalar_one_or_none()
     if found is not None:
-        return found
+        return found, True
     field = (
         Customer.phone if channel in PHONE_CHANNELS else Customer.email if channel is Channel.email else None
     )
     if field is None:
-        return None
-    return (
-        await session.execute(select(Customer).where(Customer.tenant_id == tenant_id, field == address))
-    ).scalar_one_or_none()
+        return None, False
+    by_field = select(Customer).where(Customer.tenant_id == tenant_id, field == address)
+    return (await session.execute(by_field)).scalar_one_or_none(), False
 
 
 async def _remember_identity(

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
+import weakref
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
@@ -33,6 +35,12 @@ NAMING_CONVENTION = {
 
 # Marks a session (or connection) that will write, so SQLite takes the write lock up front.
 WRITE_OPTION = "allo_write"
+WRITE_GATE_TIMEOUT = 30.0
+_GATE_KEY = "allo_write_gate"
+
+
+class WriterQueueTimeout(Exception):
+    """A write transaction waited for its turn longer than SQLite's own busy timeout would have."""
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -94,11 +102,46 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
         cursor.execute("PRAGMA busy_timeout=30000")
         cursor.close()
 
+    # One writer at a time per process and event loop, queued here: SQLite allows one writer anyway, and
+    # writers left to contend for its lock poll with sleeps of up to 100 ms (its busy handler), which
+    # under a burst costs far more than the writes themselves. Other processes still queue on the lock.
+    gates: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = weakref.WeakKeyDictionary()
+
+    def _gate() -> asyncio.Lock:
+        loop = asyncio.get_running_loop()
+        gate = gates.get(loop)
+        if gate is None:
+            gate = gates[loop] = asyncio.Lock()
+        return gate
+
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(connection: Any) -> None:
         write = connection.get_execution_options().get(WRITE_OPTION, False)
-        # Straight to aiosqlite: one thread round trip instead of the four of a cursor's execute.
-        await_(connection.connection.driver_connection.execute("BEGIN IMMEDIATE" if write else "BEGIN"))
+        if write:
+            gate = _gate()
+            try:
+                await_(asyncio.wait_for(gate.acquire(), timeout=WRITE_GATE_TIMEOUT))
+            except TimeoutError as exc:
+                raise WriterQueueTimeout(
+                    f"no write transaction could start within {WRITE_GATE_TIMEOUT:.0f} s"
+                ) from exc
+            connection.info[_GATE_KEY] = gate
+        try:
+            # Straight to aiosqlite: one thread round trip instead of the four of a cursor's execute.
+            await_(connection.connection.driver_connection.execute("BEGIN IMMEDIATE" if write else "BEGIN"))
+        except BaseException:
+            _release(connection)
+            raise
+
+    def _release(connection: Any) -> None:
+        gate = connection.info.pop(_GATE_KEY, None)
+        if gate is not None and gate.locked():
+            gate.release()
+
+    # After the transaction ends (the events fire before the driver's commit or rollback returns, so a
+    # waiting writer may find the SQLite lock held for that moment; its busy timeout covers it).
+    event.listen(engine.sync_engine, "commit", _release)
+    event.listen(engine.sync_engine, "rollback", _release)
 
 
 def create_engine(url: str, *, pool_size: int = 20, echo: bool = False) -> AsyncEngine:

@@ -247,8 +247,11 @@ class Worker:
         wakeup: asyncio.Event | None = None,
         name: str | None = None,
         resources: Mapping[str, Any] | None = None,
+        kinds: frozenset[str] | None = None,
     ) -> None:
         self.db = db
+        # Only these kinds of jobs (a worker dedicated to sends, say); None: every kind.
+        self.kinds = kinds
         self.resources = dict(resources or {})
         self.registry = job_registry or registry
         self.concurrency = concurrency
@@ -266,9 +269,10 @@ class Worker:
             and_(Job.status == JobStatus.queued, Job.run_at <= now),
             and_(Job.status == JobStatus.running, Job.locked_until < now),
         )
-        candidates = (
-            select(Job.id).where(due).order_by(Job.run_at).limit(limit).with_for_update(skip_locked=True)
-        )
+        candidates = select(Job.id).where(due)
+        if self.kinds is not None:
+            candidates = candidates.where(Job.kind.in_(self.kinds))
+        candidates = candidates.order_by(Job.run_at).limit(limit).with_for_update(skip_locked=True)
         stmt = (
             update(Job)
             .where(Job.id.in_(candidates.scalar_subquery()))
