@@ -52,8 +52,15 @@ $(CHROMIUM):
 	$(SUDO) apt-get update -qq
 	$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium
 
+# The SMS tests run a real Kannel: bearerbox and smsbox, and fakesmsc (kannel-extras) as the network.
+KANNEL := /usr/sbin/bearerbox
+
+$(KANNEL):
+	$(SUDO) apt-get update -qq
+	$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq kannel kannel-extras
+
 # The suite runs on SQLite always, and again on PostgreSQL when ALLO_TEST_DATABASE_URL is set.
-pytest: $(VENV)/.installed-dev $(NLU_MODEL) $(CHROMIUM)
+pytest: $(VENV)/.installed-dev $(NLU_MODEL) $(CHROMIUM) $(KANNEL)
 	@echo "== pytest on SQLite =="
 	env -u ALLO_TEST_DATABASE_URL $(BIN)/pytest
 	@if [ -n "$$ALLO_TEST_DATABASE_URL" ]; then \

@@ -1,0 +1,1 @@
+"""Kannel: the SMS gateway adapter and the configuration that points Kannel at Allo."""
