@@ -19,6 +19,8 @@ from allo.assistant.llm import LlmClient
 from allo.auth.endpoints import router as auth_router
 from allo.auth.service import ApiKeyCache
 from allo.channels import tasks as channel_tasks  # noqa: F401 - registers its job handlers
+from allo.channels.email.imap_poller import ImapPolling
+from allo.channels.email.smtp_inbound import SmtpInbound
 from allo.channels.endpoints import router as channels_router
 from allo.chat.endpoints import STATIC_DIR as CHAT_STATIC_DIR
 from allo.chat.endpoints import api as chat_api_router
@@ -80,6 +82,7 @@ def build_worker(settings: Settings, db: Database, bus: Bus) -> Worker:
     return Worker(
         db,
         concurrency=settings.worker_concurrency,
+        kinds=frozenset(settings.worker_kinds) or None,
         lease_seconds=settings.job_lease_seconds,
         poll_seconds=settings.job_poll_seconds,
         backoff_base_seconds=settings.job_backoff_base_seconds,
@@ -94,17 +97,35 @@ async def background_services(
     settings: Settings, db: Database, bus: Bus, *, run_worker: bool
 ) -> AsyncIterator[None]:
     """The PostgreSQL event listener, the Mastodon listener when configured (one process at a time holds
-    it) and, when asked, the job worker, for the lifetime of the block."""
+    it), the e-mail SMTP server and IMAP polling when configured, the SMPP listener and, when asked, the
+    job worker, for the lifetime of the block."""
+    smtp_inbound: SmtpInbound | None = None
+    if settings.smtp_inbound_port:
+        # First: a port already taken by another program stops the start before anything else runs.
+        smtp_inbound = SmtpInbound.from_settings(settings, db)
+        await smtp_inbound.start()
     stop = asyncio.Event()
     listener: asyncio.Task[None] | None = None
     worker: asyncio.Task[None] | None = None
     mastodon: asyncio.Task[None] | None = None
+    smpp: asyncio.Task[None] | None = None
+    if settings.smpp_listener:
+        from allo.channels.smpp.listener import SmppListener
+
+        # Binds nothing until an SMPP account is active. The first look is done here, before anything
+        # else uses the database; then every smpp_poll_seconds.
+        smpp_listener = SmppListener(settings, db)
+        await smpp_listener.refresh(stop)
+        smpp = asyncio.create_task(smpp_listener.run(stop))
     if db.is_postgresql:
         listener = asyncio.create_task(PgListener(asyncpg_dsn(settings.database_url), bus).run())
     if settings.mastodon_configured:
         from allo.social.listener import Listener
 
         mastodon = asyncio.create_task(Listener(settings, db).listen(stop))
+    imap: asyncio.Task[None] | None = None
+    if settings.email_imap_polling:
+        imap = asyncio.create_task(ImapPolling(settings, db).run(stop))
     if run_worker:
         async with db.unit_of_work() as session:
             await job_tasks.schedule_purge(session)
@@ -125,7 +146,19 @@ async def background_services(
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(asyncio.shield(mastodon), timeout=5)
             mastodon.cancel()
-        for task in (worker, listener, mastodon):
+        if smtp_inbound is not None:
+            await smtp_inbound.close()
+        if imap is not None:
+            # A poll in progress finishes its message (stored, then marked seen) or is cut between two.
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(imap), timeout=5)
+            imap.cancel()
+        if smpp is not None:
+            # Each bind is closed with an unbind; a deliver_sm being stored is answered first.
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(smpp), timeout=15)
+            smpp.cancel()
+        for task in (worker, listener, mastodon, imap, smpp):
             if task is not None:
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await task

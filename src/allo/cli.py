@@ -39,8 +39,14 @@ tickets_app = typer.Typer(help="Tickets: list, read, escalate, resolve, assign."
 routing_app = typer.Typer(help="Routing: the floor as the ACD sees it.", no_args_is_help=True)
 app.add_typer(tickets_app, name="tickets")
 app.add_typer(routing_app, name="routing")
+broadcast_app = typer.Typer(
+    help="Proactive messages to a list or segment of customers.", no_args_is_help=True
+)
+app.add_typer(broadcast_app, name="broadcast")
 mastodon_app = typer.Typer(help="Mastodon listening: complaints found and answered.", no_args_is_help=True)
 app.add_typer(mastodon_app, name="mastodon")
+email_app = typer.Typer(help="E-mail channel: the inbound SMTP server, IMAP polling.", no_args_is_help=True)
+app.add_typer(email_app, name="email")
 
 out = Console()
 T = TypeVar("T")
@@ -102,7 +108,9 @@ def _seed_demo(settings: Settings) -> None:
     if not settings.is_dev:
         err.print("[red]The demo data has well-known passwords; it is loaded in dev mode only.[/red]")
         raise typer.Exit(2)
-    summary = asyncio.run(seed_demo_data(settings.database_url, settings.data_dir, progress=err))
+    summary = asyncio.run(
+        seed_demo_data(settings.database_url, settings.data_dir, progress=err, secret_key=settings)
+    )
     if summary.created:
         err.print(f"[green]Demo data loaded[/green]: {summary.describe()}")
     else:
@@ -818,8 +826,186 @@ def mastodon_status(tenant: TenantOption = None) -> None:
     out.print(", ".join(f"{state} {count}" for state, count in sorted(counts.items())) or "No post seen yet.")
 
 
+@email_app.command("smtp-serve")
+def email_smtp_serve(
+    host: Annotated[str | None, typer.Option(help="Bind address (ALLO_SMTP_INBOUND_HOST)")] = None,
+    port: Annotated[int | None, typer.Option(min=1, max=65535, help="Port (ALLO_SMTP_INBOUND_PORT)")] = None,
+) -> None:
+    """Receive mail for the e-mail accounts' addresses until Ctrl-C (a job worker processes it)."""
+    from allo.channels.email.smtp_inbound import serve_until_stopped
+
+    settings = _settings()
+    if port is None and settings.smtp_inbound_port is None:
+        err.print("[red]No port:[/red] set ALLO_SMTP_INBOUND_PORT or pass --port.", highlight=False)
+        raise typer.Exit(2)
+    try:
+        asyncio.run(serve_until_stopped(settings, err.print, host=host, port=port))
+    except OSError as exc:
+        err.print(f"[red]Cannot listen:[/red] {exc}", highlight=False)
+        raise typer.Exit(1) from exc
+
+
+@email_app.command("poll")
+def email_poll(
+    once: Annotated[bool, typer.Option("--once", help="Poll every IMAP account once and exit")] = False,
+) -> None:
+    """Read the unseen mail of the e-mail accounts that have IMAP settings, and store it."""
+    from allo.channels.email.imap_poller import poll_all_once
+
+    if not once:
+        err.print("Use `allo email poll --once`; `allo serve` and `allo worker` keep polling on their own.")
+        raise typer.Exit(2)
+    with _reported_errors():
+        reports = asyncio.run(poll_all_once(_settings()))
+    for account_id, report in reports.items():
+        out.print(
+            f"{account_id}: {report.unseen} unseen, {report.stored} stored, "
+            f"{report.duplicates} already here, {report.ignored} ignored"
+        )
+    if not reports:
+        out.print("No e-mail account with IMAP settings (or another process is polling them).")
+
+
 def main() -> None:
     try:
         app()
     except KeyboardInterrupt:
         sys.exit(130)
+
+
+@broadcast_app.command("send")
+def broadcast_send(
+    name: Annotated[str, typer.Option(help="What the send is, as supervisors will see it")],
+    text_fr: Annotated[
+        str | None, typer.Option("--text-fr", help="French text; {name} is the customer's name")
+    ] = None,
+    text_en: Annotated[str | None, typer.Option("--text-en", help="English text")] = None,
+    tenant: TenantOption = None,
+    channel: Annotated[
+        str, typer.Option(help="preferred | sms | whatsapp | messenger | email")
+    ] = "preferred",
+    customer: Annotated[list[str] | None, typer.Option(help="A customer's id (repeatable)")] = None,
+    segment: Annotated[str | None, typer.Option(help="Everyone in this segment")] = None,
+    vip: Annotated[bool | None, typer.Option("--vip/--not-vip", help="Only VIPs, or only others")] = None,
+    language: Annotated[str | None, typer.Option(help="Only customers of this language")] = None,
+    area: Annotated[str | None, typer.Option(help="Only customers of this area")] = None,
+    template: Annotated[str | None, typer.Option(help="WhatsApp template name")] = None,
+    template_param: Annotated[list[str] | None, typer.Option(help="Template parameter (repeatable)")] = None,
+    ignore_quiet_hours: Annotated[
+        bool, typer.Option("--ignore-quiet-hours", help="Send now even in the tenant's quiet hours")
+    ] = False,
+    wait: Annotated[bool, typer.Option("--wait/--no-wait", help="Show progress until it is done")] = True,
+    run_worker: Annotated[
+        bool, typer.Option("--run-worker", help="Run the jobs in this process (no `allo serve` running)")
+    ] = False,
+) -> None:
+    """Send a message or template to customers on their preferred channel, respecting opt-outs and quiet
+    hours; shows the progress and the delivery report."""
+    from allo.proactive import cli as broadcasts
+    from allo.proactive.schemas import BroadcastCreate
+
+    settings = _settings()
+    slug = tenant or settings.default_tenant
+    texts = {k: v for k, v in (("fr", text_fr), ("en", text_en)) if v}
+    with _reported_errors():
+        data = BroadcastCreate.model_validate(
+            {
+                "name": name,
+                "channel": channel,
+                "texts": texts,
+                "template": (
+                    {"name": template, "language": "fr", "parameters": template_param or []}
+                    if template
+                    else None
+                ),
+                "audience": {
+                    k: v
+                    for k, v in {
+                        "customer_ids": customer,
+                        "segment": segment,
+                        "vip": vip,
+                        "language": language,
+                        "area": area,
+                    }.items()
+                    if v is not None
+                },
+                "respect_quiet_hours": not ignore_quiet_hours,
+            }
+        )
+        broadcast_id = asyncio.run(broadcasts.send(settings, slug, data))
+        err.print(f"Broadcast {broadcast_id} created.")
+        if wait:
+            report = asyncio.run(broadcasts.follow(settings, slug, broadcast_id, err, run_worker=run_worker))
+            out.print(broadcasts.report_table(report))
+
+
+@broadcast_app.command("status")
+def broadcast_status(
+    broadcast_id: Annotated[str, typer.Argument(help="The broadcast's id")],
+    tenant: TenantOption = None,
+) -> None:
+    """A proactive send's state and delivery report."""
+    from allo.proactive import cli as broadcasts
+
+    settings = _settings()
+    try:
+        ident = uuid.UUID(broadcast_id)
+    except ValueError as exc:
+        raise typer.BadParameter("not a broadcast id", param_hint="BROADCAST_ID") from exc
+    with _reported_errors():
+        broadcast, report, _ = asyncio.run(
+            broadcasts.state_of(settings, tenant or settings.default_tenant, ident)
+        )
+    out.print(f"{broadcast.name}: {broadcast.state.value}")
+    out.print(broadcasts.report_table(report))
+
+
+sms_app = typer.Typer(help="SMS: Kannel's configuration for a Kannel channel account.", no_args_is_help=True)
+app.add_typer(sms_app, name="sms")
+
+
+@sms_app.command("kannel-config")
+def sms_kannel_config(
+    account_id: Annotated[uuid.UUID, typer.Argument(help="The Kannel channel account's id")],
+    fake_smsc_port: Annotated[
+        int | None, typer.Option(min=1, max=65535, help="Kannel's test SMSC on this port (demo, tests)")
+    ] = None,
+    smpp_host: Annotated[str | None, typer.Option(help="The operator's SMSC (SMPP 3.4)")] = None,
+    smpp_port: Annotated[int, typer.Option(min=1, max=65535)] = 2775,
+    smpp_system_id: Annotated[str | None, typer.Option(help="The SMSC's login for us")] = None,
+    smpp_system_type: Annotated[str, typer.Option()] = "",
+    log_dir: Annotated[Path | None, typer.Option(help="Where bearerbox and smsbox write their logs")] = None,
+    output: Annotated[Path | None, typer.Option("--out", help="Write here instead of printing")] = None,
+) -> None:
+    """Print kannel.conf for a Kannel account: sendsms for Allo, every customer SMS to the account's hook.
+
+    The SMSC link is Kannel's test SMSC (--fake-smsc-port) or the operator's over SMPP (--smpp-host and
+    --smpp-system-id; the password is read from ALLO_KANNEL_SMPP_PASSWORD or asked for). The file holds
+    secrets: keep it readable by Kannel only."""
+    import secrets
+
+    from allo.channels.kannel.config import FakeSmsc, SmppSmsc, config_for_account
+
+    smsc: FakeSmsc | SmppSmsc
+    if fake_smsc_port is not None and smpp_host is None:
+        smsc = FakeSmsc(fake_smsc_port)
+    elif smpp_host is not None and smpp_system_id and fake_smsc_port is None:
+        password = os.environ.get("ALLO_KANNEL_SMPP_PASSWORD") or typer.prompt(
+            "SMPP password", hide_input=True
+        )
+        smsc = SmppSmsc(smpp_host, smpp_port, smpp_system_id, password, smpp_system_type)
+    else:
+        err.print("Give either --fake-smsc-port, or --smpp-host with --smpp-system-id.")
+        raise typer.Exit(2)
+    with _reported_errors():
+        text = asyncio.run(
+            config_for_account(
+                _settings(), account_id, smsc, admin_password=secrets.token_urlsafe(24), log_dir=log_dir
+            )
+        )
+    if output is None:
+        out.print(text, markup=False, highlight=False, soft_wrap=True, end="")
+        return
+    output.write_text(text, encoding="utf-8")
+    output.chmod(0o600)
+    err.print(f"Wrote {output} (mode 600).")

@@ -49,6 +49,9 @@ class Settings(BaseSettings):
 
     run_worker: bool = True
     worker_concurrency: int = Field(default=4, ge=1, le=64)
+    # The job kinds this process's worker runs (comma-separated, e.g. "channels.inbound,channels.send" for
+    # a worker dedicated to channels); empty: every kind.
+    worker_kinds: Annotated[list[str], NoDecode] = Field(default_factory=list)
     job_lease_seconds: float = Field(default=60.0, gt=0)
     job_poll_seconds: float = Field(default=1.0, gt=0)
     job_backoff_base_seconds: float = Field(default=2.0, gt=0)
@@ -63,6 +66,21 @@ class Settings(BaseSettings):
 
     # Channel providers' send APIs (WhatsApp, Messenger, Kannel…): each call's time limit.
     channel_timeout_seconds: float = Field(default=10.0, gt=0, le=120)
+
+    # E-mail channel (allo.channels.email). Allo's own SMTP server for the e-mail accounts' addresses, off
+    # while the port is unset; it answers 250 only once a message is stored.
+    smtp_inbound_host: str = "127.0.0.1"
+    smtp_inbound_port: int | None = Field(default=None, ge=1, le=65535)
+    # Bigger messages are refused with a 552 (and announced in EHLO's SIZE).
+    smtp_inbound_max_bytes: int = Field(default=25 * 1024 * 1024, ge=64 * 1024, le=200 * 1024 * 1024)
+    # The name the server greets with; this machine's name when unset.
+    smtp_inbound_server_name: str | None = None
+    # A certificate (PEM, the chain) and its key to offer STARTTLS, as sending servers expect of an MX;
+    # without them the server speaks plain SMTP (fine behind the operator's own mail server).
+    smtp_inbound_tls_cert: Path | None = None
+    smtp_inbound_tls_key: Path | None = None
+    # Poll the mailboxes of the e-mail accounts that have IMAP settings (one process at a time per account).
+    email_imap_polling: bool = True
 
     data_dir: Path = DEFAULT_DATA_DIR
     nlu_model_path: Path = Path("var/nlu/model.npz")
@@ -98,6 +116,11 @@ class Settings(BaseSettings):
     mastodon_timeout_seconds: float = Field(default=10.0, gt=0, le=120)
     social_model_path: Path = Path("var/nlu/social.npz")
 
+    # SMS over SMPP (allo.channels.smpp.listener): each active SMPP account's receiver bind is held by one
+    # process at a time; the active accounts are looked up again every smpp_poll_seconds.
+    smpp_listener: bool = True
+    smpp_poll_seconds: float = Field(default=30.0, ge=0.1, le=3600)
+
     @property
     def is_dev(self) -> bool:
         return self.mode is Mode.dev
@@ -116,6 +139,13 @@ class Settings(BaseSettings):
             return None
         _, _, path = self.database_url.partition(":///")
         return None if path in ("", ":memory:") else Path(path)
+
+    @field_validator("worker_kinds", mode="before")
+    @classmethod
+    def _kind_list(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [kind.strip() for kind in value.split(",") if kind.strip()]
+        return value
 
     @field_validator("mastodon_hashtags", mode="before")
     @classmethod

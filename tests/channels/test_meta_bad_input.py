@@ -334,3 +334,22 @@ def test_signature_header_shape() -> None:
     )
     assert not hub_signature_valid("s3cret-key", body + b" ", hub_signature(body, "s3cret-key"))
     assert not hub_signature_valid("s3cret-key", body, None)
+
+
+async def test_a_sender_that_is_no_phone_number_fails_its_event_only(
+    client: httpx.AsyncClient,
+    db: Database,
+    settings: Settings,
+    tenant_actors: dict[str, Actor],
+    graph_client: httpx.AsyncClient,
+) -> None:
+    account = await create_meta_account(client, tenant_actors["admin"], "whatsapp", payloads.PHONE_NUMBER_ID)
+    bad = payloads.whatsapp_text("12", "Bonjour", "wamid.badnumber")
+    good = payloads.whatsapp_text("33612000040", "Bonjour", "wamid.goodnumber")
+    for body in (bad, good):
+        assert (await post_signed(client, hook_path(account), body)).status_code == 200
+    await run_jobs(db, worker(db, settings, graph_client), rounds=3)
+    events = {e.external_id: e for e in await _events(db, account["id"])}
+    assert events["wamid.badnumber"].state is ChannelEventState.failed
+    assert (events["wamid.badnumber"].error or "").startswith("invalid_phone")
+    assert events["wamid.goodnumber"].state is ChannelEventState.processed

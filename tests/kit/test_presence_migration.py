@@ -3,14 +3,19 @@ a table rebuild of users would have deleted every agent's skills and unassigned 
 
 from __future__ import annotations
 
+import uuid
+
 import pytest
-from sqlalchemy import func, select, text, update
+from sqlalchemy import func, insert, select, text, update
 from sqlalchemy.exc import IntegrityError
 
 from allo.kit.db import Database, create_nullpool_engine
 from allo.kit.migrate import downgrade, upgrade
-from allo.models import AgentSkill, Conversation, Customer, Tenant, User
+from allo.models import AgentSkill, Base, Conversation, Tenant, User
 from allo.models.enums import Channel
+
+# Tables by name: rows of an older schema are written column by column.
+TABLES = Base.metadata.tables
 
 
 async def _counts(db: Database) -> tuple[int, int, int]:
@@ -37,13 +42,17 @@ async def test_wrap_up_is_allowed_and_the_data_stays(fresh_database_url: str) ->
                 full_name="A",
                 skills=[AgentSkill(tenant_id=tenant.id, skill="billing", level=3)],
             )
-            customer = Customer(tenant_id=tenant.id, name="C")
-            session.add_all([user, customer])
+            session.add(user)
             await session.flush()
-            session.add(
-                Conversation(
+            # Rows of the 0008 schema, written column by column: the models have columns added since.
+            customer_id = uuid.uuid4()
+            await session.execute(
+                insert(TABLES["customers"]).values(id=customer_id, tenant_id=tenant.id, name="C")
+            )
+            await session.execute(
+                insert(TABLES["conversations"]).values(
                     tenant_id=tenant.id,
-                    customer_id=customer.id,
+                    customer_id=customer_id,
                     channel=Channel.sms,
                     assigned_agent_id=user.id,
                 )

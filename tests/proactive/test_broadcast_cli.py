@@ -35,7 +35,9 @@ async def _allo(url: str, *args: str) -> tuple[int, str, str]:
     except TimeoutError:
         process.kill()
         stdout, stderr = await process.communicate()
-        raise AssertionError(f"allo {' '.join(args)} did not finish:\n{stdout.decode()}\n{stderr.decode()}") from None
+        raise AssertionError(
+            f"allo {' '.join(args)} did not finish:\n{stdout.decode()}\n{stderr.decode()}"
+        ) from None
     return process.returncode or 0, stdout.decode(), stderr.decode()
 
 

@@ -52,14 +52,7 @@ def _read(settings: Settings, account: ChannelAccount) -> ChannelAccountRead:
     return read
 
 
-@router.api_route(
-    "/hooks/{account_id}",
-    methods=["GET", "POST"],
-    summary="Where a provider posts a channel account's events (signed by the provider; no API key)",
-    response_class=Response,
-    responses={200: {"description": "Stored and queued (empty body)"}, 401: {}, 400: {}, 404: {}, 413: {}},
-)
-async def hook(account_id: uuid.UUID, request: Request, db: DatabaseDep, settings: SettingsDep) -> Response:
+async def _hook(account_id: uuid.UUID, request: Request, db: Database, settings: Settings) -> Response:
     inbound = InboundRequest(
         method=request.method,
         headers={k.lower(): v for k, v in request.headers.items()},
@@ -83,6 +76,39 @@ async def hook(account_id: uuid.UUID, request: Request, db: DatabaseDep, setting
     await ingest_for(request, db).submit(account, items)
     # An empty body: Kannel would send any text it gets back to the customer as an SMS.
     return Response(status_code=status.HTTP_200_OK)
+
+
+_HOOK_RESPONSES: dict[int | str, dict[str, object]] = {
+    200: {"description": "Stored and queued (empty body), or the subscription check's challenge"},
+    400: {"description": "Signed, but not the provider's format (kept for a human to look at)"},
+    401: {"description": "Bad or missing signature: nothing stored"},
+    404: {"description": "No active channel account with this id"},
+    413: {"description": "Body over ALLO_MAX_REQUEST_BYTES"},
+}
+
+
+@router.post(
+    "/hooks/{account_id}",
+    summary="Where a provider posts a channel account's events (signed by the provider; no API key)",
+    response_class=Response,
+    responses=_HOOK_RESPONSES,
+)
+async def hook_post(
+    account_id: uuid.UUID, request: Request, db: DatabaseDep, settings: SettingsDep
+) -> Response:
+    return await _hook(account_id, request, db, settings)
+
+
+@router.get(
+    "/hooks/{account_id}",
+    summary="A provider's subscription check, or its events by GET (Kannel's get-url and dlr-url)",
+    response_class=Response,
+    responses=_HOOK_RESPONSES,
+)
+async def hook_get(
+    account_id: uuid.UUID, request: Request, db: DatabaseDep, settings: SettingsDep
+) -> Response:
+    return await _hook(account_id, request, db, settings)
 
 
 @router.get("/providers", summary="The channel providers Allo has adapters for, with what each can do")

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 from allo.channels.base import ChannelAdapter
+from allo.channels.email.adapter import EmailAdapter
+from allo.channels.kannel.adapter import KannelAdapter
 from allo.channels.meta.messenger import MessengerAdapter
 from allo.channels.meta.whatsapp import WhatsAppAdapter
+from allo.channels.smpp.adapter import SmppAdapter
 from allo.channels.webchat import WebChatAdapter
 from allo.kit.errors import NotFound
 
@@ -14,6 +17,9 @@ ADAPTERS: dict[str, ChannelAdapter] = {
         WebChatAdapter(),
         WhatsAppAdapter(),
         MessengerAdapter(),
+        EmailAdapter(),
+        KannelAdapter(),
+        SmppAdapter(),
     )
 }
 

@@ -13,9 +13,11 @@ last attempt the message is marked failed (`give_up`).
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -30,6 +32,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from allo.audit.service import record_by
 from allo.auth.principal import Principal
+from allo.channels import sms
 from allo.channels.base import (
     Account,
     ChannelAdapter,
@@ -339,11 +342,24 @@ async def accept(session: AsyncSession, account: ChannelAccount, items: list[Inb
     return received
 
 
+# Query parameters that are credentials: never kept with a refused request.
+_CREDENTIAL_PARAMETERS = frozenset(
+    {"token", "sig", "signature", "hub.verify_token", "password", "access_token"}
+)
+
+
 def _malformed_item(request: InboundRequest, problem: str) -> InboundItem:
-    digest = hashlib.sha256(request.body).hexdigest()
+    """A refused request as it came (a GET's query, a POST's body, credentials left out), named by its
+    content so that the same request sent again is recognised."""
+    query = {k: v for k, v in sorted(request.query.items()) if k.lower() not in _CREDENTIAL_PARAMETERS}
+    fingerprint = hashlib.sha256(
+        request.method.encode() + orjson.dumps(query, option=orjson.OPT_SORT_KEYS) + request.body
+    ).hexdigest()
     raw = request.body[:_MAX_RAW_BODY].decode("utf-8", errors="replace")
     return InboundItem(
-        kind="unknown", external_id=f"malformed:{digest}", payload={"raw": raw, "problem": problem[:500]}
+        kind="unknown",
+        external_id=f"malformed:{fingerprint}",
+        payload={"method": request.method, "query": query, "raw": raw, "problem": problem[:500]},
     )
 
 
@@ -719,14 +735,17 @@ async def default_account(
     return accounts[0] if accounts else None
 
 
-def outgoing_text(message: Message, max_options: int, language: str) -> tuple[str, list[Option]]:
+def outgoing_text(
+    message: Message, max_options: int, language: str, *, fit: Callable[[str, str], str] | None = None
+) -> tuple[str, list[Option]]:
     """The message as the channel can show it: links written out, and options as buttons when the
-    channel has enough of them, else as a numbered list the customer answers with a number."""
+    channel has enough of them, else as a numbered list the customer answers with a number. `fit` makes
+    the text fit a channel with little room (SMS): it may shorten the body, never the links or options."""
     meta = message.meta or {}
-    text = message.body
+    tail = ""
     links = [link for link in meta.get("links") or [] if isinstance(link, dict) and link.get("url")]
     if links:
-        text += "\n" + "\n".join(f"{link.get('title') or ''} : {link['url']}".strip(" :") for link in links)
+        tail += "\n" + "\n".join(f"{link.get('title') or ''} : {link['url']}".strip(" :") for link in links)
     options = [
         Option(id=str(o["id"]), title=str(o.get("label") or o["id"]))
         for o in meta.get("options") or []
@@ -735,7 +754,9 @@ def outgoing_text(message: Message, max_options: int, language: str) -> tuple[st
     if options and len(options) > max_options:
         _ = gettext_for(language)
         numbered = "\n".join(f"{n}. {option.title}" for n, option in enumerate(options, start=1))
-        return f"{text}\n\n{numbered}\n{_(CHOOSE_BY_NUMBER)}", []
+        tail += f"\n\n{numbered}\n{_(CHOOSE_BY_NUMBER)}"
+        options = []
+    text = fit(message.body, tail) if fit is not None else message.body + tail
     return text, options
 
 
@@ -816,7 +837,13 @@ async def deliver(
             )
             return
     caps = adapter.capabilities
-    text, options = outgoing_text(message, max(caps.max_buttons, caps.max_list_rows), conversation.language)
+    fit = None
+    if conversation.channel is Channel.sms:
+        max_parts = int(account.settings.get("max_parts") or sms.DEFAULT_MAX_PARTS)
+        fit = functools.partial(_fit_sms, max_parts=max_parts)
+    text, options = outgoing_text(
+        message, max(caps.max_buttons, caps.max_list_rows), conversation.language, fit=fit
+    )
     outgoing = Outgoing(
         message_id=str(message.id),
         to=address,
@@ -836,6 +863,10 @@ async def deliver(
         message.channel_message_id = result.external_id
     message.meta = {**meta, **result.meta, "parts": result.parts} if result.parts > 1 or result.meta else meta
     set_delivery(session, message, MessageDelivery.sent)
+
+
+def _fit_sms(body: str, tail: str, *, max_parts: int) -> str:
+    return sms.fit(body, tail, max_parts)
 
 
 async def _provider_id_taken(session: AsyncSession, message: Message, external_id: str) -> bool:

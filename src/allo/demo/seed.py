@@ -14,17 +14,20 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import orjson
 from rich.console import Console
 from rich.progress import Progress
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from allo.diagnosis.schemas import TreeDefinition
+from allo.kit.crypto import KeySource, encrypt_secret
 from allo.kit.db import Database, create_nullpool_engine, new_id
 from allo.kit.phone import normalize_phone
 from allo.kit.security import hash_password
 from allo.kit.time import utc_now
 from allo.models import (
     AgentSkill,
+    ChannelAccount,
     Conversation,
     CsatResponse,
     Customer,
@@ -403,14 +406,21 @@ def add_knowledge(
 
 
 async def seed_demo_data(
-    database_url: str, data_dir: Path, *, progress: Console | None = None
+    database_url: str, data_dir: Path, *, progress: Console | None = None, secret_key: KeySource | None = None
 ) -> SeedSummary:
+    """The demo tenant. With the instance's `secret_key`, also its SMS account on a local Kannel (its
+    secrets are encrypted with that key): see README, "Try SMS with Kannel's test SMSC"."""
     db = Database(create_nullpool_engine(database_url))
     try:
         async with db.unit_of_work() as session:
             if await tenants.get_by_slug(session, DEMO_SLUG) is not None:
                 return SeedSummary(created=False, accounts=_accounts())
             counts = await _seed(session, load_articles(data_dir), load_trees(data_dir), progress)
+            if secret_key is not None:
+                tenant = await tenants.get_by_slug(session, DEMO_SLUG)
+                assert tenant is not None
+                _add_sms_account(session, tenant.id, secret_key)
+                counts["channel accounts"] = 1
     finally:
         await db.dispose()
     return SeedSummary(created=True, counts=counts, accounts=_accounts())
@@ -541,6 +551,32 @@ async def _seed(
         **counts,
     }
     return counts
+
+
+# The demo's SMS account: a Kannel on this machine (`allo sms kannel-config` writes its kannel.conf).
+DEMO_SMS_ADDRESS = "36180"
+DEMO_KANNEL = {
+    "sendsms_url": "http://127.0.0.1:13013/cgi-bin/sendsms",
+    "username": "allo-demo",
+}
+# Well-known, like the demo passwords: the demo is loaded in dev mode only.
+DEMO_KANNEL_SECRETS = {"password": "demo-sendsms-password", "inbound_token": "demo-kannel-inbound-token-2026"}
+
+
+def _add_sms_account(session: AsyncSession, tenant_id: uuid.UUID, secret_key: KeySource) -> None:
+    session.add(
+        ChannelAccount(
+            tenant_id=tenant_id,
+            channel=Channel.sms,
+            provider="kannel",
+            name="SMS 36180 (Kannel)",
+            address=DEMO_SMS_ADDRESS,
+            settings=dict(DEMO_KANNEL),
+            secrets_encrypted=encrypt_secret(secret_key, orjson.dumps(DEMO_KANNEL_SECRETS).decode()),
+            active=True,
+            is_default=True,
+        )
+    )
 
 
 HISTORY_DAYS = 21

@@ -11,11 +11,38 @@ from alembic.autogenerate import compare_metadata
 from alembic.config import Config
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from sqlalchemy import event
 from sqlalchemy.engine import Connection
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from allo.kit.db import create_nullpool_engine
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
+
+
+def migration_engine(url: str) -> AsyncEngine:
+    """An engine for migrations. On SQLite its connections have foreign keys off: a batch migration
+    rebuilds a table by dropping the old one, and with foreign keys on that DROP would delete, or null,
+    every row referencing it (a conversation's messages, say). The pragma only switches outside a
+    transaction, hence at connect; `check_foreign_keys` verifies the result before the commit."""
+    engine = create_nullpool_engine(url)
+    if engine.dialect.name == "sqlite":
+
+        @event.listens_for(engine.sync_engine, "connect")
+        def _foreign_keys_off(dbapi_connection: Any, _record: Any) -> None:
+            cursor = dbapi_connection.cursor()
+            cursor.execute("PRAGMA foreign_keys=OFF")
+            cursor.close()
+
+    return engine
+
+
+def check_foreign_keys(connection: Connection) -> None:
+    if connection.dialect.name != "sqlite":
+        return
+    broken = connection.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
+    if broken:
+        raise RuntimeError(f"the migration left rows with broken foreign keys: {broken[:5]}")
 
 
 def alembic_config(url: str | None = None) -> Config:
@@ -47,8 +74,9 @@ async def _run_command(url: str, alembic_command: Callable[[Config, str], None],
         config = alembic_config()
         config.attributes["connection"] = connection
         alembic_command(config, revision)
+        check_foreign_keys(connection)
 
-    engine = create_nullpool_engine(url)
+    engine = migration_engine(url)
     try:
         async with engine.begin() as conn:
             await conn.run_sync(run)

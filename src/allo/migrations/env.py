@@ -5,7 +5,7 @@ import asyncio
 from alembic import context
 from sqlalchemy.engine import Connection
 
-from allo.kit.db import create_nullpool_engine
+from allo.kit.migrate import check_foreign_keys, migration_engine
 from allo.models import Base
 
 config = context.config
@@ -24,9 +24,10 @@ def _run(connection: Connection) -> None:
 
 
 async def _run_with_own_engine(url: str) -> None:
-    engine = create_nullpool_engine(url)
+    engine = migration_engine(url)
     async with engine.begin() as conn:
         await conn.run_sync(_run)
+        await conn.run_sync(check_foreign_keys)
     await engine.dispose()
 
 

@@ -41,7 +41,7 @@ async def send(settings: Settings, tenant_slug: str, data: BroadcastCreate) -> u
 
 async def state_of(
     settings: Settings, tenant_slug: str, broadcast_id: uuid.UUID
-) -> tuple[Broadcast, BroadcastReport]:
+) -> tuple[Broadcast, BroadcastReport, bool]:
     db = Database(create_nullpool_engine(settings.database_url))
     try:
         async with db.unit_of_work(write=False) as session:

@@ -1,9 +1,10 @@
 from __future__ import annotations
 
 import uuid
-from typing import Annotated
+from typing import Annotated, Any, cast
 
 from fastapi import APIRouter, Depends, Response, status
+from sqlalchemy import Select
 
 from allo.deps import SessionDep, SupervisorDep
 from allo.kit.export import csv_response, csv_text
@@ -62,11 +63,12 @@ async def cancel_broadcast(
     return await _read(session, broadcast)
 
 
-def _recipient(row: tuple[BroadcastRecipient, object, object]) -> RecipientRead:
+def _recipient(row: Any) -> RecipientRead:
+    """A (recipient, delivery status, delivery error) row."""
     recipient, delivery_status, delivery_error = row
     read = RecipientRead.model_validate(recipient)
-    read.delivery_status = delivery_status  # type: ignore[assignment]
-    read.delivery_error = delivery_error  # type: ignore[assignment]
+    read.delivery_status = delivery_status
+    read.delivery_error = delivery_error
     return read
 
 
@@ -83,11 +85,13 @@ async def list_recipients(
     rows = list(
         (
             await session.execute(
-                apply_keyset(stmt, page, BroadcastRecipient.created_at, BroadcastRecipient.id)
+                apply_keyset(
+                    cast("Select[Any]", stmt), page, BroadcastRecipient.created_at, BroadcastRecipient.id
+                )
             )
         ).all()
     )
-    shown, cursor = next_cursor_for([_recipient(r) for r in rows], page)  # type: ignore[arg-type]
+    shown, cursor = next_cursor_for([_recipient(r) for r in rows], page)
     return Page(items=shown, next_cursor=cursor)
 
 
@@ -107,7 +111,7 @@ async def export_recipients(
         .order_by(BroadcastRecipient.created_at, BroadcastRecipient.id)
         .limit(EXPORT_LIMIT)
     )
-    rows = [_recipient(r) for r in (await session.execute(stmt)).all()]  # type: ignore[arg-type]
+    rows = [_recipient(r) for r in (await session.execute(stmt)).all()]
     text = csv_text(
         ["customer_id", "state", "reason", "channel", "address", "delivery_status", "delivery_error"],
         (

@@ -1,13 +1,12 @@
 from __future__ import annotations
 
 import uuid
-from typing import Any
 
 from sqlalchemy import Select, select
 
 from allo.kit.repository import TenantRepository
 from allo.models import Broadcast, BroadcastRecipient, Message
-from allo.models.enums import RecipientState
+from allo.models.enums import MessageDelivery, RecipientState
 
 
 class BroadcastRepository(TenantRepository[Broadcast]):
@@ -19,7 +18,9 @@ class RecipientRepository(TenantRepository[BroadcastRecipient]):
     model = BroadcastRecipient
     noun = "recipient"
 
-    def of(self, broadcast_id: uuid.UUID, state: RecipientState | None = None) -> Select[Any]:
+    def of(
+        self, broadcast_id: uuid.UUID, state: RecipientState | None = None
+    ) -> Select[BroadcastRecipient, MessageDelivery | None, str | None]:
         """The recipients with their message's delivery status and error."""
         stmt = (
             select(BroadcastRecipient, Message.delivery_status, Message.delivery_error)

@@ -405,11 +405,14 @@ def upgrade() -> None:
 def downgrade() -> None:
 
     with op.batch_alter_table("messages", schema=None) as batch_op:
+        # The enum's CHECK goes first: SQLite's table rebuild would otherwise keep it, naming a lost column.
+        batch_op.drop_constraint(op.f("ck_messages_message_delivery"), type_="check")
         batch_op.drop_column("delivery_updated_at")
         batch_op.drop_column("delivery_error")
         batch_op.drop_column("delivery_status")
 
     with op.batch_alter_table("customers", schema=None) as batch_op:
+        batch_op.drop_constraint(op.f("ck_customers_channel"), type_="check")
         batch_op.drop_column("preferred_channel")
 
     with op.batch_alter_table("conversations", schema=None) as batch_op:
