@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 import httpx
-import pytest
 from sqlalchemy import select
 
 from allo.config import Settings
@@ -23,17 +20,6 @@ from tests.channels.helpers import (
 )
 from tests.console.test_workspace_pages import sign_in
 from tests.factories import Actor
-
-
-@pytest.fixture
-def graph() -> GraphStandin:
-    return GraphStandin()
-
-
-@pytest.fixture
-async def graph_client(graph: GraphStandin) -> AsyncIterator[httpx.AsyncClient]:
-    async with graph.client() as http:
-        yield http
 
 
 async def test_delivery_states_and_one_history_in_the_console(

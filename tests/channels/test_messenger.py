@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 import httpx
-import pytest
 from sqlalchemy import select
 
 from allo.config import Settings
@@ -25,17 +22,6 @@ from tests.channels.helpers import (
 from tests.factories import Actor
 
 PSID = "6783923456789012"
-
-
-@pytest.fixture
-def graph() -> GraphStandin:
-    return GraphStandin()
-
-
-@pytest.fixture
-async def graph_client(graph: GraphStandin) -> AsyncIterator[httpx.AsyncClient]:
-    async with graph.client() as http:
-        yield http
 
 
 async def test_a_page_conversation_round_trip(

@@ -4,7 +4,6 @@ unknown accounts, accounts of another tenant, the 24-hour window, a refused mess
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
 from datetime import timedelta
 
 import httpx
@@ -31,17 +30,6 @@ from tests.channels.helpers import (
     worker,
 )
 from tests.factories import Actor
-
-
-@pytest.fixture
-def graph() -> GraphStandin:
-    return GraphStandin()
-
-
-@pytest.fixture
-async def graph_client(graph: GraphStandin) -> AsyncIterator[httpx.AsyncClient]:
-    async with graph.client() as http:
-        yield http
 
 
 async def _events(db: Database, account_id: str) -> list[ChannelEvent]:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
 
 import httpx
 import pytest
@@ -27,17 +26,6 @@ from tests.channels.helpers import (
     worker,
 )
 from tests.factories import Actor
-
-
-@pytest.fixture
-def graph() -> GraphStandin:
-    return GraphStandin()
-
-
-@pytest.fixture
-async def graph_client(graph: GraphStandin) -> AsyncIterator[httpx.AsyncClient]:
-    async with graph.client() as http:
-        yield http
 
 
 async def _conversation_of(db: Database, tenant_id: uuid.UUID, phone: str) -> Conversation:

@@ -4,12 +4,10 @@ delivery report at the end."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
 
 import httpx
-import pytest
 from sqlalchemy import select
 
 from allo.channels import service as channels
@@ -25,17 +23,6 @@ from tests.factories import Actor
 
 BROADCASTS = "/api/v1/broadcasts"
 CUSTOMERS = "/api/v1/customers"
-
-
-@pytest.fixture
-def graph() -> GraphStandin:
-    return GraphStandin()
-
-
-@pytest.fixture
-async def graph_client(graph: GraphStandin) -> AsyncIterator[httpx.AsyncClient]:
-    async with graph.client() as http:
-        yield http
 
 
 async def _customer(client: httpx.AsyncClient, actor: Actor, **fields: Any) -> str:
