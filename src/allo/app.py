@@ -211,6 +211,8 @@ def create_app(
 
     api = APIRouter(prefix=API_PREFIX)
     for router in (
+        # First: providers' webhooks are the busiest route, and routes are matched in order.
+        channels_router,
         auth_router,
         tenants_router,
         customers_router,
@@ -228,7 +230,6 @@ def create_app(
         events_router,
         webhooks_router,
         social_router,
-        channels_router,
         proactive_router,
     ):
         api.include_router(router)

@@ -66,6 +66,9 @@ class Settings(BaseSettings):
 
     # Channel providers' send APIs (WhatsApp, Messenger, Kannel…): each call's time limit.
     channel_timeout_seconds: float = Field(default=10.0, gt=0, le=120)
+    # How long a process keeps a channel account it read for a webhook (0: read it every time). A change
+    # made in this process applies at once; other processes see it within this time.
+    channel_account_cache_seconds: float = Field(default=5.0, ge=0, le=300)
 
     # E-mail channel (allo.channels.email). Allo's own SMTP server for the e-mail accounts' addresses, off
     # while the port is unset; it answers 250 only once a message is stored.

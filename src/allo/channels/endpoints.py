@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import time
 import uuid
 from typing import Annotated
 
@@ -7,7 +8,7 @@ from fastapi import APIRouter, Depends, Request, Response, status
 from fastapi.responses import PlainTextResponse
 
 from allo.channels import service
-from allo.channels.base import InboundRequest
+from allo.channels.base import Account, InboundRequest
 from allo.channels.ingest import Ingest
 from allo.channels.registry import ADAPTERS
 from allo.channels.repository import ChannelAccountRepository, ChannelEventRepository
@@ -29,6 +30,40 @@ from allo.models import ChannelAccount, OptOut
 from allo.models.enums import Channel, ChannelEventKind, ChannelEventState
 
 router = APIRouter(prefix="/channels", tags=["channels"])
+
+
+class AccountCache:
+    """The accounts webhooks arrive for, kept briefly: a burst of webhooks reads its account once."""
+
+    def __init__(self, ttl_seconds: float) -> None:
+        self.ttl = ttl_seconds
+        self._items: dict[uuid.UUID, tuple[float, ChannelAccount, Account]] = {}
+
+    async def get(
+        self, db: Database, settings: Settings, account_id: uuid.UUID
+    ) -> tuple[ChannelAccount, Account]:
+        """The account and its decrypted settings and secrets."""
+        cached = self._items.get(account_id)
+        now = time.monotonic()
+        if cached is not None and now - cached[0] <= self.ttl:
+            return cached[1], cached[2]
+        async with db.unit_of_work(write=False) as reading:
+            account = await service.account_for_hook(reading, account_id)
+        view = service.account_view(settings, account)
+        if self.ttl > 0:
+            self._items[account_id] = (now, account, view)
+        return account, view
+
+    def forget(self, account_id: uuid.UUID) -> None:
+        self._items.pop(account_id, None)
+
+
+def account_cache(request: Request) -> AccountCache:
+    cache: AccountCache | None = getattr(request.app.state, "channel_accounts", None)
+    if cache is None:
+        cache = AccountCache(request.app.state.settings.channel_account_cache_seconds)
+        request.app.state.channel_accounts = cache
+    return cache
 
 
 def ingest_for(request: Request, db: Database) -> Ingest:
@@ -61,14 +96,13 @@ async def _hook(account_id: uuid.UUID, request: Request, db: Database, settings:
     )
     # Found, verified and read outside the write transaction: a burst of webhooks queues only for the
     # inserts.
-    async with db.unit_of_work(write=False) as reading:
-        account = await service.account_for_hook(reading, account_id)
+    account, view = await account_cache(request).get(db, settings, account_id)
     if request.method == "GET":
         challenge = service.handshake(settings, account, inbound)
         if challenge is not None:
             return PlainTextResponse(challenge)
     try:
-        items = service.read_request(settings, account, inbound)
+        items = service.read_request(settings, account, inbound, view)
     except service.MalformedEvent as refusal:
         async with db.unit_of_work() as session:
             await service.keep_malformed(session, account, inbound, refusal.message)
@@ -170,10 +204,12 @@ async def read_account(
 async def update_account(
     account_id: uuid.UUID,
     body: ChannelAccountUpdate,
+    request: Request,
     session: SessionDep,
     principal: AdminDep,
     settings: SettingsDep,
 ) -> ChannelAccountRead:
+    account_cache(request).forget(account_id)
     return _read(settings, await service.update_account(session, principal, settings, account_id, body))
 
 
@@ -182,7 +218,10 @@ async def update_account(
     status_code=status.HTTP_204_NO_CONTENT,
     summary="Delete a channel account (admin)",
 )
-async def delete_account(account_id: uuid.UUID, session: SessionDep, principal: AdminDep) -> None:
+async def delete_account(
+    account_id: uuid.UUID, request: Request, session: SessionDep, principal: AdminDep
+) -> None:
+    account_cache(request).forget(account_id)
     await service.delete_account(session, principal, account_id)
 
 

@@ -19,7 +19,7 @@ import logging
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import httpx
@@ -32,7 +32,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from allo.audit.service import record_by
 from allo.auth.principal import Principal
-from allo.channels import sms
+from allo.channels import bulk, sms
 from allo.channels.base import (
     Account,
     ChannelAdapter,
@@ -55,7 +55,7 @@ from allo.i18n import N_, gettext_for
 from allo.kit import jobs
 from allo.kit.bus import Event, publish_on_commit
 from allo.kit.crypto import decrypt_secret, encrypt_secret
-from allo.kit.db import is_postgresql
+from allo.kit.db import is_postgresql, table_of
 from allo.kit.errors import AppError, Conflict, NotFound, Unprocessable
 from allo.kit.time import utc_now
 from allo.models import ChannelAccount, ChannelEvent, Conversation, Customer, Message, OptOut
@@ -267,10 +267,12 @@ async def account_for_hook(session: AsyncSession, account_id: uuid.UUID) -> Chan
     return account
 
 
-def verified(settings: Settings, account: ChannelAccount, request: InboundRequest) -> ChannelAdapter:
+def verified(
+    settings: Settings, account: ChannelAccount, request: InboundRequest, view: Account | None = None
+) -> ChannelAdapter:
     adapter = adapter_for(account.provider)
     try:
-        adapter.verify(account_view(settings, account), request)
+        adapter.verify(view or account_view(settings, account), request)
     except SignatureInvalid as exc:
         # Logged without the signature or the body: enough to see who is knocking.
         logger.warning(
@@ -289,12 +291,16 @@ def handshake(settings: Settings, account: ChannelAccount, request: InboundReque
         raise BadSignature("The verification token is not valid.") from exc
 
 
-def read_request(settings: Settings, account: ChannelAccount, request: InboundRequest) -> list[InboundItem]:
+def read_request(
+    settings: Settings, account: ChannelAccount, request: InboundRequest, view: Account | None = None
+) -> list[InboundItem]:
     """The items of a provider's request, once its signature is checked (BadSignature otherwise). A signed
-    body that cannot be read raises MalformedEvent carrying it, to be kept (`keep_malformed`)."""
-    adapter = verified(settings, account, request)
+    body that cannot be read raises MalformedEvent carrying it, to be kept (`keep_malformed`). `view`: the
+    account's decrypted settings, when the caller has them already."""
+    view = view or account_view(settings, account)
+    adapter = verified(settings, account, request, view)
     try:
-        return adapter.parse(account_view(settings, account), request)
+        return adapter.parse(view, request)
     except MalformedPayload as exc:
         raise MalformedEvent(f"The payload could not be read: {exc}", details={"kept": True}) from exc
 
@@ -336,9 +342,7 @@ async def accept(session: AsyncSession, account: ChannelAccount, items: list[Inb
         else:
             received.accepted += 1
     if received.accepted:
-        jobs.enqueue_on_commit(
-            session, INBOUND_KIND, {}, tenant_id=account.tenant_id, coalesce=True, max_attempts=5
-        )
+        queue_processing(session, account.tenant_id)
     return received
 
 
@@ -381,11 +385,12 @@ async def _store_event(
         "created_at": utc_now(),
     }
     dialect_insert = postgresql.insert if is_postgresql(session) else sqlite.insert
+    # The table, not the mapped class: the ORM's bookkeeping for an INSERT costs more than the INSERT.
     stmt = (
-        dialect_insert(ChannelEvent)
+        dialect_insert(table_of(ChannelEvent))
         .values(**values)
         .on_conflict_do_nothing(index_elements=["tenant_id", "channel", "external_id"])
-        .returning(ChannelEvent.id)
+        .returning(table_of(ChannelEvent).c.id)
     )
     inserted: uuid.UUID | None = (await session.execute(stmt)).scalar_one_or_none()
     return inserted
@@ -396,6 +401,9 @@ async def _store_event(
 
 # Small enough that a batch holds SQLite's write lock briefly: webhooks keep being accepted meanwhile.
 INBOUND_BATCH = 50
+# A processing run starts this long after the first event that wants it, gathering the ones that follow.
+GATHER_SECONDS = 0.05
+STALE_AFTER = timedelta(minutes=1)
 
 
 async def process_pending(session: AsyncSession, settings: Settings, tenant_id: uuid.UUID) -> int:
@@ -416,6 +424,8 @@ async def process_pending(session: AsyncSession, settings: Settings, tenant_id: 
     for event in events:
         if event.account_id not in accounts:
             accounts[event.account_id] = await session.get(ChannelAccount, event.account_id)
+    events = await _in_bulk(session, policy, events, accounts)
+    for event in events:
         try:
             async with session.begin_nested():
                 await process_event(session, settings, event, accounts[event.account_id], policy)
@@ -427,9 +437,64 @@ async def process_pending(session: AsyncSession, settings: Settings, tenant_id: 
             logger.exception("channel event %s could not be processed", event.id)
             event.state, event.error = ChannelEventState.failed, f"{type(exc).__name__}: {exc}"[:1000]
             event.processed_at = utc_now()
-    if len(events) == INBOUND_BATCH:
-        jobs.enqueue_on_commit(session, INBOUND_KIND, {}, tenant_id=tenant_id, coalesce=True, max_attempts=5)
+    # Again while there was work: events committed while this batch ran get a run of their own.
+    queue_processing(session, tenant_id)
     return len(events)
+
+
+def queue_processing(session: AsyncSession, tenant_id: uuid.UUID) -> None:
+    """One processing run per tenant waits at a time, gathering the events that arrive meanwhile."""
+    jobs.enqueue_on_commit(
+        session,
+        INBOUND_KIND,
+        {},
+        tenant_id=tenant_id,
+        coalesce=True,
+        gather_seconds=GATHER_SECONDS,
+        max_attempts=5,
+    )
+
+
+async def sweep(session: AsyncSession, now: datetime) -> None:
+    """The clock's safety net: a tenant with events waiting longer than a minute gets a processing run
+    (one lost with a crashed process, say)."""
+    stale = await session.execute(
+        select(ChannelEvent.tenant_id)
+        .where(ChannelEvent.state == ChannelEventState.received, ChannelEvent.created_at < now - STALE_AFTER)
+        .distinct()
+    )
+    for tenant_id in stale.scalars():
+        queue_processing(session, tenant_id)
+
+
+async def _in_bulk(
+    session: AsyncSession,
+    policy: TenantPolicy,
+    events: list[ChannelEvent],
+    accounts: dict[uuid.UUID, ChannelAccount | None],
+) -> list[ChannelEvent]:
+    """Store the batch's plain customer messages together (`bulk`); the events left for one at a time."""
+    common: list[bulk.Pending] = []
+    rest: list[ChannelEvent] = []
+    for event in events:
+        account = accounts[event.account_id]
+        item = InboundItem.from_stored(event.payload) if account is not None else None
+        if account is not None and item is not None and bulk.takes(item, account, STOP_WORDS | START_WORDS):
+            common.append(bulk.Pending(event, account, item))
+        else:
+            rest.append(event)
+    if not common:
+        return rest
+    try:
+        async with session.begin_nested():
+            left = await bulk.store(session, policy, common, CONTINUE_WITHIN)
+    except Exception:
+        logger.exception("storing %d channel messages together failed; one at a time instead", len(common))
+        for pending in common:
+            # The rolled-back SAVEPOINT expired what it changed: read the events again.
+            await session.refresh(pending.event)
+        return [p.event for p in common] + rest
+    return [p.event for p in left] + rest
 
 
 async def process_event(
@@ -491,7 +556,8 @@ async def _customer_message(
             body=_body_of(item),
             channel_message_id=item.external_id[:255],
             meta=meta,
-            created_at=None,
+            # When it arrived, whatever the order the worker reads it in: a conversation reads in order.
+            created_at=event.created_at,
         )
     except Conflict:
         return None  # the same provider message came in through another event: already stored
@@ -573,7 +639,7 @@ async def conversation_for(
                 .limit(1)
             )
         ).scalar_one_or_none()
-        if recent is not None and _continues(recent):
+        if recent is not None and bulk.continues(recent, CONTINUE_WITHIN):
             recent.contact_address = address
             return recent
     conversation = Conversation(
@@ -591,13 +657,6 @@ async def conversation_for(
         session, Event("conversation.created", tenant_id, {"conversation_id": str(conversation.id)})
     )
     return conversation
-
-
-def _continues(conversation: Conversation) -> bool:
-    if conversation.status in _OPEN:
-        return True
-    last = conversation.last_message_at or conversation.created_at
-    return conversation.status is ConversationStatus.resolved and last > utc_now() - CONTINUE_WITHIN
 
 
 async def _keyword(session: AsyncSession, conversation: Conversation, address: str, *, stop: bool) -> None:

@@ -11,6 +11,7 @@ from sqlalchemy import delete
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from allo.audit.service import record
+from allo.channels import service as channels
 from allo.kit import jobs
 from allo.kit.time import utc_now
 from allo.models import AuthSession, Job
@@ -50,7 +51,7 @@ DEFAULT_TICK = timedelta(seconds=15)
 async def clock(ctx: jobs.JobContext) -> None:
     """One tick: alarms of the SLA clocks, offers not accepted in time, a routing pass where work waits."""
     now = utc_now()
-    for part in (ticket_tasks.raise_sla_alarms, routing_tasks.tick):
+    for part in (ticket_tasks.raise_sla_alarms, routing_tasks.tick, channels.sweep):
         # Each part in a SAVEPOINT: one failing must neither undo the other nor stop the clock.
         try:
             async with ctx.session.begin_nested():

@@ -10,7 +10,7 @@ from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
-from sqlalchemy import JSON, DateTime, MetaData, TypeDecorator, Uuid, event
+from sqlalchemy import JSON, DateTime, MetaData, Table, TypeDecorator, Uuid, event
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import (
@@ -231,6 +231,13 @@ class Database:
 
     async def dispose(self) -> None:
         await self.engine.dispose()
+
+
+def table_of(model: type[Any]) -> Table:
+    """A mapped class's table: Core statements on it skip the ORM's per-row bookkeeping (bulk inserts)."""
+    table = model.__table__
+    assert isinstance(table, Table)
+    return table
 
 
 def is_postgresql(session: AsyncSession | Session) -> bool:

@@ -27,7 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
 from allo.kit.bus import mark_jobs_enqueued
-from allo.kit.db import Database, is_postgresql
+from allo.kit.db import Database, is_postgresql, table_of
 from allo.kit.time import utc_now
 from allo.models.enums import JobStatus
 from allo.models.job import Job
@@ -134,6 +134,42 @@ async def enqueue(
     return inserted
 
 
+async def enqueue_many(
+    session: AsyncSession,
+    kind: str,
+    jobs: list[tuple[dict[str, Any], str]],
+    *,
+    tenant_id: uuid.UUID | None = None,
+    max_attempts: int = 8,
+) -> None:
+    """Add many jobs of one kind in one statement, each (payload, idempotency key); a key that exists
+    already adds nothing."""
+    if not jobs:
+        return
+    now = utc_now()
+    rows = [
+        {
+            "id": uuid.uuid4(),
+            "tenant_id": tenant_id,
+            "kind": kind,
+            "payload": payload,
+            "status": JobStatus.queued,
+            "attempts": 0,
+            "max_attempts": max_attempts,
+            "run_at": now,
+            "idempotency_key": key,
+            "created_at": now,
+            "updated_at": now,
+        }
+        for payload, key in jobs
+    ]
+    dialect_insert = postgresql.insert if is_postgresql(session) else sqlite.insert
+    await session.execute(
+        dialect_insert(table_of(Job)).values(rows).on_conflict_do_nothing(index_elements=["idempotency_key"])
+    )
+    mark_jobs_enqueued(session)
+
+
 _DEFERRED_JOBS = "allo.deferred_jobs"
 
 
@@ -146,11 +182,17 @@ def enqueue_on_commit(
     idempotency_key: str | None = None,
     max_attempts: int = 8,
     coalesce: bool = False,
+    gather_seconds: float = 0.0,
 ) -> None:
     """Add a job as the transaction's last statement, once per key and transaction.
 
     `coalesce`: skip it when a job of the same kind and tenant is already waiting to run (a wake-up: one
     waiting is enough, and it will see what this transaction committed).
+
+    `gather_seconds` (with `coalesce`): the job runs that much later, gathering what other transactions
+    commit meanwhile, and a waiting job counts only while its start is still more than half of that
+    away. A job about to start may be claimed and read the database before this transaction commits; it
+    would not see this transaction's rows, so it must not stand for them.
 
     For wake-up jobs whose idempotency key many concurrent transactions share ("route this tenant now"):
     inserting the key takes a lock on it, and a transaction that took it early and then waited for a row
@@ -162,6 +204,7 @@ def enqueue_on_commit(
     key = idempotency_key or (f"coalesce:{tenant_id}" if coalesce else str(uuid.uuid4()))
     deferred[(kind, key)] = {
         "coalesce": coalesce,
+        "gather_seconds": gather_seconds,
         "tenant_id": tenant_id,
         "kind": kind,
         "payload": payload or {},
@@ -181,10 +224,13 @@ def _insert_deferred_jobs(session: Session) -> None:
     now = utc_now()
     postgres = session.get_bind().dialect.name == "postgresql"
     for spec in deferred.values():
+        gather = timedelta(seconds=spec.pop("gather_seconds"))
         if spec.pop("coalesce"):
             waiting = select(Job.id).where(
                 Job.kind == spec["kind"], Job.tenant_id == spec["tenant_id"], Job.status == JobStatus.queued
             )
+            if gather:
+                waiting = waiting.where(Job.run_at > now + gather / 2)
             if session.execute(waiting.limit(1)).first() is not None:
                 continue
         dialect_insert = postgresql.insert if postgres else sqlite.insert
@@ -192,7 +238,7 @@ def _insert_deferred_jobs(session: Session) -> None:
             id=uuid.uuid4(),
             status=JobStatus.queued,
             attempts=0,
-            run_at=now,
+            run_at=now + gather,
             created_at=now,
             updated_at=now,
             **spec,
