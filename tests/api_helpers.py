@@ -5,8 +5,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
+import threading
 import uuid
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -14,6 +16,8 @@ import uvicorn
 from fastapi import FastAPI
 from sqlalchemy import ColumnElement, func, select
 
+from allo.app import create_app
+from allo.config import Settings
 from allo.kit.db import Database
 from allo.models import AuditEvent
 from allo.models.base import Base
@@ -94,3 +98,36 @@ async def serve(app: FastAPI) -> AsyncIterator[str]:
         server.should_exit = True
         with contextlib.suppress(asyncio.TimeoutError):
             await asyncio.wait_for(task, timeout=10)
+
+
+# The assistant's model as `make test` builds it.
+MODEL_PATH = Path(__file__).resolve().parents[1] / "var" / "nlu" / "model.npz"
+
+
+class ServerThread:
+    """uvicorn serving `app` on 127.0.0.1:`port` from a thread with its own event loop."""
+
+    def __init__(self, settings: Settings, port: int) -> None:
+        config = uvicorn.Config(
+            create_app(settings),
+            host="127.0.0.1",
+            port=port,
+            log_level="warning",
+            lifespan="on",
+            timeout_graceful_shutdown=5,
+        )
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, name=f"e2e-uvicorn-{port}", daemon=True)
+
+    async def start(self) -> None:
+        self.thread.start()
+        async with asyncio.timeout(30):
+            while not self.server.started:
+                assert self.thread.is_alive(), "uvicorn stopped while starting (see the log above)"
+                await asyncio.sleep(0.05)
+
+    async def stop(self) -> None:
+        """Graceful shutdown: open streams are cut, the lifespan ends and disposes of the app's database."""
+        self.server.should_exit = True
+        await asyncio.to_thread(self.thread.join, 30)
+        assert not self.thread.is_alive(), "uvicorn did not stop"

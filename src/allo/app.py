@@ -21,7 +21,9 @@ from allo.auth.service import ApiKeyCache
 from allo.channels import tasks as channel_tasks  # noqa: F401 - registers its job handlers
 from allo.channels.email.imap_poller import ImapPolling
 from allo.channels.email.smtp_inbound import SmtpInbound
+from allo.channels.endpoints import AccountCache
 from allo.channels.endpoints import router as channels_router
+from allo.channels.ingest import Ingest
 from allo.chat.endpoints import STATIC_DIR as CHAT_STATIC_DIR
 from allo.chat.endpoints import api as chat_api_router
 from allo.chat.endpoints import router as chat_router
@@ -173,7 +175,8 @@ def create_app(
     # Sessions find the bus in their info: the one the database was built with (tests bring their own).
     bus: Bus = database.info.setdefault(BUS_INFO_KEY, Bus())
 
-    llm = LlmClient.from_settings(settings)  # the optional LLM backend: None unless configured
+    llm = LlmClient.from_settings(settings)
+    channel_ingest = Ingest(database)  # the optional LLM backend: None unless configured
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -182,6 +185,7 @@ def create_app(
                 yield
         else:
             yield
+        await channel_ingest.close()
         if llm is not None:
             await llm.aclose()
         if owns_db:
@@ -200,6 +204,8 @@ def create_app(
     app.state.db = database
     app.state.bus = bus
     app.state.api_key_cache = ApiKeyCache(settings.api_key_cache_seconds)
+    app.state.channel_accounts = AccountCache(settings.channel_account_cache_seconds)
+    app.state.channel_ingest = channel_ingest
     app.state.chat_limiter = RateLimiter()
     app.state.llm = llm
 

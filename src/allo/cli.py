@@ -982,9 +982,8 @@ def sms_kannel_config(
     The SMSC link is Kannel's test SMSC (--fake-smsc-port) or the operator's over SMPP (--smpp-host and
     --smpp-system-id; the password is read from ALLO_KANNEL_SMPP_PASSWORD or asked for). The file holds
     secrets: keep it readable by Kannel only."""
-    import secrets
-
     from allo.channels.kannel.config import FakeSmsc, SmppSmsc, config_for_account
+    from allo.kit.security import new_token
 
     smsc: FakeSmsc | SmppSmsc
     if fake_smsc_port is not None and smpp_host is None:
@@ -999,13 +998,14 @@ def sms_kannel_config(
         raise typer.Exit(2)
     with _reported_errors():
         text = asyncio.run(
-            config_for_account(
-                _settings(), account_id, smsc, admin_password=secrets.token_urlsafe(24), log_dir=log_dir
-            )
+            config_for_account(_settings(), account_id, smsc, admin_password=new_token(24), log_dir=log_dir)
         )
     if output is None:
-        out.print(text, markup=False, highlight=False, soft_wrap=True, end="")
+        # As it is: rich would read a password's ":smile:" as an emoji.
+        out.print(text, markup=False, highlight=False, emoji=False, soft_wrap=True, end="")
         return
-    output.write_text(text, encoding="utf-8")
+    # Readable by its owner only before the secrets are in it (touch leaves a file that was there as it was).
+    output.touch(mode=0o600)
     output.chmod(0o600)
+    output.write_text(text, encoding="utf-8")
     err.print(f"Wrote {output} (mode 600).")

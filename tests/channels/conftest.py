@@ -1,12 +1,13 @@
-"""Fixtures of the channel tests: a stand-in for Meta's Graph API and a client that reaches it."""
+"""Fixtures of the channel tests: stand-ins for Meta's Graph API and for an SMTP relay."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 
 import httpx
 import pytest
 
+from tests.channels.email_support import RelayStandin
 from tests.channels.helpers import GraphStandin
 
 
@@ -19,3 +20,11 @@ def graph() -> GraphStandin:
 async def graph_client(graph: GraphStandin) -> AsyncIterator[httpx.AsyncClient]:
     async with graph.client() as http:
         yield http
+
+
+@pytest.fixture
+def relay() -> Iterator[RelayStandin]:
+    standin = RelayStandin()
+    standin.start()
+    yield standin
+    standin.stop()

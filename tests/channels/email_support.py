@@ -16,12 +16,17 @@ import aiosmtplib
 import httpx
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
+from sqlalchemy import select
 
+from allo.kit.db import Database
+from allo.models import ChannelEvent
 from tests.channels.helpers import ACCOUNTS
 from tests.factories import Actor
 
 FIXTURES = Path(__file__).parent / "fixtures" / "email"
 SUPPORT = "support@operateur.example"
+# E-mail speaks SMTP and IMAP; the adapter Protocol and the worker's resources still name an HTTP client.
+NO_HTTP = httpx.AsyncClient()
 
 
 def fixture(name: str) -> bytes:
@@ -52,14 +57,24 @@ class Received:
 @dataclass
 class RelayStandin:
     """An SMTP relay: records every message it accepts; `refusals` are answered first, in order, to
-    DATA (such as "451 4.7.1 Greylisted" or "550 5.1.1 No such user")."""
+    DATA (such as "451 4.7.1 Greylisted" or "550 5.1.1 No such user"), `rcpt_refusals` to RCPT."""
 
     port: int = field(default_factory=free_port)
     credentials: tuple[str, str] | None = None
     refusals: list[str] = field(default_factory=list)
+    rcpt_refusals: list[str] = field(default_factory=list)
     received: list[Received] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _controller: Controller | None = None
+
+    async def handle_RCPT(
+        self, server: SMTP, session: Session, envelope: Envelope, address: str, rcpt_options: list[str]
+    ) -> str:
+        with self._lock:
+            if self.rcpt_refusals:
+                return self.rcpt_refusals.pop(0)
+        envelope.rcpt_tos.append(address)
+        return "250 2.1.5 OK"
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
         with self._lock:
@@ -131,6 +146,13 @@ async def create_email_account(
     assert response.status_code == 201, response.text
     data: dict[str, Any] = response.json()
     return data
+
+
+async def events_with(db: Database, external_id: str) -> list[ChannelEvent]:
+    """The raw events stored under this provider id (a Message-ID), in any tenant."""
+    async with db.unit_of_work(write=False) as session:
+        rows = await session.execute(select(ChannelEvent).where(ChannelEvent.external_id == external_id))
+        return list(rows.scalars())
 
 
 async def deliver_to(port: int, raw: bytes, *, sender: str, recipients: list[str]) -> None:

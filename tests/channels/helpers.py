@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import itertools
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 import orjson
@@ -21,6 +23,7 @@ from allo.models import Job, Message
 from allo.models.enums import JobStatus
 from tests.factories import Actor
 
+T = TypeVar("T")
 ACCOUNTS = "/api/v1/channels/accounts"
 APP_SECRET = "app-secret-for-tests"
 ACCESS_TOKEN = "EAAG-test-access-token"
@@ -137,3 +140,16 @@ async def messages_of(db: Database, conversation_id: Any) -> list[Message]:
             select(Message).where(Message.conversation_id == conversation_id).order_by(Message.created_at)
         )
         return list(rows.scalars())
+
+
+async def eventually(probe: Callable[[], Awaitable[T | None]], what: str, within: float = 20.0) -> T:
+    """The probe's first truthy answer, asked every 0.1 s; an AssertionError naming `what` after `within`."""
+    try:
+        async with asyncio.timeout(within):
+            while True:
+                found = await probe()
+                if found:
+                    return found
+                await asyncio.sleep(0.1)
+    except TimeoutError:
+        raise AssertionError(f"not within {within:.0f} s: {what}") from None

@@ -15,9 +15,9 @@ from urllib.parse import quote, quote_from_bytes, unquote_to_bytes, urlsplit
 
 import httpx
 
+from tests.channels.helpers import ACCOUNTS
 from tests.factories import Actor
 
-ACCOUNTS = "/api/v1/channels/accounts"
 INBOUND_TOKEN = "kannel-inbound-token-0123456789"
 SENDSMS_USER = "allo"
 SENDSMS_PASSWORD = "sendsms-password"

@@ -90,7 +90,6 @@ class SmscPeer:
         self.submit_attempts = 0
         # Statuses answered to the next submit_sm, first to last, before accepting again.
         self.submit_answers: list[int] = []
-        self.receipt_state = "DELIVRD"
         self._pending_receipts: list[Submitted] = []
         self._responses: dict[int, int] = {}  # deliver_sm sequence → Allo's status
         self._running = True
@@ -281,7 +280,8 @@ class SmscPeer:
             self._send_receipt(submitted)
 
     def _send_receipt(self, submitted: Submitted) -> None:
-        """The receipt the handset's network would send, to whichever session receives (later if none)."""
+        """The receipt the handset's network would send (delivered), to whichever session receives (later
+        if none)."""
         with self._lock:
             receiver = next((s for s in self.sessions if s.receives), None)
             if receiver is None:
@@ -289,10 +289,9 @@ class SmscPeer:
                 return
         stamp = time.strftime("%y%m%d%H%M", time.gmtime())
         text = (
-            f"id:{submitted.message_id} sub:001 dlvrd:{'001' if self.receipt_state == 'DELIVRD' else '000'} "
-            f"submit date:{stamp} done date:{stamp} stat:{self.receipt_state} err:000 text:"
+            f"id:{submitted.message_id} sub:001 dlvrd:001 submit date:{stamp} done date:{stamp} stat:DELIVRD "
+            "err:000 text:"
         )
-        state = {"DELIVRD": 2, "UNDELIV": 5, "EXPIRED": 3, "REJECTD": 8}.get(self.receipt_state, 7)
         pdu = self._pdu(
             "deliver_sm",
             source_addr_ton=1,
@@ -305,7 +304,7 @@ class SmscPeer:
             data_coding=0,
             short_message=text.encode("ascii"),
             receipted_message_id=submitted.message_id,
-            message_state=state,
+            message_state=2,  # DELIVERED
         )
         try:
             receiver.send(pdu)

@@ -3,27 +3,23 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 
 import httpx
 import pytest
 
 from allo.channels.base import Account, Outgoing, ProviderRejected, ProviderUnavailable
 from allo.channels.email.adapter import EmailAdapter, compose, reply_subject
-from tests.channels.email_support import SUPPORT, RelayStandin, create_email_account, email_settings
+from tests.channels.email_support import (
+    NO_HTTP,
+    SUPPORT,
+    RelayStandin,
+    create_email_account,
+    email_settings,
+)
 from tests.channels.helpers import ACCOUNTS
 from tests.factories import Actor
 
 CUSTOMER = "rene.dupont@client.example"
-NO_HTTP = httpx.AsyncClient()  # the e-mail adapter speaks SMTP; the Protocol still hands it a client
-
-
-@pytest.fixture
-def relay() -> Iterator[RelayStandin]:
-    standin = RelayStandin()
-    standin.start()
-    yield standin
-    standin.stop()
 
 
 def _account(relay: RelayStandin, secrets: dict[str, str] | None = None, **settings: object) -> Account:
@@ -93,13 +89,8 @@ def test_re_is_never_stacked(subject: str | None, expected: str) -> None:
     assert reply_subject(subject, answering=True, language="en") == expected
 
 
-async def test_send_hands_the_reply_to_the_relay() -> None:
-    relay = RelayStandin()
-    relay.start()
-    try:
-        result = await EmailAdapter().send(_account(relay), _reply(), NO_HTTP)
-    finally:
-        relay.stop()
+async def test_send_hands_the_reply_to_the_relay(relay: RelayStandin) -> None:
+    result = await EmailAdapter().send(_account(relay), _reply(), NO_HTTP)
     assert result.external_id == "<allo.0c8f7a52-4b1e-4d0e-9b6a-2f1d3c4b5a69@operateur.example>"
     [sent] = relay.received
     assert sent.mail_from == SUPPORT and sent.rcpt_tos == [CUSTOMER]
@@ -149,6 +140,31 @@ async def test_4xx_is_later_and_5xx_is_never(answer: str, error: type[Exception]
         assert raised.value.status_code == code
     else:
         assert isinstance(raised.value, ProviderRejected) and raised.value.code == code
+    assert relay.received == []
+
+
+@pytest.mark.parametrize(
+    ("answer", "error", "code"),
+    [
+        ("450 4.2.1 Mailbox busy, try again later", ProviderUnavailable, 450),
+        ("550 5.1.1 <rene.dupont@client.example>: Recipient address rejected", ProviderRejected, "smtp_550"),
+    ],
+)
+async def test_a_recipient_refused_at_rcpt_reads_like_a_refused_message(
+    answer: str, error: type[Exception], code: object
+) -> None:
+    relay = RelayStandin(rcpt_refusals=[answer])
+    relay.start()
+    try:
+        with pytest.raises(error) as raised:
+            await EmailAdapter().send(_account(relay), _reply(), NO_HTTP)
+    finally:
+        relay.stop()
+    if isinstance(raised.value, ProviderUnavailable):
+        assert raised.value.status_code == code
+    else:
+        assert isinstance(raised.value, ProviderRejected) and raised.value.code == code
+    assert answer.partition(" ")[2] in str(raised.value), "the relay's own words"
     assert relay.received == []
 
 

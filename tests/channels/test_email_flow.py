@@ -11,7 +11,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -31,27 +31,20 @@ from allo.kit.migrate import upgrade
 from allo.models import ChannelAccount, ChannelEvent, Conversation, Customer, Message, Tenant
 from allo.models.enums import AuthorKind, Channel, ChannelEventState, MessageDelivery
 from tests.channels.email_support import (
+    NO_HTTP,
     SUPPORT,
     RelayStandin,
     create_email_account,
     customer_mail,
     deliver_to,
+    events_with,
     free_port,
 )
 from tests.channels.helpers import ACCOUNTS, messages_of, run_jobs, worker
 from tests.factories import Actor, create_customer
 
 RENE = "rene.dupont@client.example"
-NO_HTTP = httpx.AsyncClient()  # SMTP needs no HTTP client; the worker's resources still name one
 MAX_BYTES = 256 * 1024
-
-
-@pytest.fixture
-def relay() -> Iterator[RelayStandin]:
-    standin = RelayStandin()
-    standin.start()
-    yield standin
-    standin.stop()
 
 
 @pytest.fixture
@@ -60,12 +53,6 @@ async def inbound(db: Database) -> AsyncIterator[SmtpInbound]:
     await server.start()
     yield server
     await server.close()
-
-
-async def _events(db: Database, external_id: str) -> list[ChannelEvent]:
-    async with db.unit_of_work(write=False) as s:
-        rows = await s.execute(select(ChannelEvent).where(ChannelEvent.external_id == external_id))
-        return list(rows.scalars())
 
 
 async def _conversations_of(db: Database, tenant_id: uuid.UUID, email: str) -> list[Conversation]:
@@ -103,7 +90,7 @@ async def test_a_mail_is_answered_and_the_reply_to_the_answer_stays_in_the_threa
     first = customer_mail(message_id="<first-1@client.example>")
     await deliver_to(inbound.bound_port, first, sender=RENE, recipients=[SUPPORT])
     # The 250 came after the commit: the event is stored before any job has run.
-    [event] = await _events(db, "<first-1@client.example>")
+    [event] = await events_with(db, "<first-1@client.example>")
     assert event.state is ChannelEventState.received and str(event.account_id) == account["id"]
     assert event.payload["raw"]["envelope"]["rcpt_to"] == [SUPPORT]
 
@@ -161,7 +148,8 @@ async def test_a_mail_is_answered_and_the_reply_to_the_answer_stays_in_the_threa
     ]
     assert from_rene[1].body == "Merci, mais le rappel de mai était déjà payé."
     # Whatever was answered next threads on: the newest message first, the whole thread in References.
-    later = [r for r in relay.received[len(replies) :]]
+    later = relay.received[len(replies) :]
+    assert later, "the assistant answered the reply too"
     for mail in (r.message for r in later):
         assert str(mail["Subject"]) == "Re: Facture trop élevée"
         assert "<first-1@client.example>" in str(mail["References"])
@@ -190,7 +178,7 @@ async def test_a_mail_delivered_twice_creates_nothing_twice(
     await deliver_to(inbound.bound_port, relayed, sender=RENE, recipients=[SUPPORT])
     await run_jobs(db, worker(db, settings, NO_HTTP), rounds=3)
 
-    [event] = await _events(db, "<twice@client.example>")
+    [event] = await events_with(db, "<twice@client.example>")
     assert event.state is ChannelEventState.processed
     [conversation] = await _conversations_of(db, admin.tenant_id, RENE)
     from_rene = [m for m in await messages_of(db, conversation.id) if m.author_kind is AuthorKind.customer]
@@ -211,7 +199,7 @@ async def test_only_the_accounts_addresses_are_accepted(
     with pytest.raises(aiosmtplib.SMTPRecipientsRefused) as refused:
         await deliver_to(inbound.bound_port, mail, sender=RENE, recipients=["nobody@operateur.example"])
     assert [r.code for r in refused.value.recipients] == [550]
-    assert await _events(db, "<unknown-rcpt@client.example>") == []
+    assert await events_with(db, "<unknown-rcpt@client.example>") == []
 
     # One good recipient among bad ones: the message is taken for it, the others are refused. The address
     # is matched whatever its case.
@@ -225,7 +213,7 @@ async def test_only_the_accounts_addresses_are_accepted(
         start_tls=False,
     )
     assert errors["abuse@operateur.example"].code == 550
-    assert len(await _events(db, "<two-rcpt@client.example>")) == 1
+    assert len(await events_with(db, "<two-rcpt@client.example>")) == 1
 
     # A switched-off account takes no more mail.
     switched_off = await client.patch(
@@ -258,7 +246,7 @@ async def test_an_oversized_mail_is_refused(
         with pytest.raises(aiosmtplib.SMTPDataError) as at_data:
             await smtp.data(big)
     assert at_data.value.code == 552
-    assert await _events(db, "<too-big@client.example>") == []
+    assert await events_with(db, "<too-big@client.example>") == []
 
 
 async def test_a_storage_failure_answers_451_and_the_retry_is_stored(
@@ -283,9 +271,9 @@ async def test_a_storage_failure_answers_451_and_the_retry_is_stored(
     with pytest.raises(aiosmtplib.SMTPDataError) as refused:
         await deliver_to(inbound.bound_port, mail, sender=RENE, recipients=[SUPPORT])
     assert refused.value.code == 451
-    assert await _events(db, "<retried@client.example>") == []
+    assert await events_with(db, "<retried@client.example>") == []
     await deliver_to(inbound.bound_port, mail, sender=RENE, recipients=[SUPPORT])  # the sender's retry
-    assert len(await _events(db, "<retried@client.example>")) == 1
+    assert len(await events_with(db, "<retried@client.example>")) == 1
 
 
 async def test_a_message_the_reader_trips_on_is_kept_not_refused(
@@ -334,7 +322,7 @@ async def test_automatic_mail_and_our_own_mail_are_never_answered(
         await deliver_to(inbound.bound_port, raw, sender=RENE, recipients=[SUPPORT])
     await run_jobs(db, worker(db, settings, NO_HTTP), rounds=3)
     for external_id in ("<ooo@client.example>", "<loop@operateur.example>"):
-        [event] = await _events(db, external_id)
+        [event] = await events_with(db, external_id)
         assert event.state is ChannelEventState.ignored and event.message_id is None
     assert relay.received == []
 
@@ -388,7 +376,7 @@ async def test_allo_serve_starts_the_smtp_server_when_its_port_is_set(
         await deliver_to(
             port, customer_mail(message_id="<via-serve@client.example>"), sender=RENE, recipients=[SUPPORT]
         )
-    assert len(await _events(db, "<via-serve@client.example>")) == 1
+    assert len(await events_with(db, "<via-serve@client.example>")) == 1
     with pytest.raises(aiosmtplib.SMTPConnectError):
         await deliver_to(
             port, customer_mail(message_id="<after@client.example>"), sender=RENE, recipients=[SUPPORT]
@@ -512,5 +500,5 @@ async def test_starttls_is_offered_with_a_certificate(
         await deliver_to(server.bound_port, plain, sender=RENE, recipients=[SUPPORT])
     finally:
         await server.close()
-    assert len(await _events(db, "<over-tls@client.example>")) == 1
-    assert len(await _events(db, "<in-clear@client.example>")) == 1
+    assert len(await events_with(db, "<over-tls@client.example>")) == 1
+    assert len(await events_with(db, "<in-clear@client.example>")) == 1

@@ -15,15 +15,21 @@ from allo.channels import service as channels
 from allo.channels.email.imap_poller import ImapPolling, MailboxError
 from allo.config import Settings
 from allo.kit.db import Database
-from allo.models import ChannelEvent, Conversation, Customer
+from allo.models import Conversation, Customer
 from allo.models.enums import AuthorKind, ChannelEventState
-from tests.channels.email_support import RelayStandin, create_email_account, customer_mail, fixture
+from tests.channels.email_support import (
+    NO_HTTP,
+    RelayStandin,
+    create_email_account,
+    customer_mail,
+    events_with,
+    fixture,
+)
 from tests.channels.helpers import messages_of, run_jobs, worker
 from tests.channels.imap_standin import ImapStandin
 from tests.factories import Actor
 
 PASSWORD = "imap-password-for-tests"
-NO_HTTP = httpx.AsyncClient()
 
 
 @pytest.fixture
@@ -50,12 +56,6 @@ async def _polled_account(
     return uuid.UUID(account["id"])
 
 
-async def _events(db: Database, external_id: str) -> list[ChannelEvent]:
-    async with db.unit_of_work(write=False) as s:
-        rows = await s.execute(select(ChannelEvent).where(ChannelEvent.external_id == external_id))
-        return list(rows.scalars())
-
-
 async def test_unseen_mail_is_stored_then_marked_seen(
     client: httpx.AsyncClient,
     db: Database,
@@ -72,14 +72,14 @@ async def test_unseen_mail_is_stored_then_marked_seen(
 
     assert (report.unseen, report.stored, report.duplicates) == (1, 1, 0)
     assert mailbox.seen(new) and mailbox.seen(old)
-    assert await _events(db, "<read-long-ago@client.example>") == []
+    assert await events_with(db, "<read-long-ago@client.example>") == []
     # Read without touching \Seen, marked after the commit.
     fetch, store = (c for c in mailbox.commands if c.startswith(("UID FETCH", "UID STORE")))
     assert fetch == f"UID FETCH {new} (BODY.PEEK[])"
     assert store == f"UID STORE {new} +FLAGS (\\Seen)"
     assert "LOGIN support-imap ****" in mailbox.commands and mailbox.commands[-1] == "LOGOUT"
 
-    [event] = await _events(
+    [event] = await events_with(
         db, "<AM7PR03MB6513B2C5F0A0D4C1E4D2A7B1C3F82@AM7PR03MB6513.eurprd03.prod.outlook.example>"
     )
     assert event.payload["raw"]["envelope"] == {"via": "imap", "folder": "INBOX", "uid": str(new)}
@@ -129,7 +129,7 @@ async def test_a_message_not_stored_stays_unseen_for_the_next_poll(
     with pytest.raises(RuntimeError):
         await ImapPolling(settings, db).poll_account(account_id)
     assert mailbox.seen(first) and not mailbox.seen(second)
-    assert await _events(db, "<two@client.example>") == []
+    assert await events_with(db, "<two@client.example>") == []
 
     report = await ImapPolling(settings, db).poll_account(account_id)
     assert (report.unseen, report.stored) == (1, 1)
@@ -139,7 +139,7 @@ async def test_a_message_not_stored_stays_unseen_for_the_next_poll(
     third = mailbox.add(customer_mail(message_id="<one@client.example>"))
     report = await ImapPolling(settings, db).poll_account(account_id)
     assert (report.stored, report.duplicates) == (0, 1) and mailbox.seen(third)
-    [event] = await _events(db, "<one@client.example>")
+    [event] = await events_with(db, "<one@client.example>")
     assert event.state is ChannelEventState.received
 
 

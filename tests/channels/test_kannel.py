@@ -11,19 +11,15 @@ dlr-url Allo gave, so the delivery status moves as it would with an operator.
 from __future__ import annotations
 
 import asyncio
-import threading
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
 
 import httpx
 import pytest
-import uvicorn
 from sqlalchemy import select
 
-from allo.app import create_app
 from allo.assistant.nlu.training import train_and_save
 from allo.channels import sms
 from allo.channels.base import Account
@@ -34,7 +30,8 @@ from allo.kit.db import Database, create_nullpool_engine
 from allo.kit.migrate import upgrade
 from allo.models import ChannelEvent, Conversation, Customer, Job, Message, OptOut
 from allo.models.enums import AuthorKind, ChannelEventState, MessageDelivery
-from tests.api_helpers import free_port
+from tests.api_helpers import MODEL_PATH, ServerThread, free_port
+from tests.channels.helpers import eventually
 from tests.channels.kannel_support import (
     BEARERBOX,
     FAKESMSC,
@@ -55,36 +52,8 @@ pytestmark = pytest.mark.skipif(
     "`make test` installs the Debian packages kannel and kannel-extras",
 )
 
-MODEL_PATH = Path(__file__).resolve().parents[2] / "var" / "nlu" / "model.npz"
 # The first assistant turn of a process loads the language model.
 TURN_SECONDS = 40.0
-T = TypeVar("T")
-
-
-class ServerThread:
-    """Allo under uvicorn in a thread with its own event loop, so its worker never waits on the test."""
-
-    def __init__(self, settings: Settings, port: int) -> None:
-        config = uvicorn.Config(
-            create_app(settings),
-            host="127.0.0.1",
-            port=port,
-            log_level="warning",
-            timeout_graceful_shutdown=5,
-        )
-        self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self.server.run, name=f"kannel-e2e-{port}", daemon=True)
-
-    async def start(self) -> None:
-        self.thread.start()
-        async with asyncio.timeout(30):
-            while not self.server.started:
-                assert self.thread.is_alive(), "uvicorn stopped while starting"
-                await asyncio.sleep(0.05)
-
-    async def stop(self) -> None:
-        self.server.should_exit = True
-        await asyncio.to_thread(self.thread.join, 30)
 
 
 @dataclass
@@ -176,17 +145,6 @@ async def live(fresh_database_url: str, tmp_path: Path, model_path: Path) -> Asy
             await asyncio.to_thread(kannel.stop)
         await server.stop()
         await db.dispose()
-
-
-async def eventually(probe: Callable[[], Awaitable[T | None]], what: str, within: float = 20.0) -> T:
-    """The probe's first truthy answer, asked every 0.2 s."""
-    async with asyncio.timeout(within):
-        while True:
-            found = await probe()
-            if found:
-                return found
-            await asyncio.sleep(0.2)
-    raise AssertionError(what)  # pragma: no cover - the timeout raises first
 
 
 async def conversation_of(live: LiveSms, phone: str) -> Conversation | None:
@@ -299,8 +257,10 @@ async def test_an_sms_from_a_french_mobile_is_answered_through_kannel_and_report
 
 async def test_long_french_texts_go_as_concatenated_parts_in_the_right_coding(live: LiveSms) -> None:
     phone = "+33698765432"
-    live.network.customer_writes(phone, SHORT_CODE, "Bonjour")
+    # The customer's own phone writes UCS-2: Kannel recodes it, and the text arrives as written.
+    live.network.customer_writes_ucs2(phone, SHORT_CODE, "Bonjour 🙂")
     conversation, replies = await answered_and_delivered(live, phone)
+    assert (await messages_in(live, conversation.id))[0].body == "Bonjour 🙂"
     before = len(await network_carried(live, phone, len(replies)))
 
     gsm_text = (

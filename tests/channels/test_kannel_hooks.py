@@ -3,25 +3,39 @@ are the ones Kannel's get-url and dlr-url make, and sendsms is a stand-in answer
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 from fastapi import FastAPI, Request, Response
 from sqlalchemy import select
+from typer.testing import CliRunner, Result
 
+from allo.app import create_app
 from allo.channels import sms
-from allo.channels.base import Account, SignatureInvalid
+from allo.channels.base import (
+    Account,
+    InboundRequest,
+    Outgoing,
+    ProviderRejected,
+    ProviderUnavailable,
+    SignatureInvalid,
+)
 from allo.channels.kannel.adapter import KANNEL_CODING, KannelAdapter, dlr_signature, mo_url
-from allo.channels.kannel.config import FakeSmsc, KannelConfig, SmppSmsc, render
-from allo.config import Settings
-from allo.kit.db import Database
+from allo.channels.kannel.config import FakeSmsc, KannelConfig, SmppSmsc, config_for_account, render
+from allo.cli import app as allo_cli
+from allo.config import Settings, get_settings
+from allo.kit.db import Database, create_nullpool_engine
+from allo.kit.errors import NotFound
+from allo.kit.migrate import upgrade
 from allo.models import ChannelEvent, Conversation, Customer, Message, OptOut
 from allo.models.enums import AuthorKind, ChannelEventState, MessageDelivery
-from tests.channels.helpers import messages_of, run_jobs, worker
+from tests.channels.helpers import ACCOUNTS, messages_of, run_jobs, worker
 from tests.channels.kannel_support import (
     INBOUND_TOKEN,
     SENDSMS_PASSWORD,
@@ -34,7 +48,7 @@ from tests.channels.kannel_support import (
     kannel_calls,
     mo_query,
 )
-from tests.factories import Actor, login
+from tests.factories import Actor, login, make_actor
 
 SENDSMS_URL = "http://kannel.standin/cgi-bin/sendsms"
 
@@ -420,8 +434,6 @@ def _account(**settings: Any) -> Account:
 
 
 async def test_a_gateway_that_cannot_be_reached_is_a_temporary_failure() -> None:
-    from allo.channels.base import Outgoing, ProviderUnavailable
-
     async with httpx.AsyncClient(timeout=2) as http:
         with pytest.raises(ProviderUnavailable, match="could not be reached: ConnectError"):
             await KannelAdapter().send(
@@ -430,8 +442,6 @@ async def test_a_gateway_that_cannot_be_reached_is_a_temporary_failure() -> None
 
 
 async def test_the_coding_and_the_part_limit_follow_the_text(kannel: SendsmsStandin) -> None:
-    from allo.channels.base import Outgoing, ProviderRejected
-
     adapter = KannelAdapter()
     account = _account(sendsms_url=SENDSMS_URL, max_parts=3, sender="ALLO")
     async with kannel.client() as http:
@@ -457,7 +467,7 @@ async def test_account_secrets_are_checked_when_the_account_is_saved(
 ) -> None:
     for token in ("short-token", "a-token-with-a-percent-%41-inside-it"):
         response = await client.post(
-            "/api/v1/channels/accounts",
+            ACCOUNTS,
             json={
                 "channel": "sms",
                 "provider": "kannel",
@@ -473,8 +483,6 @@ async def test_account_secrets_are_checked_when_the_account_is_saved(
 
 
 def test_verify_refuses_everything_when_the_account_has_no_inbound_token() -> None:
-    from allo.channels.base import InboundRequest
-
     account = _account()
     account.secrets = {"password": SENDSMS_PASSWORD}
     headers = {k.lower(): v for k, v in kannel_auth("").items()}
@@ -507,15 +515,8 @@ def test_the_generated_configuration_points_kannel_at_the_hook() -> None:
 
 
 async def test_the_configuration_of_a_stored_account_carries_its_hook_and_credentials(
-    fresh_database_url: str,
+    fresh_database_url: str, tmp_path: Path
 ) -> None:
-    from allo.app import create_app
-    from allo.channels.kannel.config import config_for_account
-    from allo.kit.db import create_nullpool_engine
-    from allo.kit.errors import NotFound
-    from allo.kit.migrate import upgrade
-    from tests.factories import make_actor
-
     await upgrade(fresh_database_url)
     setup = Database(create_nullpool_engine(fresh_database_url))
     async with setup.unit_of_work() as s:
@@ -537,3 +538,33 @@ async def test_the_configuration_of_a_stored_account_carries_its_hook_and_creden
     assert f'password = "{SENDSMS_PASSWORD}"' in text and "sendsms-port = 14013" in text
     with pytest.raises(NotFound):
         await config_for_account(settings, uuid.uuid4(), FakeSmsc(14010), admin_password="adm")
+
+    # The same through `allo sms kannel-config`, printed as it is (no ":smile:" turned into an emoji by the
+    # terminal library) or written for its owner only.
+    env = {
+        "ALLO_DATABASE_URL": fresh_database_url,
+        "ALLO_MODE": "dev",
+        "ALLO_PUBLIC_BASE_URL": "https://allo.example",
+        "ALLO_KANNEL_SMPP_PASSWORD": ":smile:",
+    }
+
+    async def allo(*args: str) -> Result:
+        get_settings.cache_clear()
+        try:
+            return await asyncio.to_thread(
+                lambda: CliRunner().invoke(allo_cli, ["sms", "kannel-config", *args], env=env)
+            )
+        finally:
+            get_settings.cache_clear()
+
+    printed = await allo(account["id"], "--smpp-host", "smsc.operator.example", "--smpp-system-id", "allo")
+    assert printed.exit_code == 0, printed.stderr
+    assert f'get-url = "{mo_url(hook, INBOUND_TOKEN)}"' in printed.stdout
+    assert 'smsc-password = ":smile:"' in printed.stdout
+    written = tmp_path / "kannel.conf"
+    assert (await allo(account["id"], "--fake-smsc-port", "14010", "--out", str(written))).exit_code == 0
+    assert written.stat().st_mode & 0o777 == 0o600
+    assert f'get-url = "{mo_url(hook, INBOUND_TOKEN)}"' in written.read_text()
+    assert (await allo(account["id"])).exit_code == 2  # no SMSC to link Kannel to
+    unknown = await allo(str(uuid.uuid4()), "--fake-smsc-port", "14010")
+    assert unknown.exit_code == 1 and "unknown_channel_account" in unknown.stderr

@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any
 
 import httpx
 import pytest
@@ -26,12 +26,11 @@ from allo.kit.db import Database, create_engine
 from allo.kit.migrate import upgrade
 from allo.models import ChannelEvent, Conversation, Customer, Message
 from allo.models.enums import AuthorKind, ChannelEventKind, MessageDelivery
-from tests.channels.helpers import run_jobs, worker
+from tests.channels.helpers import ACCOUNTS, eventually, run_jobs, worker
 from tests.channels.smsc_peer import INVALID_DESTINATION, OK, RX_T_APPN, THROTTLED, SmscPeer
 from tests.factories import Actor, make_actor, make_assistant_tenant
 
 SHORT_CODE = "36000"
-T = TypeVar("T")
 
 
 @pytest.fixture
@@ -263,7 +262,7 @@ async def live(fresh_database_url: str, peer: SmscPeer) -> AsyncIterator[LiveSmp
     try:
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://allo") as http:
             response = await http.post(
-                "/api/v1/channels/accounts",
+                ACCOUNTS,
                 json={
                     "channel": "sms",
                     "provider": "smpp",
@@ -289,16 +288,6 @@ async def listening(live: LiveSmpp) -> AsyncIterator[SmppListener]:
     yield listener
     stop.set()
     await asyncio.wait_for(task, timeout=20)
-
-
-async def eventually(probe: Callable[[], Awaitable[T | None]], what: str, within: float = 15.0) -> T:
-    async with asyncio.timeout(within):
-        while True:
-            found = await probe()
-            if found:
-                return found
-            await asyncio.sleep(0.1)
-    raise AssertionError(what)  # pragma: no cover - the timeout raises first
 
 
 async def _count_events(live: LiveSmpp, kind: ChannelEventKind) -> int:

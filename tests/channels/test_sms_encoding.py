@@ -130,8 +130,6 @@ def test_ucs2_is_utf16_big_endian() -> None:
 
 
 def test_a_long_answer_is_fitted_into_the_account_s_parts_keeping_its_link() -> None:
-    from allo.channels import sms
-
     body = (
         "Votre facture « Forfait 100 Go » comprend l’abonnement du mois, les options et les appels hors "
         "forfait. " * 12
@@ -146,3 +144,5 @@ def test_a_long_answer_is_fitted_into_the_account_s_parts_keeping_its_link() -> 
     assert sms.fit("C’est réglé « vraiment ».", "", 1) == 'C\'est réglé "vraiment".'
     # A body too long for one part with a tail that alone fills it keeps the tail.
     assert sms.fit("x " * 300, "y" * 150, 1).endswith("y" * 150)
+    # A tail that alone overflows the parts is cut to them, counting the extension characters' escapes.
+    assert sms.fit("x " * 300, "€" * 90, 1) == "€" * 76

@@ -13,7 +13,6 @@ import asyncio
 import contextlib
 import json
 import re
-import threading
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -22,11 +21,9 @@ from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 from playwright.async_api import Browser, Locator, Page, Request, Response, expect
 from sqlalchemy import func, select, text
 
-from allo.app import create_app
 from allo.assistant.nlu.training import train_and_save
 from allo.chat.service import SESSION_PURPOSE
 from allo.config import DEFAULT_DATA_DIR, Mode, Settings
@@ -36,10 +33,9 @@ from allo.kit.migrate import upgrade
 from allo.kit.signing import unsign
 from allo.models import Conversation, CsatResponse, Message, Team, Ticket, User
 from allo.models.enums import AuthorKind
-from tests.api_helpers import free_port
+from tests.api_helpers import MODEL_PATH, ServerThread, free_port
 from tests.factories import Actor, login, make_actor, make_assistant_tenant
 
-MODEL_PATH = Path(__file__).resolve().parents[2] / "var" / "nlu" / "model.npz"
 SECRET_KEY = "e2e-chat-secret-key-0123456789-abcdefghij"
 AGENT_NAME = "Julie Martin"
 # The first assistant turn of the process loads the model; later turns take a fraction of a second.
@@ -57,35 +53,6 @@ CLOSED = "Cette conversation est terminée."
 
 
 # ---- The application under uvicorn, in a thread -----------------------------------------------
-
-
-class ServerThread:
-    """uvicorn serving `app` on 127.0.0.1:`port` from a thread with its own event loop."""
-
-    def __init__(self, settings: Settings, port: int) -> None:
-        config = uvicorn.Config(
-            create_app(settings),
-            host="127.0.0.1",
-            port=port,
-            log_level="warning",
-            lifespan="on",
-            timeout_graceful_shutdown=5,
-        )
-        self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self.server.run, name=f"e2e-uvicorn-{port}", daemon=True)
-
-    async def start(self) -> None:
-        self.thread.start()
-        async with asyncio.timeout(30):
-            while not self.server.started:
-                assert self.thread.is_alive(), "uvicorn stopped while starting (see the log above)"
-                await asyncio.sleep(0.05)
-
-    async def stop(self) -> None:
-        """Graceful shutdown: open streams are cut, the lifespan ends and disposes of the app's database."""
-        self.server.should_exit = True
-        await asyncio.to_thread(self.thread.join, 30)
-        assert not self.thread.is_alive(), "uvicorn did not stop"
 
 
 @dataclass

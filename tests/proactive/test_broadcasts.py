@@ -86,12 +86,15 @@ async def test_a_send_to_a_segment_reaches_each_customer_once_and_reports(
         await client.get(f"{BROADCASTS}/{broadcast['id']}/recipients", headers=supervisor.bearer)
     ).json()
     assert {r["delivery_status"] for r in recipients["items"] if r["state"] == "queued"} == {"sent"}
+    by_customer = {r["customer_id"]: r for r in recipients["items"]}
+    # E-mail is the only way to reach this one, and the tenant has no e-mail account.
+    assert (by_customer[no_phone]["channel"], by_customer[no_phone]["reason"]) == ("email", "no_account")
+    assert by_customer[opted_out]["reason"] == "opted_out"
     csv = await client.get(f"{BROADCASTS}/{broadcast['id']}/recipients.csv", headers=supervisor.bearer)
     assert csv.status_code == 200 and csv.text.count("\n") == 5 and "opted_out" in csv.text
 
     timeline = (await client.get(f"{CUSTOMERS}/{english}/timeline", headers=supervisor.bearer)).json()
     assert [i["text"] for i in timeline["items"]] == ["Hello John, works tonight."]
-    assert no_phone
 
 
 async def test_quiet_hours_hold_the_send_until_morning(

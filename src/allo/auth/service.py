@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -13,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from allo.audit.service import record, record_by
 from allo.auth import repository
 from allo.auth.principal import AuthMethod, Principal
+from allo.kit.cache import TtlCache
 from allo.kit.errors import Forbidden, Unauthorized
 from allo.kit.security import (
     constant_time_equals,
@@ -128,32 +128,12 @@ class _CachedKey:
     key_hash: str
     expires_at: datetime | None
     last_used_at: datetime | None
-    cached_at: float
 
 
-class ApiKeyCache:
-    """Keeps resolved keys briefly so that an integration's every request does not cost a lookup.
-
-    Revocation in this process takes effect at once (`forget`); other processes see it within
-    `ttl_seconds` (ALLO_API_KEY_CACHE_SECONDS, 0 disables the cache).
-    """
-
-    def __init__(self, ttl_seconds: float) -> None:
-        self.ttl = ttl_seconds
-        self._items: dict[str, _CachedKey] = {}
-
-    def get(self, prefix: str) -> _CachedKey | None:
-        item = self._items.get(prefix)
-        if item is None or time.monotonic() - item.cached_at > self.ttl:
-            return None
-        return item
-
-    def put(self, prefix: str, item: _CachedKey) -> None:
-        if self.ttl > 0:
-            self._items[prefix] = item
-
-    def forget(self, prefix: str) -> None:
-        self._items.pop(prefix, None)
+# Resolved keys, kept briefly so that an integration's every request does not cost a lookup. Revocation
+# in this process takes effect at once (`forget`); other processes see it within ALLO_API_KEY_CACHE_SECONDS
+# (0 disables the cache).
+ApiKeyCache = TtlCache[str, _CachedKey]
 
 
 async def principal_from_api_key(
@@ -172,7 +152,7 @@ async def principal_from_api_key(
         principal = Principal(
             tenant_id=key.tenant_id, role=key.role, method=AuthMethod.api_key, api_key_id=key.id
         )
-        cached = _CachedKey(principal, key.key_hash, key.expires_at, key.last_used_at, time.monotonic())
+        cached = _CachedKey(principal, key.key_hash, key.expires_at, key.last_used_at)
         cache.put(prefix, cached)
     if not constant_time_equals(sha256_hex(secret), cached.key_hash):
         raise Unauthorized("Unknown or revoked API key.", code="invalid_api_key")
@@ -181,9 +161,7 @@ async def principal_from_api_key(
         raise Unauthorized("This API key has expired.", code="api_key_expired")
     stale = cached.last_used_at is None or now - cached.last_used_at > LAST_USED_RESOLUTION
     if stale:
-        cache.put(
-            prefix, _CachedKey(cached.principal, cached.key_hash, cached.expires_at, now, cached.cached_at)
-        )
+        cache.replace(prefix, _CachedKey(cached.principal, cached.key_hash, cached.expires_at, now))
     return cached.principal, stale
 
 

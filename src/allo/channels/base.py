@@ -13,13 +13,15 @@ import hashlib
 import hmac
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, ClassVar, Literal, Protocol
+from typing import Any, ClassVar, Literal, Protocol, TypeVar
 
 import httpx
 import orjson
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 
 from allo.models.enums import Channel, MessageDelivery
+
+SettingsModel = TypeVar("SettingsModel", bound=BaseModel)
 
 
 class ChannelError(Exception):
@@ -207,6 +209,15 @@ class Account:
             raise ProviderRejected(f"the channel account has no {name} set", code="account_incomplete")
         return value
 
+    def settings_as(self, model: type[SettingsModel]) -> SettingsModel:
+        """The settings read with the adapter's model; settings it cannot read refuse the message."""
+        try:
+            return model.model_validate(self.settings)
+        except ValidationError as exc:
+            raise ProviderRejected(
+                "the channel account's settings are incomplete", code="account_incomplete"
+            ) from exc
+
 
 class ChannelAdapter(Protocol):
     channel: ClassVar[Channel]
@@ -228,9 +239,20 @@ class ChannelAdapter(Protocol):
         """The items of a verified request; MalformedPayload when the body is not the provider's format."""
         ...
 
+    def shape_text(self, account: Account, body: str, tail: str) -> str:
+        """The text to send: the body, then its tail (links, numbered options) that must not be cut."""
+        ...
+
     async def send(self, account: Account, message: Outgoing, http: httpx.AsyncClient) -> SendResult:
         """Hand the message to the provider; ProviderUnavailable to retry, ProviderRejected to give up."""
         ...
+
+
+class WrittenAsIs:
+    """For channels with room for a message as it is written (all but SMS)."""
+
+    def shape_text(self, account: Account, body: str, tail: str) -> str:
+        return body + tail
 
 
 def hub_signature_valid(secret: str, body: bytes, header: str | None) -> bool:

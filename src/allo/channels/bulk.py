@@ -14,24 +14,25 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from allo.channels import reading
 from allo.channels.base import InboundItem
-from allo.conversations.service import ASSISTANT_REPLY_KIND, REASSESS_KIND
+from allo.conversations.service import (
+    BOT_HANDLES,
+    announce_conversation,
+    announce_message,
+    queue_assistant_turns,
+)
 from allo.customers import service as customers
-from allo.kit import jobs
-from allo.kit.bus import Event, publish_on_commit
 from allo.kit.db import is_postgresql, table_of
 from allo.kit.errors import AppError
 from allo.kit.time import utc_now
 from allo.models import ChannelAccount, ChannelEvent, Conversation, Customer, CustomerIdentity, Message
 from allo.models.enums import AuthorKind, Channel, ChannelEventState, ConversationStatus, Direction
 from allo.tenants.schemas import TenantPolicy
-
-_BOT_HANDLES = (ConversationStatus.bot, ConversationStatus.resolved)
-_WITH_HUMANS = (ConversationStatus.queued, ConversationStatus.assigned)
 
 
 @dataclass
@@ -42,14 +43,13 @@ class Pending:
     address: str = ""
 
 
-def takes(item: InboundItem, account: ChannelAccount, keywords: frozenset[str]) -> bool:
+def takes(item: InboundItem, account: ChannelAccount) -> bool:
     """Whether the event is the common case this module stores in bulk."""
     if item.kind != "message" or not item.sender or account.channel is Channel.email or item.replies_to:
         return False
-    text = (item.text or "").strip()
-    if not item.option and text.rstrip(".)").isdigit():
+    if not item.option and reading.number_in(item.text) is not None:
         return False  # may answer a numbered question: read with its conversation
-    return account.channel is not Channel.sms or text.upper().rstrip(".! ") not in keywords
+    return reading.keyword_in(account.channel, item.text) is None
 
 
 async def store(
@@ -119,9 +119,7 @@ async def store(
         return left
     await session.flush()  # the new conversations get their ids
     for conversation in opened:
-        publish_on_commit(
-            session, Event("conversation.created", tenant_id, {"conversation_id": str(conversation.id)})
-        )
+        announce_conversation(session, conversation)
     for row, (_, conversation, _) in zip(rows, placed, strict=True):
         row["conversation_id"] = conversation.id
     dialect_insert = postgresql.insert if is_postgresql(session) else sqlite.insert
@@ -135,32 +133,17 @@ async def store(
             )
         ).scalars()
     )
-    replies: list[tuple[dict[str, Any], str]] = []
+    replies: list[uuid.UUID] = []
     for pending, conversation, message_id in placed:
         pending.event.state = ChannelEventState.processed
         pending.event.processed_at = now
         if message_id not in inserted:
             continue  # the same provider message came through another event: already stored
         pending.event.message_id = message_id
-        publish_on_commit(
-            session,
-            Event(
-                "message.created",
-                tenant_id,
-                {
-                    "conversation_id": str(conversation.id),
-                    "message_id": str(message_id),
-                    "author_kind": AuthorKind.customer.value,
-                },
-            ),
-        )
-        if conversation.status in _BOT_HANDLES:
-            replies.append(({"message_id": str(message_id)}, f"{ASSISTANT_REPLY_KIND}:{message_id}"))
-        elif conversation.status in _WITH_HUMANS:
-            jobs.enqueue_on_commit(
-                session, REASSESS_KIND, {"message_id": str(message_id)}, tenant_id=tenant_id, max_attempts=3
-            )
-    await jobs.enqueue_many(session, ASSISTANT_REPLY_KIND, replies, tenant_id=tenant_id, max_attempts=3)
+        announce_message(session, conversation, message_id, AuthorKind.customer)
+        if conversation.status in BOT_HANDLES:
+            replies.append(message_id)
+    await queue_assistant_turns(session, tenant_id, replies)
     return left
 
 
@@ -168,14 +151,6 @@ def _message_row(
     pending: Pending, conversation: Conversation, message_id: uuid.UUID, at: Any
 ) -> dict[str, Any]:
     item = pending.item
-    meta: dict[str, Any] = {"event_id": str(pending.event.id)}
-    if item.option:
-        meta["option"] = item.option
-    if item.media:
-        meta["media"] = [m.as_dict() for m in item.media]
-    if item.sender_name:
-        meta["sender_name"] = item.sender_name
-    text = item.text if item.text.strip() else " ".join(f"[{m.kind}]" for m in item.media) or "[—]"
     return {
         "id": message_id,
         "tenant_id": conversation.tenant_id,
@@ -183,9 +158,9 @@ def _message_row(
         "channel": pending.account.channel,
         "direction": Direction.inbound,
         "author_kind": AuthorKind.customer,
-        "body": text,
+        "body": reading.body_of(item),
         "channel_message_id": item.external_id[:255],
-        "meta": meta,
+        "meta": reading.meta_of(item, pending.event, item.option),
         "created_at": at,
     }
 
@@ -225,21 +200,34 @@ async def _open_conversations(
     """Each customer's latest conversation on each account, when the next message continues it."""
     if not customer_ids:
         return {}
-    rows = await session.execute(
-        select(Conversation)
+    # Only the latest per customer and account comes back, however long their history.
+    ranked = (
+        select(
+            Conversation.id,
+            func.row_number()
+            .over(
+                partition_by=(Conversation.customer_id, Conversation.channel_account_id),
+                order_by=Conversation.created_at.desc(),
+            )
+            .label("rank"),
+        )
         .where(
             Conversation.tenant_id == tenant_id,
             Conversation.customer_id.in_(customer_ids),
             Conversation.channel_account_id.in_(account_ids),
             Conversation.status != ConversationStatus.abandoned,
         )
-        .order_by(Conversation.created_at.desc())
+        .subquery()
+    )
+    rows = await session.execute(
+        select(Conversation).join(ranked, ranked.c.id == Conversation.id).where(ranked.c.rank == 1)
     )
     latest: dict[tuple[uuid.UUID, uuid.UUID], Conversation] = {}
     for conversation in rows.scalars():
         assert conversation.channel_account_id is not None
-        latest.setdefault((conversation.customer_id, conversation.channel_account_id), conversation)
-    return {key: c for key, c in latest.items() if continues(c, continue_within)}
+        if continues(conversation, continue_within):
+            latest[(conversation.customer_id, conversation.channel_account_id)] = conversation
+    return latest
 
 
 def continues(conversation: Conversation, within: timedelta) -> bool:

@@ -1,10 +1,9 @@
 from __future__ import annotations
 
-import time
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Request, Response, status
+from fastapi import APIRouter, BackgroundTasks, Depends, Request, Response, status
 from fastapi.responses import PlainTextResponse
 
 from allo.channels import service
@@ -23,6 +22,7 @@ from allo.channels.schemas import (
 from allo.config import Settings
 from allo.customers import service as customers
 from allo.deps import AdminDep, DatabaseDep, SessionDep, SettingsDep, SupervisorDep
+from allo.kit.cache import TtlCache
 from allo.kit.db import Database
 from allo.kit.pagination import Page, PageParams, page_params
 from allo.kit.repository import TenantRepository
@@ -32,47 +32,29 @@ from allo.models.enums import Channel, ChannelEventKind, ChannelEventState
 router = APIRouter(prefix="/channels", tags=["channels"])
 
 
-class AccountCache:
-    """The accounts webhooks arrive for, kept briefly: a burst of webhooks reads its account once."""
-
-    def __init__(self, ttl_seconds: float) -> None:
-        self.ttl = ttl_seconds
-        self._items: dict[uuid.UUID, tuple[float, ChannelAccount, Account]] = {}
-
-    async def get(
-        self, db: Database, settings: Settings, account_id: uuid.UUID
-    ) -> tuple[ChannelAccount, Account]:
-        """The account and its decrypted settings and secrets."""
-        cached = self._items.get(account_id)
-        now = time.monotonic()
-        if cached is not None and now - cached[0] <= self.ttl:
-            return cached[1], cached[2]
-        async with db.unit_of_work(write=False) as reading:
-            account = await service.account_for_hook(reading, account_id)
-        view = service.account_view(settings, account)
-        if self.ttl > 0:
-            self._items[account_id] = (now, account, view)
-        return account, view
-
-    def forget(self, account_id: uuid.UUID) -> None:
-        self._items.pop(account_id, None)
+# The accounts webhooks arrive for, with their decrypted settings and secrets: a burst of webhooks reads
+# and decrypts its account once. A change made in this process forgets it at once (before and after the
+# commit); other processes see it within ALLO_CHANNEL_ACCOUNT_CACHE_SECONDS.
+AccountCache = TtlCache[uuid.UUID, tuple[ChannelAccount, Account]]
 
 
 def account_cache(request: Request) -> AccountCache:
-    cache: AccountCache | None = getattr(request.app.state, "channel_accounts", None)
-    if cache is None:
-        cache = AccountCache(request.app.state.settings.channel_account_cache_seconds)
-        request.app.state.channel_accounts = cache
+    cache: AccountCache = request.app.state.channel_accounts
     return cache
 
 
-def ingest_for(request: Request, db: Database) -> Ingest:
-    """The application's group-commit writer for webhooks (one per application and database)."""
-    ingest: Ingest | None = getattr(request.app.state, "channel_ingest", None)
-    if ingest is None or ingest.db is not db:
-        ingest = Ingest(db)
-        request.app.state.channel_ingest = ingest
-    return ingest
+async def _hook_account(
+    request: Request, db: Database, settings: Settings, account_id: uuid.UUID
+) -> tuple[ChannelAccount, Account]:
+    cache = account_cache(request)
+    cached = cache.get(account_id)
+    if cached is not None:
+        return cached
+    async with db.unit_of_work(write=False) as reading:
+        account = await service.account_for_hook(reading, account_id)
+    found = (account, service.account_view(settings, account))
+    cache.put(account_id, found)
+    return found
 
 
 class OptOutRepository(TenantRepository[OptOut]):
@@ -96,9 +78,9 @@ async def _hook(account_id: uuid.UUID, request: Request, db: Database, settings:
     )
     # Found, verified and read outside the write transaction: a burst of webhooks queues only for the
     # inserts.
-    account, view = await account_cache(request).get(db, settings, account_id)
+    account, view = await _hook_account(request, db, settings, account_id)
     if request.method == "GET":
-        challenge = service.handshake(settings, account, inbound)
+        challenge = service.handshake(account, view, inbound)
         if challenge is not None:
             return PlainTextResponse(challenge)
     try:
@@ -107,7 +89,8 @@ async def _hook(account_id: uuid.UUID, request: Request, db: Database, settings:
         async with db.unit_of_work() as session:
             await service.keep_malformed(session, account, inbound, refusal.message)
         raise
-    await ingest_for(request, db).submit(account, items)
+    ingest: Ingest = request.app.state.channel_ingest
+    await ingest.submit(account, items)
     # An empty body: Kannel would send any text it gets back to the customer as an SMS.
     return Response(status_code=status.HTTP_200_OK)
 
@@ -208,8 +191,11 @@ async def update_account(
     session: SessionDep,
     principal: AdminDep,
     settings: SettingsDep,
+    background: BackgroundTasks,
 ) -> ChannelAccountRead:
-    account_cache(request).forget(account_id)
+    cache = account_cache(request)
+    cache.forget(account_id)
+    background.add_task(cache.forget, account_id)  # again once committed: a webhook may read it meanwhile
     return _read(settings, await service.update_account(session, principal, settings, account_id, body))
 
 
@@ -219,9 +205,15 @@ async def update_account(
     summary="Delete a channel account (admin)",
 )
 async def delete_account(
-    account_id: uuid.UUID, request: Request, session: SessionDep, principal: AdminDep
+    account_id: uuid.UUID,
+    request: Request,
+    session: SessionDep,
+    principal: AdminDep,
+    background: BackgroundTasks,
 ) -> None:
-    account_cache(request).forget(account_id)
+    cache = account_cache(request)
+    cache.forget(account_id)
+    background.add_task(cache.forget, account_id)  # again once committed: a webhook may read it meanwhile
     await service.delete_account(session, principal, account_id)
 
 

@@ -50,10 +50,12 @@ class Ingest:
         return await asyncio.shield(submission.done)
 
     async def close(self) -> None:
+        """Stop the writer (at shutdown, once the requests it served are answered)."""
         if self._writer is not None:
             self._writer.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._writer
+            self._writer = None
 
     async def _write_forever(self, queue: asyncio.Queue[_Submission]) -> None:
         while True:

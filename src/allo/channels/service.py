@@ -1,9 +1,10 @@
 """Channel accounts, and the path every channel shares.
 
-Inbound, always four steps (`receive`): the adapter verifies the request → each item is stored as a raw
-event, unique on (channel, provider id) → a job is queued for it → the provider gets its 2xx. The job
-(`process_event`) then finds the customer and the conversation, stores the message and hands it to the
-assistant; a delivery report moves the outbound message's status forward.
+Inbound, always four steps: the adapter verifies the request (`read_request`) → each item is stored as a
+raw event, unique on (channel, provider id) → a processing run is queued (`accept`) → the provider gets
+its 2xx. The run (`process_pending`) finds the customers and conversations, stores the messages and hands
+them to the assistant, in bulk for the common case (`bulk`) and one at a time for the rest
+(`process_event`); a delivery report moves the outbound message's status forward.
 
 Outbound (`deliver`): a bot or agent message on an external channel is queued by
 `conversations.service.store_message`; the job renders it for the channel, checks opt-outs and the
@@ -13,11 +14,9 @@ last attempt the message is marked failed (`give_up`).
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import logging
 import uuid
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -32,7 +31,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from allo.audit.service import record_by
 from allo.auth.principal import Principal
-from allo.channels import bulk, sms
+from allo.channels import bulk, reading
 from allo.channels.base import (
     Account,
     ChannelAdapter,
@@ -49,7 +48,12 @@ from allo.channels.registry import adapter_for
 from allo.channels.repository import ChannelAccountRepository
 from allo.channels.schemas import ChannelAccountCreate, ChannelAccountUpdate
 from allo.config import Settings
-from allo.conversations.service import DELIVERED_CHANNELS, queue_assistant_turn, store_message
+from allo.conversations.service import (
+    DELIVERED_CHANNELS,
+    announce_conversation,
+    queue_assistant_turn,
+    store_message,
+)
 from allo.customers import service as customers
 from allo.i18n import N_, gettext_for
 from allo.kit import jobs
@@ -77,10 +81,6 @@ HOOK_PATH = "/api/v1/channels/hooks"
 # A conversation answered and closed less than this long ago is continued by the customer's next
 # message; after it, the next message opens a new conversation.
 CONTINUE_WITHIN = timedelta(hours=24)
-_OPEN = (ConversationStatus.bot, ConversationStatus.queued, ConversationStatus.assigned)
-# What a customer writes by SMS to stop or restart messages (the French "STOP SMS" convention included).
-STOP_WORDS = frozenset({"STOP", "STOP SMS", "STOPSMS", "ARRET", "ARRÊT", "UNSUBSCRIBE", "DESABONNER"})
-START_WORDS = frozenset({"START", "UNSTOP", "ABONNER", "SUBSCRIBE"})
 OPTED_OUT = N_(
     "You will no longer receive messages from us on this number. Reply START to receive them again."
 )
@@ -158,8 +158,9 @@ def hook_url(settings: Settings, account_id: uuid.UUID) -> str:
 async def _clear_other_defaults(session: AsyncSession, account: ChannelAccount) -> None:
     if not account.is_default:
         return
-    others = await ChannelAccountRepository(session, account.tenant_id).defaults(account.channel)
-    for other in others:
+    repo = ChannelAccountRepository(session, account.tenant_id)
+    others = await session.execute(repo.filtered(channel=account.channel).where(ChannelAccount.is_default))
+    for other in others.scalars():
         if other.id != account.id:
             other.is_default = False
 
@@ -282,10 +283,10 @@ def verified(
     return adapter
 
 
-def handshake(settings: Settings, account: ChannelAccount, request: InboundRequest) -> str | None:
+def handshake(account: ChannelAccount, view: Account, request: InboundRequest) -> str | None:
     adapter = adapter_for(account.provider)
     try:
-        return adapter.handshake(account_view(settings, account), request)
+        return adapter.handshake(view, request)
     except SignatureInvalid as exc:
         logger.warning("refused a %s subscription check for channel account %s", account.provider, account.id)
         raise BadSignature("The verification token is not valid.") from exc
@@ -310,18 +311,6 @@ async def keep_malformed(
 ) -> None:
     """Signed but unreadable: kept for a human to look at (the sender is told it was refused)."""
     await _store_event(session, account, _malformed_item(request, problem), ChannelEventState.failed)
-
-
-async def receive(
-    session: AsyncSession, settings: Settings, account: ChannelAccount, request: InboundRequest
-) -> Received:
-    """The four steps in one transaction: verified, stored, queued; the caller answers 2xx on return."""
-    try:
-        items = read_request(settings, account, request)
-    except MalformedEvent as exc:
-        await keep_malformed(session, account, request, exc.message)
-        raise
-    return await accept(session, account, items)
 
 
 async def accept(session: AsyncSession, account: ChannelAccount, items: list[InboundItem]) -> Received:
@@ -363,7 +352,8 @@ def _malformed_item(request: InboundRequest, problem: str) -> InboundItem:
     return InboundItem(
         kind="unknown",
         external_id=f"malformed:{fingerprint}",
-        payload={"method": request.method, "query": query, "raw": raw, "problem": problem[:500]},
+        payload={"method": request.method, "query": query, "raw": raw},
+        error=problem[:500],
     )
 
 
@@ -479,7 +469,7 @@ async def _in_bulk(
     for event in events:
         account = accounts[event.account_id]
         item = InboundItem.from_stored(event.payload) if account is not None else None
-        if account is not None and item is not None and bulk.takes(item, account, STOP_WORDS | START_WORDS):
+        if account is not None and item is not None and bulk.takes(item, account):
             common.append(bulk.Pending(event, account, item))
         else:
             rest.append(event)
@@ -532,54 +522,36 @@ async def _customer_message(
     if not item.sender:
         event.error = "no sender"
         return None
-    assert item.sender is not None
     customer, address = await customers.customer_for_contact(
         session, account.tenant_id, account.channel, item.sender, name=item.sender_name, policy=policy
     )
     conversation = await conversation_for(session, account, customer, address, item)
-    keyword = (item.text or "").strip().upper().rstrip(".! ")
+    keyword = reading.keyword_in(account.channel, item.text)
     option = item.option or await _numbered_choice(session, conversation, item.text)
-    meta: dict[str, Any] = {"event_id": str(event.id)}
-    if option:
-        meta["option"] = option
-    if item.media:
-        meta["media"] = [m.as_dict() for m in item.media]
-    if item.subject:
-        meta["subject"] = item.subject
-    if item.sender_name:
-        meta["sender_name"] = item.sender_name
     try:
         message = await store_message(
             session,
             conversation,
             author_kind=AuthorKind.customer,
-            body=_body_of(item),
+            body=reading.body_of(item),
             channel_message_id=item.external_id[:255],
-            meta=meta,
+            meta=reading.meta_of(item, event, option),
             # When it arrived, whatever the order the worker reads it in: a conversation reads in order.
             created_at=event.created_at,
         )
     except Conflict:
         return None  # the same provider message came in through another event: already stored
-    if account.channel is Channel.sms and keyword in STOP_WORDS | START_WORDS:
-        await _keyword(session, conversation, address, stop=keyword in STOP_WORDS)
+    if keyword is not None:
+        await _keyword(session, conversation, address, stop=keyword is reading.Keyword.stop)
         return message
     await queue_assistant_turn(session, conversation, message)
     return message
 
 
-def _body_of(item: InboundItem) -> str:
-    if item.text.strip():
-        return item.text
-    if item.media:
-        return " ".join(f"[{m.kind}{': ' + m.name if m.name else ''}]" for m in item.media)
-    return "[—]"
-
-
 async def _numbered_choice(session: AsyncSession, conversation: Conversation, text: str) -> str | None:
     """ "2" answering a question whose options were written as a numbered list is the second option."""
-    number = text.strip().rstrip(".)")
-    if not number.isdigit() or not 1 <= int(number) <= 20:
+    number = reading.number_in(text)
+    if number is None:
         return None
     last_bot = (
         await session.execute(
@@ -594,7 +566,7 @@ async def _numbered_choice(session: AsyncSession, conversation: Conversation, te
         )
     ).scalar_one_or_none()
     options = (last_bot or {}).get("options") or []
-    index = int(number) - 1
+    index = number - 1
     if index < len(options) and isinstance(options[index], dict):
         return str(options[index].get("id")) or None
     return None
@@ -653,9 +625,7 @@ async def conversation_for(
     )
     session.add(conversation)
     await session.flush()
-    publish_on_commit(
-        session, Event("conversation.created", tenant_id, {"conversation_id": str(conversation.id)})
-    )
+    announce_conversation(session, conversation)
     return conversation
 
 
@@ -794,12 +764,10 @@ async def default_account(
     return accounts[0] if accounts else None
 
 
-def outgoing_text(
-    message: Message, max_options: int, language: str, *, fit: Callable[[str, str], str] | None = None
-) -> tuple[str, list[Option]]:
-    """The message as the channel can show it: links written out, and options as buttons when the
-    channel has enough of them, else as a numbered list the customer answers with a number. `fit` makes
-    the text fit a channel with little room (SMS): it may shorten the body, never the links or options."""
+def outgoing_text(message: Message, max_options: int, language: str) -> tuple[str, str, list[Option]]:
+    """The message as the channel can show it: its body, and a tail of links written out and of options
+    as a numbered list the customer answers with a number when the channel has not enough buttons; the
+    options left are for buttons. The adapter joins them (`shape_text`)."""
     meta = message.meta or {}
     tail = ""
     links = [link for link in meta.get("links") or [] if isinstance(link, dict) and link.get("url")]
@@ -815,8 +783,7 @@ def outgoing_text(
         numbered = "\n".join(f"{n}. {option.title}" for n, option in enumerate(options, start=1))
         tail += f"\n\n{numbered}\n{_(CHOOSE_BY_NUMBER)}"
         options = []
-    text = fit(message.body, tail) if fit is not None else message.body + tail
-    return text, options
+    return message.body, tail, options
 
 
 def _template_of(meta: dict[str, Any]) -> Template | None:
@@ -896,17 +863,14 @@ async def deliver(
             )
             return
     caps = adapter.capabilities
-    fit = None
-    if conversation.channel is Channel.sms:
-        max_parts = int(account.settings.get("max_parts") or sms.DEFAULT_MAX_PARTS)
-        fit = functools.partial(_fit_sms, max_parts=max_parts)
-    text, options = outgoing_text(
-        message, max(caps.max_buttons, caps.max_list_rows), conversation.language, fit=fit
+    view = account_view(settings, account)
+    body, tail, options = outgoing_text(
+        message, max(caps.max_buttons, caps.max_list_rows), conversation.language
     )
     outgoing = Outgoing(
         message_id=str(message.id),
         to=address,
-        text=text,
+        text=adapter.shape_text(view, body, tail),
         options=options,
         template=template,
         subject=conversation.subject,
@@ -914,7 +878,7 @@ async def deliver(
         status_url=hook_url(settings, account.id),
     )
     try:
-        result = await adapter.send(account_view(settings, account), outgoing, http)
+        result = await adapter.send(view, outgoing, http)
     except ProviderRejected as exc:
         set_delivery(session, message, MessageDelivery.failed, f"{exc.code}: {exc}")
         return
@@ -922,10 +886,6 @@ async def deliver(
         message.channel_message_id = result.external_id
     message.meta = {**meta, **result.meta, "parts": result.parts} if result.parts > 1 or result.meta else meta
     set_delivery(session, message, MessageDelivery.sent)
-
-
-def _fit_sms(body: str, tail: str, *, max_parts: int) -> str:
-    return sms.fit(body, tail, max_parts)
 
 
 async def _provider_id_taken(session: AsyncSession, message: Message, external_id: str) -> bool:

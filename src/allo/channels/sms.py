@@ -15,6 +15,8 @@ import re
 from dataclasses import dataclass
 from enum import StrEnum
 
+from allo.channels.base import Account, Capabilities, ProviderRejected
+
 # The default alphabet, in code order: a character's index is its septet. 0x1B is the escape to the
 # extension table, never a character of the text.
 GSM7_BASIC = (
@@ -51,6 +53,8 @@ UCS2_PART = 67
 MAX_PARTS = 255
 # What an account sends at most for one message unless its settings say otherwise.
 DEFAULT_MAX_PARTS = 10
+# Every SMS adapter's: the delivery path fits each text to its account's own max_parts (`fit`).
+CAPABILITIES = Capabilities(max_text_chars=DEFAULT_MAX_PARTS * GSM7_PART)
 
 
 class Coding(StrEnum):
@@ -108,6 +112,16 @@ def layout(text: str) -> Layout:
         coding, units = Coding.ucs2, sum(ucs2_width(char) for char in text)
     segments = 1 if units <= coding.single_limit else math.ceil(units / coding.part_limit)
     return Layout(coding=coding, units=units, segments=segments)
+
+
+def layout_within(text: str, max_parts: int) -> Layout:
+    """The text's layout, refused for good (`too_long`) when it needs more SMS than the account sends."""
+    shape = layout(text)
+    if shape.segments > max_parts:
+        raise ProviderRejected(
+            f"the text needs {shape.segments} SMS; this account sends at most {max_parts}", code="too_long"
+        )
+    return shape
 
 
 def split(text: str) -> list[str]:
@@ -189,12 +203,11 @@ _PLAIN_PUNCTUATION = str.maketrans(
 )
 CUT_MARK = "..."
 # French guillemets carry a space inside ("« oui »"); plain quotes do not ("\"oui\"").
-_GUILLEMETS = (re.compile("«[ \u00a0\u202f]*"), re.compile("[ \u00a0\u202f]*»"))
+_GUILLEMET_AND_SPACE = re.compile("«[ \u00a0\u202f]*|[ \u00a0\u202f]*»")
 
 
 def plain_punctuation(text: str) -> str:
-    text = _GUILLEMETS[1].sub('"', _GUILLEMETS[0].sub('"', text))
-    return text.translate(_PLAIN_PUNCTUATION)
+    return _GUILLEMET_AND_SPACE.sub('"', text).translate(_PLAIN_PUNCTUATION)
 
 
 def fit(body: str, tail: str, max_parts: int) -> str:
@@ -216,4 +229,12 @@ def fit(body: str, tail: str, max_parts: int) -> str:
             best, low = candidate, middle + 1
         else:
             high = middle - 1
-    return best or tail[: max_parts * GSM7_PART]
+    # Not even the mark fits beside the tail: as much of the tail as the parts hold, cut where `split` cuts.
+    return best or "".join(split(tail)[:max_parts])
+
+
+class FitsInParts:
+    """SMS adapters: a message shortened to the account's `max_parts` (`fit`)."""
+
+    def shape_text(self, account: Account, body: str, tail: str) -> str:
+        return fit(body, tail, int(account.settings.get("max_parts") or DEFAULT_MAX_PARTS))

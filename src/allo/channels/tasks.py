@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 import uuid
 
 import httpx
@@ -13,8 +12,8 @@ from allo.config import Settings
 from allo.conversations.service import SEND_KIND
 from allo.kit import jobs
 
+# One client per time limit in this process (the worker's jobs run on one event loop).
 _clients: dict[float, httpx.AsyncClient] = {}
-_clients_lock = threading.Lock()
 
 
 def _settings(ctx: jobs.JobContext) -> Settings:
@@ -29,12 +28,11 @@ def http_client(ctx: jobs.JobContext, settings: Settings) -> httpx.AsyncClient:
     given = ctx.resources.get("http")
     if isinstance(given, httpx.AsyncClient):
         return given
-    with _clients_lock:
-        client = _clients.get(settings.channel_timeout_seconds)
-        if client is None or client.is_closed:
-            client = httpx.AsyncClient(timeout=settings.channel_timeout_seconds)
-            _clients[settings.channel_timeout_seconds] = client
-        return client
+    client = _clients.get(settings.channel_timeout_seconds)
+    if client is None or client.is_closed:
+        client = httpx.AsyncClient(timeout=settings.channel_timeout_seconds)
+        _clients[settings.channel_timeout_seconds] = client
+    return client
 
 
 @jobs.job_handler(service.INBOUND_KIND)

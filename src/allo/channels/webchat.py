@@ -21,6 +21,7 @@ from allo.channels.base import (
     Outgoing,
     SendResult,
     SignatureInvalid,
+    WrittenAsIs,
 )
 from allo.models.enums import Channel
 
@@ -29,7 +30,7 @@ class NoSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-class WebChatAdapter:
+class WebChatAdapter(WrittenAsIs):
     channel: ClassVar[Channel] = Channel.webchat
     provider: ClassVar[str] = "webchat"
     capabilities: ClassVar[Capabilities] = Capabilities(

@@ -27,8 +27,9 @@ _OUTBOUND_AUTHORS = {AuthorKind.agent, AuthorKind.bot, AuthorKind.system}
 # Handled by allo.assistant.tasks: the assistant's turn for a message that did not come through the web chat.
 ASSISTANT_REPLY_KIND = "assistant.reply"
 _AWAITING_AGENT = {ConversationStatus.bot, ConversationStatus.queued}
-_BOT_HANDLES = {ConversationStatus.bot, ConversationStatus.resolved}
-_WITH_HUMANS = (ConversationStatus.queued, ConversationStatus.assigned)
+# The assistant answers a customer in these; in the others a human has the case.
+BOT_HANDLES = frozenset({ConversationStatus.bot, ConversationStatus.resolved})
+WITH_HUMANS = frozenset({ConversationStatus.queued, ConversationStatus.assigned})
 REASSESS_KIND = "assistant.reassess"
 # Handled by allo.channels.tasks: hands an outbound message to its channel's provider, after commit.
 SEND_KIND = "channels.send"
@@ -51,10 +52,7 @@ async def open_conversation(
         )
     )
     await session.flush()
-    publish_on_commit(
-        session,
-        Event("conversation.created", principal.tenant_id, {"conversation_id": str(conversation.id)}),
-    )
+    announce_conversation(session, conversation)
     await record_by(session, principal, "conversation.create", "conversation", conversation.id)
     return conversation
 
@@ -94,17 +92,24 @@ async def post_message(
 async def queue_assistant_turn(session: AsyncSession, conversation: Conversation, message: Message) -> bool:
     """The assistant answers the customer's message after commit, in the worker, while the conversation
     is the bot's: the caller is not kept waiting. False when a human has the case."""
-    if conversation.status not in _BOT_HANDLES:
+    if conversation.status not in BOT_HANDLES:
         return False
-    await jobs.enqueue(
+    await queue_assistant_turns(session, conversation.tenant_id, [message.id])
+    return True
+
+
+async def queue_assistant_turns(
+    session: AsyncSession, tenant_id: uuid.UUID, message_ids: list[uuid.UUID]
+) -> None:
+    """The assistant's turn for each of these customer messages (of conversations the bot handles), once
+    per message whatever calls it again."""
+    await jobs.enqueue_many(
         session,
         ASSISTANT_REPLY_KIND,
-        {"message_id": str(message.id)},
-        tenant_id=conversation.tenant_id,
-        idempotency_key=f"{ASSISTANT_REPLY_KIND}:{message.id}",
+        [({"message_id": str(m)}, f"{ASSISTANT_REPLY_KIND}:{m}") for m in message_ids],
+        tenant_id=tenant_id,
         max_attempts=3,
     )
-    return True
 
 
 async def _take(session: AsyncSession, conversation: Conversation, principal: Principal) -> None:
@@ -202,17 +207,33 @@ async def store_message(
         conversation.first_agent_response_at = now
     if author_kind is AuthorKind.agent and not (meta or {}).get("internal"):
         await _first_response_on_tickets(session, conversation, now)
-    if author_kind is AuthorKind.customer and conversation.status in _WITH_HUMANS:
-        # The assistant keeps reading while a human has the case: an urgent, legal or angrier message
-        # raises the ticket's priority (allo.assistant.tasks).
+    await session.flush()
+    announce_message(session, conversation, message.id, author_kind)
+    return message
+
+
+def announce_conversation(session: AsyncSession, conversation: Conversation) -> None:
+    """A new conversation, live to the console after commit."""
+    publish_on_commit(
+        session,
+        Event("conversation.created", conversation.tenant_id, {"conversation_id": str(conversation.id)}),
+    )
+
+
+def announce_message(
+    session: AsyncSession, conversation: Conversation, message_id: uuid.UUID, author_kind: AuthorKind
+) -> None:
+    """What follows a stored message after commit: the live event for the console and the chat and, for
+    a customer's message while a human has the case, the assistant's reading of it (an urgent, legal or
+    angrier message raises the ticket's priority: allo.assistant.tasks)."""
+    if author_kind is AuthorKind.customer and conversation.status in WITH_HUMANS:
         jobs.enqueue_on_commit(
             session,
             REASSESS_KIND,
-            {"message_id": str(message.id)},
+            {"message_id": str(message_id)},
             tenant_id=conversation.tenant_id,
             max_attempts=3,
         )
-    await session.flush()
     publish_on_commit(
         session,
         Event(
@@ -220,12 +241,11 @@ async def store_message(
             conversation.tenant_id,
             {
                 "conversation_id": str(conversation.id),
-                "message_id": str(message.id),
+                "message_id": str(message_id),
                 "author_kind": author_kind.value,
             },
         ),
     )
-    return message
 
 
 def _delivered_by_provider(conversation: Conversation, message: Message) -> bool:

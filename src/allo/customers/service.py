@@ -208,11 +208,12 @@ async def customer_for_contact(
     on the channel, else by phone (SMS, WhatsApp and voice share it) or e-mail, else created. Either way
     the identity is recorded, so the next message finds them at once."""
     address = await contact_address(session, tenant_id, channel, raw_address, policy=policy)
+    given_name = (name or "").strip()[:200] or None
     for _attempt in range(2):
         customer, by_identity = await _find_contact(session, tenant_id, channel, address)
+        if customer is not None and not customer.name and given_name:
+            customer.name = given_name
         if customer is not None and by_identity:
-            if not customer.name and name:
-                customer.name = name.strip()[:200] or None
             return customer, address
         try:
             async with session.begin_nested():
@@ -222,14 +223,19 @@ async def customer_for_contact(
                         tenant_id=tenant_id,
                         phone=address if channel in PHONE_CHANNELS else None,
                         email=address if channel is Channel.email else None,
-                        name=(name or "").strip()[:200] or None,
+                        name=given_name,
                         preferred_language=policy.default_language,
                     )
                     session.add(customer)
                     await session.flush()
-                elif not customer.name and name:
-                    customer.name = name.strip()[:200] or None
-                await _remember_identity(session, customer, channel, address)
+                # Not recorded yet (`_find_contact` said so); a concurrent message recording it first
+                # makes this insert fail, and the next attempt finds it.
+                session.add(
+                    CustomerIdentity(
+                        tenant_id=tenant_id, customer_id=customer.id, channel=channel, external_id=address
+                    )
+                )
+                await session.flush()
             return customer, address
         except IntegrityError:
             # Another message from the same new address created the customer first: use theirs.
@@ -260,27 +266,6 @@ async def _find_contact(
         return None, False
     by_field = select(Customer).where(Customer.tenant_id == tenant_id, field == address)
     return (await session.execute(by_field)).scalar_one_or_none(), False
-
-
-async def _remember_identity(
-    session: AsyncSession, customer: Customer, channel: Channel, address: str
-) -> None:
-    known = (
-        await session.execute(
-            select(CustomerIdentity.id).where(
-                CustomerIdentity.tenant_id == customer.tenant_id,
-                CustomerIdentity.channel == channel,
-                CustomerIdentity.external_id == address,
-            )
-        )
-    ).first()
-    if known is None:
-        session.add(
-            CustomerIdentity(
-                tenant_id=customer.tenant_id, customer_id=customer.id, channel=channel, external_id=address
-            )
-        )
-        await session.flush()
 
 
 async def merge_customers(

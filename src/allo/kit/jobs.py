@@ -12,9 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 import random
-import socket
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
@@ -28,6 +26,7 @@ from sqlalchemy.orm import Session
 
 from allo.kit.bus import mark_jobs_enqueued
 from allo.kit.db import Database, is_postgresql, table_of
+from allo.kit.lease import holder_name
 from allo.kit.time import utc_now
 from allo.models.enums import JobStatus
 from allo.models.job import Job
@@ -97,6 +96,31 @@ job_handler = registry.handler
 on_dead = registry.on_dead
 
 
+def _job_row(
+    kind: str,
+    payload: dict[str, Any] | None,
+    *,
+    tenant_id: uuid.UUID | None,
+    run_at: datetime,
+    idempotency_key: str | None,
+    max_attempts: int,
+    now: datetime,
+) -> dict[str, Any]:
+    return {
+        "id": uuid.uuid4(),
+        "tenant_id": tenant_id,
+        "kind": kind,
+        "payload": payload or {},
+        "status": JobStatus.queued,
+        "attempts": 0,
+        "max_attempts": max_attempts,
+        "run_at": run_at,
+        "idempotency_key": idempotency_key,
+        "created_at": now,
+        "updated_at": now,
+    }
+
+
 async def enqueue(
     session: AsyncSession,
     kind: str,
@@ -108,21 +132,16 @@ async def enqueue(
     max_attempts: int = 8,
 ) -> uuid.UUID | None:
     """Add a job in the caller's transaction. Returns its id, or None when the idempotency key exists."""
-    job_id = uuid.uuid4()
     now = utc_now()
-    values = {
-        "id": job_id,
-        "tenant_id": tenant_id,
-        "kind": kind,
-        "payload": payload or {},
-        "status": JobStatus.queued,
-        "attempts": 0,
-        "max_attempts": max_attempts,
-        "run_at": run_at or now,
-        "idempotency_key": idempotency_key,
-        "created_at": now,
-        "updated_at": now,
-    }
+    values = _job_row(
+        kind,
+        payload,
+        tenant_id=tenant_id,
+        run_at=run_at or now,
+        idempotency_key=idempotency_key,
+        max_attempts=max_attempts,
+        now=now,
+    )
     dialect_insert = postgresql.insert if is_postgresql(session) else sqlite.insert
     stmt = dialect_insert(Job).values(**values)
     if idempotency_key is not None:
@@ -148,19 +167,15 @@ async def enqueue_many(
         return
     now = utc_now()
     rows = [
-        {
-            "id": uuid.uuid4(),
-            "tenant_id": tenant_id,
-            "kind": kind,
-            "payload": payload,
-            "status": JobStatus.queued,
-            "attempts": 0,
-            "max_attempts": max_attempts,
-            "run_at": now,
-            "idempotency_key": key,
-            "created_at": now,
-            "updated_at": now,
-        }
+        _job_row(
+            kind,
+            payload,
+            tenant_id=tenant_id,
+            run_at=now,
+            idempotency_key=key,
+            max_attempts=max_attempts,
+            now=now,
+        )
         for payload, key in jobs
     ]
     dialect_insert = postgresql.insert if is_postgresql(session) else sqlite.insert
@@ -234,15 +249,7 @@ def _insert_deferred_jobs(session: Session) -> None:
             if session.execute(waiting.limit(1)).first() is not None:
                 continue
         dialect_insert = postgresql.insert if postgres else sqlite.insert
-        stmt = dialect_insert(Job).values(
-            id=uuid.uuid4(),
-            status=JobStatus.queued,
-            attempts=0,
-            run_at=now + gather,
-            created_at=now,
-            updated_at=now,
-            **spec,
-        )
+        stmt = dialect_insert(Job).values(_job_row(run_at=now + gather, now=now, **spec))
         if spec["idempotency_key"] is not None:
             stmt = stmt.on_conflict_do_nothing(index_elements=["idempotency_key"])
         session.execute(stmt)
@@ -306,7 +313,7 @@ class Worker:
         self.backoff_base = backoff_base_seconds
         self.backoff_max = backoff_max_seconds
         self.wakeup = wakeup or asyncio.Event()
-        self.name = name or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+        self.name = name or holder_name()
         self.stats = WorkerStats()
 
     async def claim(self, limit: int) -> list[ClaimedJob]:

@@ -3,6 +3,10 @@ at once (a listener on one account). The holder renews before expiry; a dead hol
 
 from __future__ import annotations
 
+import asyncio
+import os
+import socket
+import uuid
 from datetime import timedelta
 
 from sqlalchemy import delete, or_
@@ -32,3 +36,19 @@ async def release(session: AsyncSession, name: str, holder: str) -> None:
     await session.execute(
         delete(ListenerLease).where(ListenerLease.name == name, ListenerLease.holder == holder)
     )
+
+
+def holder_name() -> str:
+    """Who holds a lease: this machine and process, and a random part for each holder in it."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+async def wait(stop: asyncio.Event, seconds: float, wake: asyncio.Event | None = None) -> None:
+    """A holder's pause: up to `seconds`, less when `stop` (or `wake`) is set."""
+    events = [stop] + ([wake] if wake is not None else [])
+    waiters: list[asyncio.Future[bool]] = [asyncio.ensure_future(e.wait()) for e in events]
+    try:
+        await asyncio.wait(waiters, timeout=max(seconds, 0.0), return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for waiter in waiters:
+            waiter.cancel()

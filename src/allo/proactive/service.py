@@ -14,7 +14,7 @@ from collections import Counter
 from datetime import datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import func, insert, select
+from sqlalchemy import Select, func, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from allo.audit.service import record_by
@@ -25,7 +25,16 @@ from allo.customers.service import address_on
 from allo.kit import jobs
 from allo.kit.errors import NotFound, Unprocessable
 from allo.kit.time import utc_now
-from allo.models import Broadcast, BroadcastRecipient, Conversation, Customer, CustomerIdentity, Job, Message
+from allo.models import (
+    Broadcast,
+    BroadcastRecipient,
+    ChannelAccount,
+    Conversation,
+    Customer,
+    CustomerIdentity,
+    Job,
+    Message,
+)
 from allo.models.enums import (
     AuthorKind,
     BroadcastState,
@@ -43,7 +52,7 @@ DISPATCH_KIND = "proactive.dispatch"
 MAX_AUDIENCE = 200_000
 
 
-def _audience_query(tenant_id: uuid.UUID, audience: Audience):  # type: ignore[no-untyped-def]
+def _audience_query(tenant_id: uuid.UUID, audience: Audience) -> Select[uuid.UUID]:
     stmt = select(Customer.id).where(Customer.tenant_id == tenant_id)
     if audience.customer_ids is not None:
         stmt = stmt.where(Customer.id.in_(audience.customer_ids))
@@ -124,7 +133,7 @@ async def create_broadcast(session: AsyncSession, principal: Principal, data: Br
     ]
     for start in range(0, len(rows), 5000):
         await session.execute(insert(BroadcastRecipient), rows[start : start + 5000])
-    await _queue_dispatch(session, broadcast, now, step=0)
+    await _queue_dispatch(session, broadcast, now, step="start")
     await record_by(
         session,
         principal,
@@ -136,7 +145,8 @@ async def create_broadcast(session: AsyncSession, principal: Principal, data: Br
     return broadcast
 
 
-async def _queue_dispatch(session: AsyncSession, broadcast: Broadcast, at: datetime, *, step: int) -> None:
+async def _queue_dispatch(session: AsyncSession, broadcast: Broadcast, at: datetime, *, step: str) -> None:
+    """The next run of the send; `step` names it, so that a run retried queues its successor once."""
     await jobs.enqueue(
         session,
         DISPATCH_KIND,
@@ -171,12 +181,11 @@ async def dispatch(session: AsyncSession, broadcast_id: uuid.UUID) -> None:
         return
     policy = tenants.policy_of(await tenants.get_or_raise(session, broadcast.tenant_id))
     now = utc_now()
-    done_so_far = await _count(session, broadcast, exclude=RecipientState.pending)
     if broadcast.respect_quiet_hours:
         resume = quiet_until(policy, now)
         if resume is not None:
             broadcast.state = BroadcastState.paused
-            await _queue_dispatch(session, broadcast, resume, step=done_so_far * 2 + 1)
+            await _queue_dispatch(session, broadcast, resume, step=f"resume:{resume.isoformat()}")
             return
     broadcast.state = BroadcastState.running
     batch = (
@@ -194,20 +203,21 @@ async def dispatch(session: AsyncSession, broadcast_id: uuid.UUID) -> None:
         .scalars()
         .all()
     )
+    # The batch's customers in one query, and each channel's account looked up once.
+    customers = {
+        c.id: c
+        for c in (
+            await session.execute(select(Customer).where(Customer.id.in_([r.customer_id for r in batch])))
+        ).scalars()
+    }
+    accounts: dict[Channel, ChannelAccount | None] = {}
     for recipient in batch:
-        await _send_to(session, broadcast, recipient, policy)
+        await _send_to(session, broadcast, recipient, policy, customers.get(recipient.customer_id), accounts)
     if len(batch) == policy.proactive.batch_size:
-        await _queue_dispatch(session, broadcast, now, step=(done_so_far + len(batch)) * 2)
+        await _queue_dispatch(session, broadcast, now, step=f"after:{batch[-1].id}")
     else:
         broadcast.state = BroadcastState.done
         broadcast.finished_at = now
-
-
-async def _count(session: AsyncSession, broadcast: Broadcast, *, exclude: RecipientState) -> int:
-    stmt = select(func.count()).where(
-        BroadcastRecipient.broadcast_id == broadcast.id, BroadcastRecipient.state != exclude
-    )
-    return int((await session.execute(stmt)).scalar_one())
 
 
 async def preferred_channel(session: AsyncSession, customer: Customer) -> Channel | None:
@@ -259,9 +269,13 @@ def _skip(recipient: BroadcastRecipient, reason: str) -> None:
 
 
 async def _send_to(
-    session: AsyncSession, broadcast: Broadcast, recipient: BroadcastRecipient, policy: TenantPolicy
+    session: AsyncSession,
+    broadcast: Broadcast,
+    recipient: BroadcastRecipient,
+    policy: TenantPolicy,
+    customer: Customer | None,
+    accounts: dict[Channel, ChannelAccount | None],
 ) -> None:
-    customer = await session.get(Customer, recipient.customer_id)
     if customer is None:
         _skip(recipient, "customer_deleted")
         return
@@ -270,7 +284,9 @@ async def _send_to(
         _skip(recipient, "no_channel")
         return
     recipient.channel = channel
-    account = await channels.default_account(session, broadcast.tenant_id, channel)
+    if channel not in accounts:
+        accounts[channel] = await channels.default_account(session, broadcast.tenant_id, channel)
+    account = accounts[channel]
     if account is None:
         _skip(recipient, "no_account")
         return

@@ -20,8 +20,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
-import socket
 import threading
 import time
 import uuid
@@ -132,7 +130,7 @@ class Listener:
         # The reply job's client too: both spend the same rate-limit budget.
         self.gateway = gateway or gateway_for(settings)
         self.stream_read_timeout = stream_read_timeout
-        self.status = ListenerStatus(holder=f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}")
+        self.status = ListenerStatus(holder=lease.holder_name())
         self._listening: service.Listening | None = None
         # One ingest at a time in this process: the stream and the poll may bring the same status.
         self._ingest_lock = asyncio.Lock()
@@ -289,7 +287,7 @@ class Listener:
         while not stop.is_set():
             if await self._take_lease():
                 break
-            await _wait(stop, LEASE_RENEW_SECONDS)
+            await lease.wait(stop, LEASE_RENEW_SECONDS)
         if stop.is_set():
             return
         try:
@@ -355,10 +353,10 @@ class Listener:
                 await self.prepare()
                 return
             except RateLimited as exc:
-                await _wait(stop, exc.retry_after)
+                await lease.wait(stop, exc.retry_after)
             except Unavailable as exc:
                 logger.warning("mastodon: server unavailable (%s); trying again in %.0f s", exc, delay)
-                await _wait(stop, delay)
+                await lease.wait(stop, delay)
                 delay = min(delay * 2, MAX_POLL_BACKOFF)
 
     async def _take_lease(self) -> bool:
@@ -368,7 +366,7 @@ class Listener:
 
     async def _keep_lease(self, stop: asyncio.Event, lost: asyncio.Event) -> None:
         while not stop.is_set():
-            await _wait(stop, LEASE_RENEW_SECONDS)
+            await lease.wait(stop, LEASE_RENEW_SECONDS)
             if stop.is_set():
                 return
             try:
@@ -427,7 +425,7 @@ class Listener:
                 logger.exception("mastodon: polling %s failed", source)
                 delay = min(self.settings.mastodon_poll_seconds * 2 ** (failures - 1), MAX_POLL_BACKOFF)
             self._poll_now[source].clear()
-            await _wait(stop, delay, self._poll_now[source])
+            await lease.wait(stop, delay, self._poll_now[source])
 
     async def _stream_loop(
         self, source: str, stop: asyncio.Event, deliver: Callable[[str, Mapping[str, Any]], None]
@@ -443,7 +441,7 @@ class Listener:
             state.streaming = "refused" if state.stream_failures >= 3 else "reconnecting"
             # Whatever came while the stream was down, the poll reads it now.
             self._poll_now[source].set()
-            await _wait(stop, min(2.0**state.stream_failures, MAX_STREAM_BACKOFF))
+            await lease.wait(stop, min(2.0**state.stream_failures, MAX_STREAM_BACKOFF))
         state.streaming = "off"
 
     async def _run_stream(
@@ -496,14 +494,3 @@ def _settle(future: asyncio.Future[None], error: BaseException | None) -> None:
         future.set_result(None)
     else:
         future.set_exception(error)
-
-
-async def _wait(stop: asyncio.Event, seconds: float, wake: asyncio.Event | None = None) -> None:
-    """Sleep up to `seconds`, less when `stop` (or `wake`) is set."""
-    events = [stop] + ([wake] if wake is not None else [])
-    waiters: list[asyncio.Future[bool]] = [asyncio.ensure_future(e.wait()) for e in events]
-    try:
-        await asyncio.wait(waiters, timeout=max(seconds, 0.0), return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for waiter in waiters:
-            waiter.cancel()

@@ -31,6 +31,7 @@ from allo.channels.base import (
     ProviderUnavailable,
     SendResult,
     SignatureInvalid,
+    WrittenAsIs,
 )
 from allo.channels.email.mime import looks_like_message_id
 from allo.i18n import N_, gettext_for
@@ -95,10 +96,6 @@ class EmailSecrets(BaseModel):
     imap_password: str | None = Field(default=None, min_length=1, description="With IMAP polling")
 
 
-def settings_of(account: Account) -> EmailSettings:
-    return EmailSettings.model_validate(account.settings)
-
-
 def reply_subject(subject: str | None, *, answering: bool, language: str) -> str:
     """ "Re: " once before the conversation's subject when answering; the subject as it is otherwise."""
     bare = _REPLY_PREFIX.sub("", " ".join((subject or "").split()))
@@ -116,9 +113,10 @@ def own_message_id(message_id: str, address: str) -> str:
     return f"<allo.{message_id}@{domain_of(address)}>"
 
 
-def compose(account: Account, message: Outgoing) -> EmailMessage:
-    """The reply as the customer's mail client will read it: plain UTF-8 text, threaded."""
-    settings = settings_of(account)
+def compose(account: Account, message: Outgoing, settings: EmailSettings | None = None) -> EmailMessage:
+    """The reply as the customer's mail client will read it: plain UTF-8 text, threaded. `settings`: the
+    account's, when the caller has read them already."""
+    settings = settings or account.settings_as(EmailSettings)
     thread = [ref for ref in message.replies_to if looks_like_message_id(ref)]
     mail = EmailMessage()
     mail["From"] = formataddr((settings.display_name or "", account.address))
@@ -134,7 +132,7 @@ def compose(account: Account, message: Outgoing) -> EmailMessage:
     return mail
 
 
-class EmailAdapter:
+class EmailAdapter(WrittenAsIs):
     channel: ClassVar[Channel] = Channel.email
     provider: ClassVar[str] = "email"
     capabilities: ClassVar[Capabilities] = Capabilities(
@@ -159,8 +157,8 @@ class EmailAdapter:
             raise ProviderRejected(f"an e-mail reply takes at most {MAX_TEXT} characters", code="too_long")
         if not _ADDRESS.fullmatch(message.to):
             raise ProviderRejected(f"{message.to[:100]!r} is not an e-mail address", code="bad_address")
-        settings = settings_of(account)
-        mail = compose(account, message)
+        settings = account.settings_as(EmailSettings)
+        mail = compose(account, message, settings)
         password = account.secret("smtp_password") if settings.smtp_username else None
         try:
             await aiosmtplib.send(

@@ -13,24 +13,19 @@ import asyncio
 import contextlib
 import imaplib
 import logging
-import os
-import socket
 import ssl
 import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import timedelta
 
-from sqlalchemy import select
-
 from allo.channels.email import inbound
-from allo.channels.email.adapter import EmailAdapter, EmailSettings, settings_of
+from allo.channels.email.adapter import EmailSettings
 from allo.channels.service import account_view
 from allo.config import Settings
 from allo.kit import lease
 from allo.kit.db import Database
 from allo.models import ChannelAccount
-from allo.models.enums import Channel
 
 logger = logging.getLogger(__name__)
 
@@ -148,28 +143,21 @@ class _Schedule:
     failures: int = 0
 
 
-def _holder_name() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+def _lease_name(account_id: uuid.UUID) -> str:
+    return LEASE_PREFIX + str(account_id)
 
 
 @dataclass
 class ImapPolling:
     settings: Settings
     db: Database
-    holder: str = field(default_factory=_holder_name)
+    holder: str = field(default_factory=lease.holder_name)
     _schedule: dict[uuid.UUID, _Schedule] = field(default_factory=dict)
 
     async def polled_accounts(self) -> list[tuple[uuid.UUID, EmailSettings]]:
         """The active e-mail accounts with IMAP settings."""
         async with self.db.unit_of_work(write=False) as session:
-            rows = await session.execute(
-                select(ChannelAccount).where(
-                    ChannelAccount.channel == Channel.email,
-                    ChannelAccount.provider == EmailAdapter.provider,
-                    ChannelAccount.active.is_(True),
-                )
-            )
-            accounts = list(rows.scalars())
+            accounts = list((await session.execute(inbound.active_accounts())).scalars())
         polled: list[tuple[uuid.UUID, EmailSettings]] = []
         for account in accounts:
             try:
@@ -192,7 +180,7 @@ class ImapPolling:
                 continue
             ttl = timedelta(seconds=email_settings.poll_seconds * 3 + 60)
             async with self.db.unit_of_work() as session:
-                held = await lease.acquire(session, LEASE_PREFIX + str(account_id), self.holder, ttl)
+                held = await lease.acquire(session, _lease_name(account_id), self.holder, ttl)
             if not held:
                 continue  # another process polls it; asked again at the next tick, to take over soon
             try:
@@ -218,7 +206,7 @@ class ImapPolling:
             if account is None or not account.active:
                 return PollReport()
             view = account_view(self.settings, account)
-        email_settings = settings_of(view)
+        email_settings = view.settings_as(EmailSettings)
         config = ImapConfig.of(view.address, email_settings, view.secret("imap_password"))
         mailbox = Mailbox(config)
         report = PollReport()
@@ -267,7 +255,7 @@ class ImapPolling:
     async def release(self) -> None:
         async with self.db.unit_of_work() as session:
             for account_id in self._schedule:
-                await lease.release(session, LEASE_PREFIX + str(account_id), self.holder)
+                await lease.release(session, _lease_name(account_id), self.holder)
 
 
 async def poll_all_once(settings: Settings) -> dict[uuid.UUID, PollReport]:

@@ -9,7 +9,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import Select, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from allo.channels import service
@@ -23,17 +23,21 @@ from allo.models.enums import Channel
 logger = logging.getLogger(__name__)
 
 
+def active_accounts() -> Select[ChannelAccount]:
+    """The e-mail accounts that take mail: the SMTP server's recipients, the IMAP poller's mailboxes."""
+    return select(ChannelAccount).where(
+        ChannelAccount.channel == Channel.email,
+        ChannelAccount.provider == EmailAdapter.provider,
+        ChannelAccount.active.is_(True),
+    )
+
+
 async def account_for_address(session: AsyncSession, address: str) -> ChannelAccount | None:
     """The active e-mail account whose address this is. When two tenants claim one address, the account
     set up first keeps it: a later claim cannot divert another tenant's mail."""
     rows = await session.execute(
-        select(ChannelAccount)
-        .where(
-            ChannelAccount.channel == Channel.email,
-            ChannelAccount.provider == EmailAdapter.provider,
-            ChannelAccount.active.is_(True),
-            func.lower(ChannelAccount.address) == address.strip().lower(),
-        )
+        active_accounts()
+        .where(func.lower(ChannelAccount.address) == address.strip().lower())
         .order_by(ChannelAccount.created_at, ChannelAccount.id)
         .limit(2)
     )
@@ -43,25 +47,23 @@ async def account_for_address(session: AsyncSession, address: str) -> ChannelAcc
     return accounts[0] if accounts else None
 
 
-def items_for(account: ChannelAccount, item: InboundItem) -> list[InboundItem]:
+def item_for(account: ChannelAccount, item: InboundItem) -> InboundItem:
+    """The item as this account receives it: our own mail coming back (a customer's Cc, a forwarding
+    rule) is kept but never answered, which would loop."""
     if item.kind == "message" and item.sender == account.address.strip().lower():
-        # Our own mail coming back (a customer's Cc, a forwarding rule): answering it would loop.
-        return [
-            InboundItem(
-                kind="unknown",
-                external_id=item.external_id,
-                payload={**item.payload, "ignored": "sent by this mailbox"},
-            )
-        ]
-    return [item]
+        return InboundItem(
+            kind="unknown",
+            external_id=item.external_id,
+            payload={**item.payload, "ignored": "sent by this mailbox"},
+        )
+    return item
 
 
 @dataclass
-class Stored:
+class Stored(service.Received):
+    """`accept`'s counts summed over the accounts the message was stored for."""
+
     accounts: list[str] = field(default_factory=list)
-    accepted: int = 0
-    duplicates: int = 0
-    ignored: int = 0
 
 
 async def read(raw: bytes, envelope: dict[str, Any] | None = None) -> InboundItem:
@@ -86,17 +88,17 @@ async def store(
     when this returns: the caller may then tell the sender it has it."""
     stored = Stored()
     async with db.unit_of_work() as session:
-        accounts: list[ChannelAccount] = []
+        accounts: dict[uuid.UUID, ChannelAccount] = {}
         if account_id is not None:
             account = await session.get(ChannelAccount, account_id)
             if account is not None and account.active:
-                accounts.append(account)
+                accounts[account.id] = account
         for address in recipients or []:
             found = await account_for_address(session, address)
-            if found is not None and all(found.id != a.id for a in accounts):
-                accounts.append(found)
-        for account in accounts:
-            received = await service.accept(session, account, items_for(account, item))
+            if found is not None:
+                accounts.setdefault(found.id, found)
+        for account in accounts.values():
+            received = await service.accept(session, account, [item_for(account, item)])
             stored.accounts.append(str(account.id))
             stored.accepted += received.accepted
             stored.duplicates += received.duplicates

@@ -42,7 +42,6 @@ _TRANSIT_HEADERS = re.compile(
     re.IGNORECASE,
 )
 _LATIN_1 = frozenset({"iso8859-1", "latin-1", "cp819", "iso8859-15"})
-_ASCII = frozenset({"ascii"})
 _RAW_NAME = re.compile(r'\b(?:file)?name="([^"]+)"', re.IGNORECASE)
 _FORWARD_SUBJECT = re.compile(r"^\s*(fwd?|tr|fw)\s*:", re.IGNORECASE)
 
@@ -88,9 +87,10 @@ def read_mail(raw: bytes) -> ReadMail:
         )
         if (value := header_text(message, name))
     }
-    sender, sender_name = _sender(message)
+    sender, sender_name = _sender(message, headers.get("From", ""))
     subject = " ".join(headers.get("Subject", "").split()) or None
-    body, html = _body_text(message)
+    bodies = _body_parts(message)
+    body, html = _body_text(*bodies)
     forwarded = bool(subject and _FORWARD_SUBJECT.match(subject))
     if html:
         body = html_to_text(body, drop_history=not forwarded)
@@ -102,7 +102,7 @@ def read_mail(raw: bytes) -> ReadMail:
         subject=subject,
         text=text[:MAX_TEXT_CHARS],
         replies_to=thread_ids(headers.get("In-Reply-To", ""), headers.get("References", "")),
-        attachments=_attachments(message),
+        attachments=_attachments(message, bodies),
         sent_at=_date(headers.get("Date")),
         automatic=_automatic(message, headers),
         headers=headers,
@@ -113,15 +113,7 @@ def inbound_item(raw: bytes, *, envelope: dict[str, Any] | None = None) -> Inbou
     """The stored form of one received message: a customer's message, or an unknown item for automatic
     mail (kept, acted on by nobody, and still recognised when it comes again)."""
     mail = read_mail(raw)
-    payload: dict[str, Any] = {
-        "headers": mail.headers,
-        "size": len(raw),
-        "sha256": hashlib.sha256(raw).hexdigest(),
-    }
-    if envelope:
-        payload["envelope"] = envelope
-    if len(raw) <= KEEP_RAW_BYTES:
-        payload["rfc822_base64"] = base64.b64encode(raw).decode("ascii")
+    payload = {"headers": mail.headers, **_raw_payload(raw, envelope)}
     if mail.automatic or not mail.sender:
         payload["ignored"] = mail.automatic or "no sender address"
         return InboundItem(kind="unknown", external_id=mail.message_id, payload=payload)
@@ -142,15 +134,20 @@ def inbound_item(raw: bytes, *, envelope: dict[str, Any] | None = None) -> Inbou
 def unreadable_item(raw: bytes, problem: str, *, envelope: dict[str, Any] | None = None) -> InboundItem:
     """A message that could not be read at all, kept whole (up to the usual size) under its content's
     hash, so that its redelivery is recognised."""
+    payload = {**_raw_payload(raw, envelope), "ignored": f"unreadable: {problem[:500]}"}
+    return InboundItem(
+        kind="unknown", external_id=f"<sha256.{stable_digest(raw)}@unreadable.allo.invalid>", payload=payload
+    )
+
+
+def _raw_payload(raw: bytes, envelope: dict[str, Any] | None) -> dict[str, Any]:
+    """What every stored message keeps of its bytes: size, hash, how it came, and itself when small."""
     payload: dict[str, Any] = {"size": len(raw), "sha256": hashlib.sha256(raw).hexdigest()}
-    payload["ignored"] = f"unreadable: {problem[:500]}"
     if envelope:
         payload["envelope"] = envelope
     if len(raw) <= KEEP_RAW_BYTES:
         payload["rfc822_base64"] = base64.b64encode(raw).decode("ascii")
-    return InboundItem(
-        kind="unknown", external_id=f"<sha256.{stable_digest(raw)}@unreadable.allo.invalid>", payload=payload
-    )
+    return payload
 
 
 # ----- headers
@@ -192,7 +189,8 @@ def decode_words(text: str) -> str:
     return _ENCODED_WORD.sub(decoded, _BETWEEN_WORDS.sub(r"\1\2", text))
 
 
-def _sender(message: EmailMessage) -> tuple[str | None, str | None]:
+def _sender(message: EmailMessage, from_text: str) -> tuple[str | None, str | None]:
+    """The author's address and name; `from_text` is the From header as `header_text` reads it."""
     try:
         header = message["From"]
         addresses = list(header.addresses) if header is not None else []
@@ -202,9 +200,9 @@ def _sender(message: EmailMessage) -> tuple[str | None, str | None]:
         if "@" in address.addr_spec and address.domain and _readable(address.addr_spec):
             name = address.display_name
             if not _readable(name):  # 8-bit bytes the strict parser could not read: read them ourselves
-                name = getaddresses([header_text(message, "From")])[0][0]
+                name = getaddresses([from_text])[0][0]
             return address.addr_spec.lower(), " ".join(name.split()) or None
-    for name, addr in getaddresses([header_text(message, "From")]):
+    for name, addr in getaddresses([from_text]):
         if "@" in addr:
             return addr.strip().lower(), " ".join(name.split()) or None
     return None, None
@@ -212,12 +210,16 @@ def _sender(message: EmailMessage) -> tuple[str | None, str | None]:
 
 def _readable(text: str) -> bool:
     """No replacement character and no raw byte smuggled in as a surrogate (which JSON cannot store)."""
-    return "\ufffd" not in text and not any("\ud800" <= c <= "\udfff" for c in text)
+    return "\ufffd" not in text and not _has_surrogates(text)
+
+
+def _has_surrogates(text: str) -> bool:
+    return any("\ud800" <= c <= "\udfff" for c in text)
 
 
 def _without_surrogates(text: str) -> str:
     """Raw 8-bit bytes the stdlib kept as surrogates, read as text (UTF-8, else Windows-1252)."""
-    if not any("\ud800" <= c <= "\udfff" for c in text):
+    if not _has_surrogates(text):
         return text
     try:
         return _bytes_as_text(text.encode("utf-8", "surrogateescape"), None)
@@ -315,7 +317,7 @@ def _bytes_as_text(data: bytes, declared: str | None) -> str:
             name = codecs.lookup(declared.strip().strip('"')).name
         except LookupError:
             name = None
-    if name is not None and name not in _ASCII:
+    if name is not None and name != "ascii":
         if name in _LATIN_1:
             name = "cp1252"
         return data.decode(name, errors="replace")
@@ -332,9 +334,8 @@ def _part_text(part: Message) -> str:
     return _bytes_as_text(payload, part.get_content_charset())
 
 
-def _body_text(message: EmailMessage) -> tuple[str, bool]:
+def _body_text(plain: Message | None, html: Message | None) -> tuple[str, bool]:
     """The message's text, text/plain preferred; True when it is HTML still to be converted."""
-    plain, html = _body_parts(message)
     if plain is not None:
         text = _normalized_newlines(_part_text(plain))
         if text.strip() or html is None:
@@ -359,13 +360,13 @@ def _normalized_newlines(text: str) -> str:
     return text.replace("\r\n", "\n").replace("\r", "\n")
 
 
-def _attachments(message: EmailMessage) -> list[Media]:
-    """Every part that is not the message's own text: files, inline pictures, attached messages. The
-    reference is the part's number in the stored raw message ("part:3")."""
-    bodies = {id(part) for part in _body_parts(message) if part is not None}
+def _attachments(message: EmailMessage, bodies: tuple[Message | None, Message | None]) -> list[Media]:
+    """Every part that is not the message's own text (`bodies`, from `_body_parts`): files, inline
+    pictures, attached messages. The reference is the part's number in the stored raw message ("part:3")."""
+    body_ids = {id(part) for part in bodies if part is not None}
     found: list[Media] = []
     for number, part in enumerate(_leaves(message)):
-        if id(part) in bodies:
+        if id(part) in body_ids:
             continue
         content_type = _without_surrogates(part.get_content_type())
         name = _filename(part)

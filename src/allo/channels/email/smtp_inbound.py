@@ -104,7 +104,6 @@ class SmtpInbound:
         server_name: str | None = None,
         tls_context: ssl.SSLContext | None = None,
     ) -> None:
-        self.db = db
         self.tls_context = tls_context
         self.host = host
         self.port = port

@@ -27,7 +27,7 @@ from typing import Any, ClassVar
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
 import httpx
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
 from allo.channels import sms
 from allo.channels.base import (
@@ -37,13 +37,13 @@ from allo.channels.base import (
     InboundRequest,
     MalformedPayload,
     Outgoing,
-    ProviderRejected,
     ProviderUnavailable,
     SendResult,
     SignatureInvalid,
     raise_for_provider,
     unknown_item,
 )
+from allo.kit.security import constant_time_equals
 from allo.models.enums import Channel, MessageDelivery
 
 # Kannel's delivery report types: 1 delivered to the phone, 2 not delivered to the phone, 4 queued on the
@@ -57,7 +57,6 @@ DLR_STATUS = {
     16: MessageDelivery.failed,
 }
 KANNEL_CODING = {sms.Coding.gsm7: 0, sms.Coding.ucs2: 2}
-DEFAULT_MAX_PARTS = sms.DEFAULT_MAX_PARTS
 # Characters that stay themselves in a URL: Kannel reads "%" in its URLs as its own escape codes.
 URL_SAFE = r"^[A-Za-z0-9_.~-]+$"
 BASIC_USER = "kannel"
@@ -81,7 +80,7 @@ class KannelSettings(BaseModel):
         "account's address when unset",
     )
     max_parts: int = Field(
-        default=DEFAULT_MAX_PARTS,
+        default=sms.DEFAULT_MAX_PARTS,
         ge=1,
         le=sms.MAX_PARTS,
         description="At most the sendsms-user's max-messages: a longer text would be cut by Kannel",
@@ -134,15 +133,6 @@ def basic_password(request: InboundRequest) -> str:
     return decoded.partition(":")[2]
 
 
-def _settings(account: Account) -> KannelSettings:
-    try:
-        return KannelSettings.model_validate(account.settings)
-    except ValidationError as exc:
-        raise ProviderRejected(
-            "the Kannel account's settings are incomplete", code="account_incomplete"
-        ) from exc
-
-
 def _moment(raw: str | None) -> datetime | None:
     try:
         return datetime.fromtimestamp(int(raw or ""), tz=UTC)
@@ -156,10 +146,10 @@ def _stored(query: dict[str, str]) -> dict[str, Any]:
     return {k: v for k, v in query.items() if k not in ("token", "sig")}
 
 
-class KannelAdapter:
+class KannelAdapter(sms.FitsInParts):
     channel: ClassVar[Channel] = Channel.sms
     provider: ClassVar[str] = "kannel"
-    capabilities: ClassVar[Capabilities] = Capabilities(max_text_chars=DEFAULT_MAX_PARTS * sms.GSM7_PART)
+    capabilities: ClassVar[Capabilities] = sms.CAPABILITIES
     settings_model: ClassVar[type[BaseModel]] = KannelSettings
     secrets_model: ClassVar[type[BaseModel]] = KannelSecrets
 
@@ -170,10 +160,10 @@ class KannelAdapter:
         query = request.query
         if query.get("kind") == "dlr":
             expected = dlr_signature(token, query.get("message", ""))
-            if not hmac.compare_digest(expected.encode(), query.get("sig", "").encode()):
+            if not constant_time_equals(expected, query.get("sig", "")):
                 raise SignatureInvalid("the delivery report's signature does not match its message")
             return
-        if not hmac.compare_digest(token.encode(), basic_password(request).encode()):
+        if not constant_time_equals(token, basic_password(request)):
             raise SignatureInvalid("the inbound token (HTTP Basic password) is missing or wrong")
 
     def handshake(self, account: Account, request: InboundRequest) -> str | None:
@@ -240,13 +230,8 @@ class KannelAdapter:
         )
 
     async def send(self, account: Account, message: Outgoing, http: httpx.AsyncClient) -> SendResult:
-        settings = _settings(account)
-        shape = sms.layout(message.text)
-        if shape.segments > settings.max_parts:
-            raise ProviderRejected(
-                f"the text needs {shape.segments} SMS; this account sends at most {settings.max_parts}",
-                code="too_long",
-            )
+        settings = account.settings_as(KannelSettings)
+        shape = sms.layout_within(message.text, settings.max_parts)
         headers = {
             "Content-Type": "text/plain; charset=UTF-8",
             "X-Kannel-Username": settings.username,

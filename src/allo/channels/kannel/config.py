@@ -190,7 +190,7 @@ def render(config: KannelConfig) -> str:
             "user-deny-ip": "*.*.*.*",
         },
     )
-    service = _group(
+    sms_service = _group(
         "sms-service",
         {
             "keyword": "default",
@@ -204,7 +204,7 @@ def render(config: KannelConfig) -> str:
         "# Kannel for Allo, written by allo.channels.kannel.config: bearerbox and smsbox read this file.\n"
         "# It holds the sendsms password and the inbound token: keep it readable by Kannel only.\n"
     )
-    return header + "\n\n".join([core, _smsc_group(config.smsc), smsbox, user, service]) + "\n"
+    return header + "\n\n".join([core, _smsc_group(config.smsc), smsbox, user, sms_service]) + "\n"
 
 
 async def config_for_account(

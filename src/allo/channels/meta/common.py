@@ -3,6 +3,7 @@ handshake, X-Hub-Signature-256) and the Graph API's answers."""
 
 from __future__ import annotations
 
+import hmac
 from typing import Any
 
 import httpx
@@ -49,8 +50,6 @@ def verify_hub_signature(account: Account, request: InboundRequest) -> None:
 
 def hub_handshake(account: Account, request: InboundRequest) -> str:
     """Meta's GET ?hub.mode=subscribe&hub.verify_token=…&hub.challenge=…: the challenge echoed back."""
-    import hmac
-
     if request.query.get("hub.mode") != "subscribe":
         raise SignatureInvalid("not a subscription check")
     token = request.query.get("hub.verify_token", "")

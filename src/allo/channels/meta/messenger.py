@@ -23,6 +23,7 @@ from allo.channels.base import (
     ProviderRejected,
     ProviderUnavailable,
     SendResult,
+    WrittenAsIs,
     unknown_item,
 )
 from allo.channels.meta.common import (
@@ -47,7 +48,7 @@ def _at(milliseconds: object) -> datetime | None:
         return None
 
 
-class MessengerAdapter:
+class MessengerAdapter(WrittenAsIs):
     channel: ClassVar[Channel] = Channel.messenger
     provider: ClassVar[str] = "messenger"
     capabilities: ClassVar[Capabilities] = Capabilities(

@@ -24,6 +24,7 @@ from allo.channels.base import (
     ProviderRejected,
     ProviderUnavailable,
     SendResult,
+    WrittenAsIs,
     unknown_item,
 )
 from allo.channels.meta.common import (
@@ -56,7 +57,7 @@ def _at(timestamp: object) -> datetime | None:
         return None
 
 
-class WhatsAppAdapter:
+class WhatsAppAdapter(WrittenAsIs):
     channel: ClassVar[Channel] = Channel.whatsapp
     provider: ClassVar[str] = "whatsapp"
     capabilities: ClassVar[Capabilities] = Capabilities(

@@ -25,7 +25,7 @@ import smpplib.client  # type: ignore[import-untyped]
 import smpplib.consts  # type: ignore[import-untyped]
 import smpplib.exceptions  # type: ignore[import-untyped]
 import smpplib.smpp  # type: ignore[import-untyped]
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
 from allo.channels import sms
 from allo.channels.base import (
@@ -70,7 +70,6 @@ BOUND_STATES = frozenset(
         smpplib.consts.SMPP_CLIENT_STATE_BOUND_TRX,
     }
 )
-DEFAULT_MAX_PARTS = sms.DEFAULT_MAX_PARTS
 # A throttled part of a long message is tried again at once, in the same bind, so the parts already
 # accepted are not sent twice by a retry of the whole message.
 THROTTLE_RETRIES = 3
@@ -87,7 +86,7 @@ class SmppSettings(BaseModel):
     # How the SMSC reads our address: None infers it (alphanumeric sender, "+" number, short code).
     source_addr_ton: int | None = Field(default=None, ge=0, le=6)
     source_addr_npi: int | None = Field(default=None, ge=0, le=18)
-    max_parts: int = Field(default=DEFAULT_MAX_PARTS, ge=1, le=sms.MAX_PARTS)
+    max_parts: int = Field(default=sms.DEFAULT_MAX_PARTS, ge=1, le=sms.MAX_PARTS)
     delivery_receipts: bool = True
     timeout_seconds: float = Field(default=10.0, gt=0, le=120)
 
@@ -97,15 +96,6 @@ class SmppSecrets(BaseModel):
 
     # SMPP 3.4 carries at most 8 characters.
     password: str = Field(min_length=1, max_length=8)
-
-
-def settings_of(account: Account) -> SmppSettings:
-    try:
-        return SmppSettings.model_validate(account.settings)
-    except ValidationError as exc:
-        raise ProviderRejected(
-            "the SMPP account's settings are incomplete", code="account_incomplete"
-        ) from exc
 
 
 def source_address(address: str, settings: SmppSettings) -> tuple[str, int, int]:
@@ -131,21 +121,21 @@ class SubmitPart:
     esm_class: int
 
 
-def submit_parts(text: str, message_id: str) -> tuple[sms.Layout, list[SubmitPart]]:
+def submit_parts(text: str, shape: sms.Layout, message_id: str) -> list[SubmitPart]:
     """The short_message of each submit_sm: the whole text, or the parts behind their header
     (05 00 03 reference total number)."""
-    shape = sms.layout(text)
     if shape.segments == 1:
-        return shape, [SubmitPart(sms.encode(text, shape.coding), 0)]
+        return [SubmitPart(sms.encode(text, shape.coding), 0)]
     pieces = sms.split(text)
     reference = concatenation_reference(message_id)
-    return shape, [
+    return [
         SubmitPart(bytes((5, 0, 3, reference, len(pieces), n)) + sms.encode(piece, shape.coding), ESM_UDHI)
         for n, piece in enumerate(pieces, start=1)
     ]
 
 
-def _text(value: Any) -> str:
+def text_of(value: Any) -> str:
+    """A PDU's string field as text (smpplib gives bytes)."""
     if isinstance(value, bytes):
         return value.decode("latin-1")
     return "" if value is None else str(value)
@@ -190,60 +180,58 @@ def close(client: Any) -> None:
         client.disconnect()
 
 
-def _submit(client: Any, fields: dict[str, Any]) -> str:
-    """One submit_sm and its response (answering the SMSC's enquire_link meanwhile): the SMSC's id."""
+def respond(client: Any, request: Any, command: str, status: int = smpplib.consts.SMPP_ESME_ROK) -> None:
+    """Answer one of the SMSC's PDUs (enquire_link, deliver_sm, unbind) under its sequence number."""
+    response = smpplib.smpp.make_pdu(command, client=client, status=status)
+    response.sequence = request.sequence
+    client.send_pdu(response)
+
+
+def _submit(client: Any, fields: dict[str, Any]) -> Any:
+    """One submit_sm and the SMSC's answer to it (submit_sm_resp or generic_nack), its enquire_link
+    answered meanwhile."""
     pdu = client.send_message(**fields)
     while True:
         response = client.read_pdu()
         if response.command == "enquire_link":
-            answer = smpplib.smpp.make_pdu("enquire_link_resp", client=client)
-            answer.sequence = response.sequence
-            client.send_pdu(answer)
-            continue
-        if response.command in ("submit_sm_resp", "generic_nack") and response.sequence == pdu.sequence:
-            if response.status != smpplib.consts.SMPP_ESME_ROK:
-                raise _SubmitRefused(int(response.status))
-            return _text(response.message_id)
+            respond(client, response, "enquire_link_resp")
+        elif response.command in ("submit_sm_resp", "generic_nack") and response.sequence == pdu.sequence:
+            return response
 
 
-class _SubmitRefused(Exception):
-    def __init__(self, status: int) -> None:
-        super().__init__(status)
-        self.status = status
+def _submit_part(client: Any, fields: dict[str, Any], number: int) -> str:
+    """One part, sent again in the same bind while the SMSC is busy: the SMSC's id for it."""
+    attempt = 0
+    while True:
+        response = _submit(client, fields)
+        status = int(response.status)
+        if status == smpplib.consts.SMPP_ESME_ROK:
+            return text_of(response.message_id)
+        if status not in TEMPORARY:
+            raise ProviderRejected(
+                f"the SMSC refused part {number}: {_status_name(status)}", code=f"smpp_0x{status:02x}"
+            )
+        if attempt == THROTTLE_RETRIES:
+            raise ProviderUnavailable(f"the SMSC is busy: {_status_name(status)}")
+        attempt += 1
+        time.sleep(THROTTLE_PAUSE_SECONDS * attempt)
 
 
 def _deliver_now(settings: SmppSettings, password: str, parts: list[dict[str, Any]]) -> list[str]:
     client = new_client(settings)
     try:
         bind(client, "transmitter", settings, password)
-        ids: list[str] = []
-        for number, fields in enumerate(parts):
-            for attempt in range(THROTTLE_RETRIES + 1):
-                try:
-                    ids.append(_submit(client, fields))
-                    break
-                except _SubmitRefused as refused:
-                    if refused.status not in TEMPORARY:
-                        raise ProviderRejected(
-                            f"the SMSC refused part {number + 1}: {_status_name(refused.status)}",
-                            code=f"smpp_0x{refused.status:02x}",
-                        ) from refused
-                    if attempt == THROTTLE_RETRIES:
-                        raise ProviderUnavailable(
-                            f"the SMSC is busy: {_status_name(refused.status)}"
-                        ) from refused
-                    time.sleep(THROTTLE_PAUSE_SECONDS * (attempt + 1))
-        return ids
+        return [_submit_part(client, fields, number) for number, fields in enumerate(parts, start=1)]
     except (smpplib.exceptions.ConnectionError, smpplib.exceptions.PDUError, OSError) as exc:
         raise ProviderUnavailable(f"the SMPP session broke: {type(exc).__name__}") from exc
     finally:
         close(client)
 
 
-class SmppAdapter:
+class SmppAdapter(sms.FitsInParts):
     channel: ClassVar[Channel] = Channel.sms
     provider: ClassVar[str] = "smpp"
-    capabilities: ClassVar[Capabilities] = Capabilities(max_text_chars=DEFAULT_MAX_PARTS * sms.GSM7_PART)
+    capabilities: ClassVar[Capabilities] = sms.CAPABILITIES
     settings_model: ClassVar[type[BaseModel]] = SmppSettings
     secrets_model: ClassVar[type[BaseModel]] = SmppSecrets
 
@@ -257,29 +245,22 @@ class SmppAdapter:
         raise MalformedPayload("SMPP takes no webhooks")
 
     async def send(self, account: Account, message: Outgoing, http: httpx.AsyncClient) -> SendResult:
-        settings = settings_of(account)
-        shape, parts = submit_parts(message.text, message.message_id)
-        if shape.segments > settings.max_parts:
-            raise ProviderRejected(
-                f"the text needs {shape.segments} SMS; this account sends at most {settings.max_parts}",
-                code="too_long",
-            )
+        settings = account.settings_as(SmppSettings)
+        shape = sms.layout_within(message.text, settings.max_parts)
         source, ton, npi = source_address(account.address, settings)
-        destination = message.to.removeprefix("+")
+        common = {
+            "source_addr_ton": ton,
+            "source_addr_npi": npi,
+            "source_addr": source,
+            "dest_addr_ton": TON_INTERNATIONAL if message.to.startswith("+") else 0,
+            "dest_addr_npi": NPI_ISDN,
+            "destination_addr": message.to.removeprefix("+"),
+            "data_coding": DATA_CODING[shape.coding],
+            "registered_delivery": 1 if settings.delivery_receipts else 0,
+        }
         fields = [
-            {
-                "source_addr_ton": ton,
-                "source_addr_npi": npi,
-                "source_addr": source,
-                "dest_addr_ton": TON_INTERNATIONAL if message.to.startswith("+") else 0,
-                "dest_addr_npi": NPI_ISDN,
-                "destination_addr": destination,
-                "esm_class": part.esm_class,
-                "data_coding": DATA_CODING[shape.coding],
-                "registered_delivery": 1 if settings.delivery_receipts else 0,
-                "short_message": part.short_message,
-            }
-            for part in parts
+            {**common, "esm_class": part.esm_class, "short_message": part.short_message}
+            for part in submit_parts(message.text, shape, message.message_id)
         ]
         ids = await asyncio.to_thread(_deliver_now, settings, account.secret("password"), fields)
         return SendResult(external_id=ids[0] or None, parts=len(ids), meta={"sms_coding": shape.coding.value})

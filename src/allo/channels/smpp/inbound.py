@@ -20,12 +20,11 @@ from typing import Any
 
 from allo.channels import sms
 from allo.channels.base import InboundItem, unknown_item
+from allo.channels.smpp.adapter import ESM_UDHI, TON_INTERNATIONAL, text_of
 from allo.models.enums import MessageDelivery
 
-ESM_UDHI = 0x40
 ESM_TYPE_MASK = 0x3C
 ESM_DELIVERY_RECEIPT = 0x04
-TON_INTERNATIONAL = 1
 # Receipt states (SMPP 3.4 appendix B), as the receipt's text and the message_state parameter give them.
 RECEIPT_STATES = {
     "DELIVRD": MessageDelivery.delivered,
@@ -51,12 +50,6 @@ _RECEIPT = re.compile(r"\bid:(?P<id>\S+).*?\bstat:(?P<stat>[A-Za-z]+)(?:.*?\berr
 PARTS_WAIT_SECONDS = 600.0
 
 
-def _text(value: Any) -> str:
-    if isinstance(value, bytes):
-        return value.decode("latin-1")
-    return "" if value is None else str(value)
-
-
 @dataclass(frozen=True)
 class Deliver:
     """What Allo reads of a deliver_sm."""
@@ -75,13 +68,13 @@ class Deliver:
         """From smpplib's parsed PDU (its strings are bytes)."""
         state = getattr(pdu, "message_state", None)
         return cls(
-            source_addr=_text(pdu.source_addr),
+            source_addr=text_of(pdu.source_addr),
             source_addr_ton=int(pdu.source_addr_ton or 0),
-            destination_addr=_text(pdu.destination_addr),
+            destination_addr=text_of(pdu.destination_addr),
             esm_class=int(pdu.esm_class or 0),
             data_coding=int(pdu.data_coding or 0),
             short_message=bytes(pdu.short_message or getattr(pdu, "message_payload", None) or b""),
-            receipted_message_id=_text(getattr(pdu, "receipted_message_id", None)) or None,
+            receipted_message_id=text_of(getattr(pdu, "receipted_message_id", None)) or None,
             message_state=int(state) if state is not None else None,
         )
 

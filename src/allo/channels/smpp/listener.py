@@ -13,13 +13,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
-import os
 import select
-import socket
 import threading
 import time
 import uuid
+from collections.abc import Callable, Coroutine
 from datetime import timedelta
 from typing import Any
 
@@ -30,7 +30,7 @@ from sqlalchemy import select as sql_select
 
 from allo.channels import service
 from allo.channels.base import ChannelError
-from allo.channels.smpp.adapter import SmppSecrets, SmppSettings, bind, close, new_client
+from allo.channels.smpp.adapter import SmppSecrets, SmppSettings, bind, close, new_client, respond
 from allo.channels.smpp.inbound import Deliver, Reassembly
 from allo.config import Settings
 from allo.kit import lease
@@ -64,9 +64,8 @@ class SmppListener:
         self.first_backoff_seconds = first_backoff_seconds
         # How often a session renews its lease, or looks whether another process's lease has run out.
         self.lease_renew_seconds = lease_renew_seconds
-        self.holder = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
-        self.sessions: dict[uuid.UUID, AccountSession] = {}
-        self._tasks: dict[uuid.UUID, asyncio.Task[None]] = {}
+        self.holder = lease.holder_name()
+        self._sessions: dict[uuid.UUID, tuple[AccountSession, asyncio.Task[None]]] = {}
         self.looked = False
 
     async def active_accounts(self) -> set[uuid.UUID]:
@@ -86,14 +85,14 @@ class SmppListener:
         except Exception:
             logger.exception("smpp: could not read the SMPP accounts")
             return
-        for account_id in list(self._tasks):
-            if account_id not in wanted or self._tasks[account_id].done():
-                self.sessions.pop(account_id).ended.set()
-                await _finish(self._tasks.pop(account_id))
-        for account_id in wanted - set(self._tasks):
+        for account_id, (session, task) in list(self._sessions.items()):
+            if account_id not in wanted or task.done():
+                del self._sessions[account_id]
+                session.ended.set()
+                await _finish(task)
+        for account_id in wanted - self._sessions.keys():
             session = AccountSession(self, account_id)
-            self.sessions[account_id] = session
-            self._tasks[account_id] = asyncio.create_task(session.run(stop))
+            self._sessions[account_id] = (session, asyncio.create_task(session.run(stop)))
 
     async def run(self, stop: asyncio.Event) -> None:
         """Until `stop` is set: a session for each active SMPP account, none for the others, looked up
@@ -102,16 +101,15 @@ class SmppListener:
             if not self.looked:
                 await self.refresh(stop)
             while not stop.is_set():
-                await _wait(stop, self.poll_seconds)
+                await lease.wait(stop, self.poll_seconds)
                 if not stop.is_set():
                     await self.refresh(stop)
         finally:
-            for session in self.sessions.values():
+            for session, _ in self._sessions.values():
                 session.ended.set()
-            for task in self._tasks.values():
+            for _, task in self._sessions.values():
                 await _finish(task)
-            self._tasks.clear()
-            self.sessions.clear()
+            self._sessions.clear()
 
 
 class AccountSession:
@@ -122,9 +120,6 @@ class AccountSession:
         self.account_id = account_id
         self.ended = asyncio.Event()
         self.lease_name = f"smpp:{account_id}"
-        self.bound = False
-        self.binds = 0
-        self.last_error: str | None = None
         # Parts of long messages outlive a dropped bind: the SMSC sends the missing ones on the next.
         self.reassembly = Reassembly()
 
@@ -136,16 +131,14 @@ class AccountSession:
         backoff = self.listener.first_backoff_seconds
         while not (stop.is_set() or self.ended.is_set()):
             if not await self._take_lease():
-                await _wait(stop, self.listener.lease_renew_seconds, self.ended)
+                await lease.wait(stop, self.listener.lease_renew_seconds, self.ended)
                 continue
             try:
                 was_bound = await self._bound_session(stop)
             except Exception as exc:
                 was_bound = False
-                self.last_error = f"{type(exc).__name__}: {exc}"
-                logger.warning("smpp %s: session ended: %s", self.account_id, self.last_error)
+                logger.warning("smpp %s: session ended: %s: %s", self.account_id, type(exc).__name__, exc)
             finally:
-                self.bound = False
                 with contextlib.suppress(Exception):
                     async with self.db.unit_of_work() as session:
                         await lease.release(session, self.lease_name, self.listener.holder)
@@ -154,7 +147,7 @@ class AccountSession:
             backoff = (
                 self.listener.first_backoff_seconds if was_bound else min(backoff * 2, MAX_BACKOFF_SECONDS)
             )
-            await _wait(stop, backoff, self.ended)
+            await lease.wait(stop, backoff, self.ended)
 
     async def _take_lease(self) -> bool:
         try:
@@ -164,13 +157,15 @@ class AccountSession:
             logger.exception("smpp %s: could not take the listener's lease", self.account_id)
             return False
 
-    async def _account(self) -> tuple[SmppSettings, str] | None:
+    async def _account(self) -> tuple[ChannelAccount, SmppSettings, str] | None:
+        """The account (kept for the bind's stores), its settings and its password; None once inactive."""
         async with self.db.unit_of_work(write=False) as session:
             account = await session.get(ChannelAccount, self.account_id)
             if account is None or not account.active:
                 return None
             view = service.account_view(self.listener.settings, account)
-        return SmppSettings.model_validate(view.settings), SmppSecrets.model_validate(view.secrets).password
+        settings = SmppSettings.model_validate(view.settings)
+        return account, settings, SmppSecrets.model_validate(view.secrets).password
 
     async def _bound_session(self, stop: asyncio.Event) -> bool:
         """Bind, read until the connection ends or we must stop; True when the bind had succeeded."""
@@ -178,23 +173,23 @@ class AccountSession:
         if found is None:
             self.ended.set()
             return False
-        settings, password = found
-        loop = asyncio.get_running_loop()
+        account, settings, password = found
         client = new_client(settings)
-        quitting = threading.Event()
-        reader = _Reader(self, client, loop, quitting)
         try:
             await asyncio.to_thread(bind, client, "receiver", settings, password)
         except ChannelError:
             await asyncio.to_thread(close, client)
             raise
-        self.bound = True
-        self.binds += 1
+        quitting = threading.Event()
+        store = functools.partial(self.store, account)
+        reader = _Reader(self.account_id, client, asyncio.get_running_loop(), quitting, store)
         logger.info("smpp %s: bound as a receiver to %s:%s", self.account_id, settings.host, settings.port)
         reading = asyncio.ensure_future(asyncio.to_thread(reader.run))
         try:
             while not reading.done():
-                waiter = asyncio.ensure_future(_wait(stop, self.listener.lease_renew_seconds, self.ended))
+                waiter = asyncio.ensure_future(
+                    lease.wait(stop, self.listener.lease_renew_seconds, self.ended)
+                )
                 try:
                     await asyncio.wait({reading, waiter}, return_when=asyncio.FIRST_COMPLETED)
                 finally:
@@ -210,19 +205,17 @@ class AccountSession:
                 await reading
         error = reading.exception()
         if error is not None:
-            self.last_error = f"{type(error).__name__}: {error}"
-            logger.warning("smpp %s: the bind ended: %s", self.account_id, self.last_error)
+            logger.warning("smpp %s: the bind ended: %s: %s", self.account_id, type(error).__name__, error)
         return True
 
-    async def store(self, deliver: Deliver) -> None:
+    async def store(self, account: ChannelAccount, deliver: Deliver) -> None:
+        """What the deliver_sm completes, stored; raises when it could not be (a deleted account too: its
+        events' foreign key refuses them)."""
         items = self.reassembly.items(deliver)
         if not items:
             return
         try:
             async with self.db.unit_of_work() as session:
-                account = await session.get(ChannelAccount, self.account_id)
-                if account is None:
-                    raise LookupError("the SMPP account was deleted")
                 received = await service.accept(session, account, items)
         except BaseException:
             self.reassembly.undo()
@@ -237,15 +230,22 @@ class AccountSession:
 
 
 class _Reader:
-    """The bind's PDUs, read in a thread; each deliver_sm stored before it is answered."""
+    """The bind's PDUs, read in a thread; each deliver_sm stored (`store`, on the event loop) before it is
+    answered."""
 
     def __init__(
-        self, session: AccountSession, client: Any, loop: asyncio.AbstractEventLoop, quitting: threading.Event
+        self,
+        account_id: uuid.UUID,
+        client: Any,
+        loop: asyncio.AbstractEventLoop,
+        quitting: threading.Event,
+        store: Callable[[Deliver], Coroutine[Any, Any, None]],
     ) -> None:
-        self.session = session
+        self.account_id = account_id
         self.client = client
         self.loop = loop
         self.quitting = quitting
+        self.store = store
 
     def run(self) -> None:
         client = self.client
@@ -267,35 +267,27 @@ class _Reader:
             close(client)
 
     def _answer(self, pdu: Any) -> None:
-        client = self.client
         if pdu.command == "deliver_sm":
-            status = self._stored(pdu)
-            response = smpplib.smpp.make_pdu("deliver_sm_resp", client=client, status=status)
-            response.sequence = pdu.sequence
-            client.send_pdu(response)
+            respond(self.client, pdu, "deliver_sm_resp", self._stored(pdu))
         elif pdu.command == "enquire_link":
-            response = smpplib.smpp.make_pdu("enquire_link_resp", client=client)
-            response.sequence = pdu.sequence
-            client.send_pdu(response)
+            respond(self.client, pdu, "enquire_link_resp")
         elif pdu.command == "unbind":
-            response = smpplib.smpp.make_pdu("unbind_resp", client=client)
-            response.sequence = pdu.sequence
-            client.send_pdu(response)
+            respond(self.client, pdu, "unbind_resp")
             raise smpplib.exceptions.ConnectionError("the SMSC unbound us")
 
     def _stored(self, pdu: Any) -> int:
         try:
             deliver = Deliver.of(pdu)
         except (TypeError, ValueError):
-            logger.exception("smpp %s: unreadable deliver_sm", self.session.account_id)
+            logger.exception("smpp %s: unreadable deliver_sm", self.account_id)
             return int(smpplib.consts.SMPP_ESME_ROK)  # sending it again would not make it readable
-        future = asyncio.run_coroutine_threadsafe(self.session.store(deliver), self.loop)
+        future = asyncio.run_coroutine_threadsafe(self.store(deliver), self.loop)
         try:
             future.result(timeout=STORE_TIMEOUT_SECONDS)
         except Exception:
             future.cancel()
             logger.exception(
-                "smpp %s: a deliver_sm was not stored; the SMSC will send it again", self.session.account_id
+                "smpp %s: a deliver_sm was not stored; the SMSC will send it again", self.account_id
             )
             return int(smpplib.consts.SMPP_ESME_RX_T_APPN)
         return int(smpplib.consts.SMPP_ESME_ROK)
@@ -307,14 +299,3 @@ async def _finish(task: asyncio.Task[None]) -> None:
     task.cancel()
     with contextlib.suppress(asyncio.CancelledError, Exception):
         await task
-
-
-async def _wait(stop: asyncio.Event, seconds: float, wake: asyncio.Event | None = None) -> None:
-    """Sleep up to `seconds`, less when `stop` (or `wake`) is set."""
-    events = [stop] + ([wake] if wake is not None else [])
-    waiters: list[asyncio.Future[bool]] = [asyncio.ensure_future(e.wait()) for e in events]
-    try:
-        await asyncio.wait(waiters, timeout=max(seconds, 0.0), return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for waiter in waiters:
-            waiter.cancel()

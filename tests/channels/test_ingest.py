@@ -1,0 +1,83 @@
+"""The webhooks' group commit: requests stored together, and one that cannot be stored fails alone."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+
+from allo.auth.principal import Principal
+from allo.channels import service
+from allo.channels.base import InboundItem
+from allo.channels.ingest import Ingest
+from allo.channels.schemas import ChannelAccountCreate
+from allo.config import Settings
+from allo.kit.db import Database
+from allo.models import ChannelAccount, ChannelEvent
+from tests.channels import payloads
+from tests.factories import Actor
+
+
+async def _account(db: Database, settings: Settings, actor: Actor, name: str) -> ChannelAccount:
+    async with db.unit_of_work() as s:
+        return await service.create_account(
+            s,
+            Principal.system(actor.tenant_id),
+            settings,
+            ChannelAccountCreate.model_validate(
+                {
+                    "channel": "whatsapp",
+                    "provider": "whatsapp",
+                    "name": name,
+                    "address": payloads.PHONE_NUMBER_ID,
+                    "secrets": {"app_secret": "x" * 16, "access_token": "y" * 16, "verify_token": "z" * 16},
+                }
+            ),
+        )
+
+
+def _item(external_id: str) -> InboundItem:
+    return InboundItem(
+        kind="message", external_id=external_id, payload={}, sender="33612000070", text="Bonjour"
+    )
+
+
+async def test_a_request_that_cannot_be_stored_fails_alone(
+    db: Database, settings: Settings, tenant_actors: dict[str, Actor], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    admin = tenant_actors["admin"]
+    good = await _account(db, settings, admin, "good")
+    broken = await _account(db, settings, admin, "broken")
+    accept = service.accept
+
+    async def accept_or_fail(session: Any, account: ChannelAccount, items: list[InboundItem]) -> Any:
+        if account.id == broken.id:
+            raise RuntimeError("the disk is full")
+        return await accept(session, account, items)
+
+    monkeypatch.setattr(service, "accept", accept_or_fail)
+    ingest = Ingest(db)
+    try:
+        # Submitted together, so that they are written in one batch first.
+        results = await asyncio.gather(
+            ingest.submit(good, [_item("wamid.g1")]),
+            ingest.submit(broken, [_item("wamid.x1")]),
+            ingest.submit(good, [_item("wamid.g2")]),
+            return_exceptions=True,
+        )
+    finally:
+        await ingest.close()
+    assert isinstance(results[1], service.StorageFailed)
+    assert results[1].status_code == 503
+    assert [r.accepted for r in (results[0], results[2]) if isinstance(r, service.Received)] == [1, 1]
+    async with db.unit_of_work() as s:
+        stored = set(
+            (
+                await s.execute(
+                    select(ChannelEvent.external_id).where(ChannelEvent.tenant_id == admin.tenant_id)
+                )
+            ).scalars()
+        )
+    assert stored == {"wamid.g1", "wamid.g2"}
