@@ -1,10 +1,11 @@
 """Customers' messages of a batch of inbound events, stored with a handful of statements for the batch.
 
 The common case of a busy channel: plain messages from customers Allo knows, in conversations that are
-open. Their identities and conversations are read with one query each, their messages and the
-assistant's turns are inserted with one statement each. What is not that common case goes the way of one
-event at a time (`service.process_event`): a new number, an e-mail thread, a digit answering a numbered
-question, STOP and START, a delivery report.
+open, and from phone numbers it has never seen. Identities and conversations are read with one query
+each; new customers with their identities, messages and the assistant's turns are inserted with one
+statement each. What is not that common case goes the way of one event at a time
+(`service.process_event`): a known number on a new channel, an e-mail thread, a digit answering a
+numbered question, STOP and START, a delivery report.
 """
 
 from __future__ import annotations
@@ -77,6 +78,11 @@ async def store(
         return left
     tenant_id = ready[0].account.tenant_id
     known = await _customers_by_identity(session, tenant_id, ready)
+    known.update(
+        await _record_new_senders(
+            session, tenant_id, policy, [p for p in ready if (p.account.channel, p.address) not in known]
+        )
+    )
     conversations = await _open_conversations(
         session,
         tenant_id,
@@ -91,7 +97,7 @@ async def store(
     for pending in ready:
         found = known.get((pending.account.channel, pending.address))
         if found is None:
-            left.append(pending)  # a number Allo has not seen: the one-at-a-time path creates the customer
+            left.append(pending)  # a known number new on this channel, say: the one-at-a-time path
             continue
         customer_id, language = found
         key = (customer_id, pending.account.id)
@@ -188,6 +194,77 @@ async def _customers_by_identity(
         for channel, address, customer, language in rows.all()
         if (channel, address) in wanted
     }
+
+
+async def _record_new_senders(
+    session: AsyncSession, tenant_id: uuid.UUID, policy: TenantPolicy, batch: list[Pending]
+) -> dict[tuple[Channel, str], tuple[uuid.UUID, str]]:
+    """Customers for the phone numbers Allo has never seen, with their identities, in two inserts:
+    (channel, number) → (customer id, language), as `_customers_by_identity`.
+
+    A number that belongs to a customer already (known by SMS, writing on WhatsApp for the first time)
+    is left to `customers.customer_for_contact`, one at a time, which also fills their name."""
+    senders: dict[str, list[Pending]] = {}
+    for pending in batch:
+        if pending.account.channel in customers.PHONE_CHANNELS:
+            senders.setdefault(pending.address, []).append(pending)
+    if not senders:
+        return {}
+    taken = set(
+        (
+            await session.execute(
+                select(Customer.phone).where(Customer.tenant_id == tenant_id, Customer.phone.in_(senders))
+            )
+        ).scalars()
+    )
+    now = utc_now()
+    rows = [
+        {
+            "id": uuid.uuid4(),
+            "tenant_id": tenant_id,
+            "phone": number,
+            "name": next((p.item.sender_name.strip()[:200] for p in found if p.item.sender_name), None)
+            or None,
+            "preferred_language": policy.default_language,
+            "created_at": now,
+            "updated_at": now,
+        }
+        for number, found in senders.items()
+        if number not in taken
+    ]
+    if not rows:
+        return {}
+    dialect_insert = postgresql.insert if is_postgresql(session) else sqlite.insert
+    # A concurrent run (PostgreSQL) may record one of these numbers first: its row is skipped here and
+    # the message goes the one-at-a-time way.
+    inserted = await session.execute(
+        dialect_insert(table_of(Customer))
+        .values(rows)
+        .on_conflict_do_nothing(index_elements=["tenant_id", "phone"])
+        .returning(table_of(Customer).c.phone, table_of(Customer).c.id)
+    )
+    created: dict[str, uuid.UUID] = {phone: customer_id for phone, customer_id in inserted.all()}
+    identities = {
+        (p.account.channel, number): customer_id
+        for number, customer_id in created.items()
+        for p in senders[number]
+    }
+    await session.execute(
+        dialect_insert(table_of(CustomerIdentity)).values(
+            [
+                {
+                    "id": uuid.uuid4(),
+                    "tenant_id": tenant_id,
+                    "customer_id": customer_id,
+                    "channel": channel,
+                    "external_id": number,
+                    "created_at": now,
+                }
+                for (channel, number), customer_id in identities.items()
+            ]
+        )
+    )
+    return {key: (customer_id, policy.default_language) for key, customer_id in identities.items()}
 
 
 async def _open_conversations(

@@ -84,6 +84,16 @@ class IdMixin:
     id: Mapped[uuid.UUID] = mapped_column(GUID, primary_key=True, default=new_id)
 
 
+def _info_of(connection: Any) -> dict[str, Any] | None:
+    """The pooled connection's info, where a write transaction keeps its gate; None for the ad hoc
+    connections SQLAlchemy wraps around a raw one (while connecting, or resetting on return)."""
+    try:
+        info: dict[str, Any] = connection.info
+    except NotImplementedError:
+        return None
+    return info
+
+
 def _configure_sqlite(engine: AsyncEngine) -> None:
     """WAL, foreign keys, a busy timeout, and BEGIN IMMEDIATE for writers.
 
@@ -125,23 +135,50 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
                 raise WriterQueueTimeout(
                     f"no write transaction could start within {WRITE_GATE_TIMEOUT:.0f} s"
                 ) from exc
-            connection.info[_GATE_KEY] = gate
+            connection.connection.info[_GATE_KEY] = gate
         try:
             # Straight to aiosqlite: one thread round trip instead of the four of a cursor's execute.
             await_(connection.connection.driver_connection.execute("BEGIN IMMEDIATE" if write else "BEGIN"))
         except BaseException:
-            _release(connection)
+            _release(connection.connection.info)
             raise
 
-    def _release(connection: Any) -> None:
-        gate = connection.info.pop(_GATE_KEY, None)
+    def _release(info: dict[str, Any] | None) -> None:
+        gate = info.pop(_GATE_KEY, None) if info is not None else None
         if gate is not None and gate.locked():
             gate.release()
 
-    # After the transaction ends (the events fire before the driver's commit or rollback returns, so a
-    # waiting writer may find the SQLite lock held for that moment; its busy timeout covers it).
-    event.listen(engine.sync_engine, "commit", _release)
-    event.listen(engine.sync_engine, "rollback", _release)
+    # The gate opens once SQLite's COMMIT or ROLLBACK has returned, not at SQLAlchemy's commit event
+    # (which fires before it): a writer let in earlier finds SQLite's lock still held, and its busy
+    # handler sleeps a millisecond or more each time, which under a burst left a fifth of the process
+    # idle.
+    dialect = engine.sync_engine.dialect
+    plain_commit, plain_rollback = dialect.do_commit, dialect.do_rollback
+
+    def do_commit(connection: Any) -> None:
+        try:
+            plain_commit(connection)
+        finally:
+            _release(_info_of(connection))
+
+    def do_rollback(connection: Any) -> None:
+        try:
+            plain_rollback(connection)
+        finally:
+            _release(_info_of(connection))
+
+    dialect.do_commit = do_commit  # type: ignore[method-assign,assignment]
+    dialect.do_rollback = do_rollback  # type: ignore[method-assign,assignment]
+
+    # A connection invalidated or returned without either (a lost connection) opens the gate too.
+    @event.listens_for(engine.sync_engine.pool, "checkin")
+    def _on_checkin(_dbapi_connection: Any, record: Any) -> None:
+        if record is not None:
+            _release(record.info)
+
+    @event.listens_for(engine.sync_engine.pool, "invalidate")
+    def _on_invalidate(_dbapi_connection: Any, record: Any, _exception: Any) -> None:
+        _release(record.info)
 
 
 def create_engine(url: str, *, pool_size: int = 20, echo: bool = False) -> AsyncEngine:
