@@ -50,14 +50,14 @@ async def test_a_request_that_cannot_be_stored_fails_alone(
     admin = tenant_actors["admin"]
     good = await _account(db, settings, admin, "good")
     broken = await _account(db, settings, admin, "broken")
-    accept = service.accept
+    accept_many = service.accept_many
 
-    async def accept_or_fail(session: Any, account: ChannelAccount, items: list[InboundItem]) -> Any:
-        if account.id == broken.id:
+    async def accept_or_fail(session: Any, requests: list[tuple[ChannelAccount, list[InboundItem]]]) -> Any:
+        if any(account.id == broken.id for account, _ in requests):
             raise RuntimeError("the disk is full")
-        return await accept(session, account, items)
+        return await accept_many(session, requests)
 
-    monkeypatch.setattr(service, "accept", accept_or_fail)
+    monkeypatch.setattr(service, "accept_many", accept_or_fail)
     ingest = Ingest(db)
     try:
         # Submitted together, so that they are written in one batch first.
@@ -81,3 +81,36 @@ async def test_a_request_that_cannot_be_stored_fails_alone(
             ).scalars()
         )
     assert stored == {"wamid.g1", "wamid.g2"}
+
+
+async def test_a_batch_counts_each_request_on_its_own(
+    db: Database, settings: Settings, tenant_actors: dict[str, Actor]
+) -> None:
+    admin = tenant_actors["admin"]
+    account = await _account(db, settings, admin, "counted")
+    async with db.unit_of_work() as s:
+        await service.accept(s, account, [_item("wamid.c0")])
+    unknown = InboundItem(kind="unknown", external_id="wamid.u1", payload={"field": "account_update"})
+    async with db.unit_of_work() as s:
+        results = await service.accept_many(
+            s,
+            [
+                (account, [_item("wamid.c1"), _item("wamid.c0")]),  # new, and sent before
+                (account, [_item("wamid.c1"), unknown]),  # the same as the first, in the same batch
+                (account, []),
+            ],
+        )
+    assert [(r.accepted, r.duplicates, r.ignored) for r in results] == [(1, 1, 0), (0, 1, 1), (0, 0, 0)]
+    async with db.unit_of_work() as s:
+        stored = (
+            await s.execute(
+                select(ChannelEvent.external_id, ChannelEvent.state).where(
+                    ChannelEvent.tenant_id == admin.tenant_id
+                )
+            )
+        ).all()
+    assert sorted((external_id, state.value) for external_id, state in stored) == [
+        ("wamid.c0", "received"),
+        ("wamid.c1", "received"),
+        ("wamid.u1", "ignored"),
+    ]

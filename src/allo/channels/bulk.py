@@ -133,9 +133,9 @@ async def store(
         (
             await session.execute(
                 dialect_insert(table_of(Message))
-                .values(rows)
                 .on_conflict_do_nothing(index_elements=["tenant_id", "channel", "channel_message_id"])
-                .returning(table_of(Message).c.id)
+                .returning(table_of(Message).c.id),
+                rows,
             )
         ).scalars()
     )
@@ -239,9 +239,9 @@ async def _record_new_senders(
     # the message goes the one-at-a-time way.
     inserted = await session.execute(
         dialect_insert(table_of(Customer))
-        .values(rows)
         .on_conflict_do_nothing(index_elements=["tenant_id", "phone"])
-        .returning(table_of(Customer).c.phone, table_of(Customer).c.id)
+        .returning(table_of(Customer).c.phone, table_of(Customer).c.id),
+        rows,
     )
     created: dict[str, uuid.UUID] = {phone: customer_id for phone, customer_id in inserted.all()}
     identities = {
@@ -250,19 +250,18 @@ async def _record_new_senders(
         for p in senders[number]
     }
     await session.execute(
-        dialect_insert(table_of(CustomerIdentity)).values(
-            [
-                {
-                    "id": uuid.uuid4(),
-                    "tenant_id": tenant_id,
-                    "customer_id": customer_id,
-                    "channel": channel,
-                    "external_id": number,
-                    "created_at": now,
-                }
-                for (channel, number), customer_id in identities.items()
-            ]
-        )
+        dialect_insert(table_of(CustomerIdentity)),
+        [
+            {
+                "id": uuid.uuid4(),
+                "tenant_id": tenant_id,
+                "customer_id": customer_id,
+                "channel": channel,
+                "external_id": number,
+                "created_at": now,
+            }
+            for (channel, number), customer_id in identities.items()
+        ],
     )
     return {key: (customer_id, policy.default_language) for key, customer_id in identities.items()}
 

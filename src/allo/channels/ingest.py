@@ -67,7 +67,7 @@ class Ingest:
     async def _write(self, batch: list[_Submission]) -> None:
         try:
             async with self.db.unit_of_work() as session:
-                results = [await service.accept(session, s.account, s.items) for s in batch]
+                results = await service.accept_many(session, [(s.account, s.items) for s in batch])
         except Exception:
             if len(batch) == 1:
                 submission = batch[0]

@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -319,19 +320,35 @@ async def accept(session: AsyncSession, account: ChannelAccount, items: list[Inb
 
     One processing job per tenant waits at a time and works through the events in batches
     (`process_pending`): a burst of webhooks costs one job, not one each."""
-    received = Received()
-    for item in items:
-        kind = ChannelEventKind(item.kind)
-        state = ChannelEventState.ignored if kind is ChannelEventKind.unknown else ChannelEventState.received
-        event_id = await _store_event(session, account, item, state)
-        if event_id is None:
-            received.duplicates += 1
-        elif kind is ChannelEventKind.unknown:
-            received.ignored += 1
+    (received,) = await accept_many(session, [(account, items)])
+    return received
+
+
+async def accept_many(
+    session: AsyncSession, requests: Sequence[tuple[ChannelAccount, list[InboundItem]]]
+) -> list[Received]:
+    """`accept` for several requests at once (a group commit's batch), with one INSERT for all their
+    events; what each request got, in their order."""
+    rows: list[tuple[int, bool, dict[str, Any]]] = []
+    for index, (account, items) in enumerate(requests):
+        for item in items:
+            unknown = item.kind == ChannelEventKind.unknown.value
+            state = ChannelEventState.ignored if unknown else ChannelEventState.received
+            rows.append((index, unknown, _event_row(account, item, state)))
+    inserted = await _insert_events(session, [row for _, _, row in rows])
+    received = [Received() for _ in requests]
+    tenants_to_process: set[uuid.UUID] = set()
+    for index, unknown, row in rows:
+        counts = received[index]
+        if row["id"] not in inserted:
+            counts.duplicates += 1
+        elif unknown:
+            counts.ignored += 1
         else:
-            received.accepted += 1
-    if received.accepted:
-        queue_processing(session, account.tenant_id)
+            counts.accepted += 1
+            tenants_to_process.add(row["tenant_id"])
+    for tenant_id in tenants_to_process:
+        queue_processing(session, tenant_id)
     return received
 
 
@@ -361,9 +378,13 @@ async def _store_event(
     session: AsyncSession, account: ChannelAccount, item: InboundItem, state: ChannelEventState
 ) -> uuid.UUID | None:
     """Insert the raw event; None when the provider sent it before (the replay creates nothing)."""
-    event_id = uuid.uuid4()
-    values = {
-        "id": event_id,
+    row = _event_row(account, item, state)
+    return row["id"] if row["id"] in await _insert_events(session, [row]) else None
+
+
+def _event_row(account: ChannelAccount, item: InboundItem, state: ChannelEventState) -> dict[str, Any]:
+    return {
+        "id": uuid.uuid4(),
         "tenant_id": account.tenant_id,
         "account_id": account.id,
         "channel": account.channel,
@@ -374,16 +395,22 @@ async def _store_event(
         "error": item.error if state is ChannelEventState.failed else None,
         "created_at": utc_now(),
     }
+
+
+async def _insert_events(session: AsyncSession, rows: list[dict[str, Any]]) -> set[uuid.UUID]:
+    """The ids of the rows inserted: an event the provider sent before is skipped, and so is the second
+    of two copies in the same batch."""
+    if not rows:
+        return set()
     dialect_insert = postgresql.insert if is_postgresql(session) else sqlite.insert
-    # The table, not the mapped class: the ORM's bookkeeping for an INSERT costs more than the INSERT.
+    # The table, not the mapped class: the ORM's bookkeeping for an INSERT costs more than the INSERT. One
+    # statement executed with many rows: compiled once, sent as multi-row INSERTs.
     stmt = (
         dialect_insert(table_of(ChannelEvent))
-        .values(**values)
         .on_conflict_do_nothing(index_elements=["tenant_id", "channel", "external_id"])
         .returning(table_of(ChannelEvent).c.id)
     )
-    inserted: uuid.UUID | None = (await session.execute(stmt)).scalar_one_or_none()
-    return inserted
+    return set((await session.execute(stmt, rows)).scalars())
 
 
 # ----- inbound: the job

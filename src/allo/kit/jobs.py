@@ -179,8 +179,9 @@ async def enqueue_many(
         for payload, key in jobs
     ]
     dialect_insert = postgresql.insert if is_postgresql(session) else sqlite.insert
+    # Executed with many rows: compiled once whatever their number, sent as multi-row INSERTs.
     await session.execute(
-        dialect_insert(table_of(Job)).values(rows).on_conflict_do_nothing(index_elements=["idempotency_key"])
+        dialect_insert(table_of(Job)).on_conflict_do_nothing(index_elements=["idempotency_key"]), rows
     )
     mark_jobs_enqueued(session)
 
