@@ -10,6 +10,7 @@ from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
+import orjson
 from sqlalchemy import JSON, DateTime, MetaData, Table, TypeDecorator, Uuid, event
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Dialect
@@ -181,6 +182,14 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
         _release(record.info)
 
 
+def _json_text(value: Any) -> str:
+    return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
+
+
+# JSON columns through orjson: the standard library's decoder was a tenth of a ticket list's time.
+_JSON_CODEC: dict[str, Any] = {"json_serializer": _json_text, "json_deserializer": orjson.loads}
+
+
 def create_engine(url: str, *, pool_size: int = 20, echo: bool = False) -> AsyncEngine:
     """A pooled engine without overflow: in a burst, requests wait for a pooled connection instead of
     opening and closing extra ones (a connection set-up per request, and on PostgreSQL a TLS
@@ -189,20 +198,22 @@ def create_engine(url: str, *, pool_size: int = 20, echo: bool = False) -> Async
         # No rollback on return to the pool: every session ends its own transaction (commit, rollback or
         # close), and with aiosqlite the extra rollback is a thread round trip on every request.
         engine = create_async_engine(
-            url, echo=echo, pool_size=pool_size, max_overflow=0, pool_reset_on_return=None
+            url, echo=echo, pool_size=pool_size, max_overflow=0, pool_reset_on_return=None, **_JSON_CODEC
         )
         _configure_sqlite(engine)
         return engine
     if url.startswith("postgresql"):
         # No pre-ping: it costs a round trip per request. A connection found dead is invalidated with
         # the whole pool on first use, so a database restart fails the requests in flight, not later ones.
-        return create_async_engine(url, echo=echo, pool_size=pool_size, max_overflow=0, pool_recycle=1800)
+        return create_async_engine(
+            url, echo=echo, pool_size=pool_size, max_overflow=0, pool_recycle=1800, **_JSON_CODEC
+        )
     raise ValueError(f"unsupported database URL scheme: {url.split(':', 1)[0]!r}")
 
 
 def create_nullpool_engine(url: str) -> AsyncEngine:
     """An engine for one-off commands (migrations, CLI) that keeps no connection open."""
-    engine = create_async_engine(url, poolclass=NullPool)
+    engine = create_async_engine(url, poolclass=NullPool, **_JSON_CODEC)
     if url.startswith("sqlite"):
         _configure_sqlite(engine)
     return engine

@@ -3,7 +3,8 @@ from __future__ import annotations
 import itertools
 import re
 import uuid
-from datetime import date, datetime
+from datetime import date, datetime, time
+from functools import cached_property
 from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -101,6 +102,23 @@ class BusinessHours(BaseModel):
                 if start < end:
                     raise ValueError(f"{day}: opening intervals overlap ({start} is before {end})")
         return value
+
+    # Read by every SLA clock (`tenants.hours`): parsed once per policy, not at each look.
+    @cached_property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+    @cached_property
+    def opening_times(self) -> dict[int, list[tuple[time, time]]]:
+        """Weekday number (Monday 0) → its opening intervals as times, in order."""
+        return {
+            WEEKDAYS.index(day): sorted((time.fromisoformat(a), time.fromisoformat(b)) for a, b in spans)
+            for day, spans in self.weekly.items()
+        }
+
+    @cached_property
+    def holiday_dates(self) -> frozenset[date]:
+        return frozenset(self.holidays)
 
 
 class RoutingPolicy(BaseModel):

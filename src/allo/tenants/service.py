@@ -1,7 +1,9 @@
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 
+from sqlalchemy import inspect as sa_inspect
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
@@ -13,10 +15,25 @@ from allo.models import Tenant
 from allo.models.enums import ActorKind
 from allo.tenants.schemas import TenantPolicy, TenantUpdate
 
+# Read on most requests and jobs, and costly to validate (calendars, SLA targets, canned responses): kept
+# per tenant row version. Every write to a tenant row, ORM or Core, stamps a new updated_at.
+_POLICIES: dict[tuple[uuid.UUID, datetime | None], TenantPolicy] = {}
+_POLICIES_KEPT = 256
+
 
 def policy_of(tenant: Tenant) -> TenantPolicy:
-    """The tenant's policy, with defaults for anything an older row does not set."""
-    return TenantPolicy.model_validate(tenant.policy or {})
+    """The tenant's policy, with defaults for anything an older row does not set. Shared between
+    callers: read it, never change it (`model_copy(update=…)` makes a changed one)."""
+    if tenant.id is None or tenant.updated_at is None or sa_inspect(tenant).modified:
+        return TenantPolicy.model_validate(tenant.policy or {})  # not stored as it is now
+    key = (tenant.id, tenant.updated_at)
+    policy = _POLICIES.get(key)
+    if policy is None:
+        policy = TenantPolicy.model_validate(tenant.policy or {})
+        if len(_POLICIES) >= _POLICIES_KEPT:
+            _POLICIES.clear()
+        _POLICIES[key] = policy
+    return policy
 
 
 async def get_by_slug(session: AsyncSession, slug: str) -> Tenant | None:

@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import uuid
-from dataclasses import asdict
 from datetime import datetime
 from typing import Annotated, TypeVar
 
@@ -38,8 +37,8 @@ def with_clocks(model: type[R], ticket: Ticket, policy: TenantPolicy, now: datet
     read = model.model_validate(ticket)
     clocks = sla.clocks(ticket, policy, now)
     read.sla = SlaRead(
-        first_response=SlaClockRead(**asdict(clocks.first_response)),
-        resolution=SlaClockRead(**asdict(clocks.resolution)),
+        first_response=SlaClockRead.model_validate(clocks.first_response, from_attributes=True),
+        resolution=SlaClockRead.model_validate(clocks.resolution, from_attributes=True),
     )
     return read
 
