@@ -80,3 +80,17 @@ def test_round_trip_between_adding_and_measuring() -> None:
         due = add_business_time(HOURS, start, timedelta(minutes=minutes))
         assert due is not None
         assert business_time_between(HOURS, start, due) == timedelta(minutes=minutes)
+
+
+def test_a_calendar_opens_again_unless_it_has_no_hours_or_holidays_cover_them() -> None:
+    from allo.tenants.hours import opens_again
+
+    assert opens_again(HOURS, paris(2026, 12, 24, 20, 0))  # Christmas is a holiday; the 26th is open
+    assert not opens_again(BusinessHours(weekly={}), paris(2026, 11, 23, 10, 0))
+    # Saturdays only, and every Saturday of the next 400 days a holiday.
+    first = date(2026, 11, 28)
+    saturdays = [first + timedelta(weeks=n) for n in range(60)]
+    only_holidays = BusinessHours(weekly={"sat": [("09:00", "12:00")]}, holidays=saturdays)
+    assert not opens_again(only_holidays, paris(2026, 11, 23, 10, 0))
+    assert next_opening(only_holidays, paris(2026, 11, 23, 10, 0)) is None
+    assert opens_again(only_holidays, paris(2028, 1, 10, 10, 0))  # after the last holiday

@@ -120,6 +120,11 @@ class BusinessHours(BaseModel):
     def holiday_dates(self) -> frozenset[date]:
         return frozenset(self.holidays)
 
+    @cached_property
+    def utc_spans(self) -> dict[date, list[tuple[datetime, datetime]]]:
+        """Filled by `tenants.hours`: each local day's opening intervals as UTC instants."""
+        return {}
+
 
 class RoutingPolicy(BaseModel):
     model_config = ConfigDict(extra="forbid")

@@ -13,7 +13,7 @@ from typing import Literal
 
 from allo.models import Ticket
 from allo.models.enums import Priority, TicketStatus
-from allo.tenants.hours import add_business_time, business_time_between, next_opening
+from allo.tenants.hours import add_business_time, business_time_between, opens_again
 from allo.tenants.schemas import SlaTarget, TenantPolicy
 
 WARNING_SHARE = 0.8
@@ -27,7 +27,7 @@ RESOLUTION_BREACHED = "resolution:breached"
 
 def _counts_business_hours(policy: TenantPolicy, target: SlaTarget, start: datetime) -> bool:
     """A calendar that never opens again counts around the clock rather than stopping the clock for good."""
-    return target.business_hours and next_opening(policy.business_hours, start) is not None
+    return target.business_hours and opens_again(policy.business_hours, start)
 
 
 def _add(policy: TenantPolicy, target: SlaTarget, start: datetime, amount: timedelta) -> datetime:
@@ -83,15 +83,22 @@ def clocks(ticket: Ticket, policy: TenantPolicy, now: datetime) -> TicketClocks:
     created = ticket.created_at
 
     answered = ticket.first_responded_at
+    finished = ticket.resolved_at if ticket.status in (TicketStatus.resolved, TicketStatus.closed) else None
+    # Both clocks count from the ticket's creation: one count when they end at the same moment.
     first_spent = _spent(policy, target, created, answered or now)
     first_due = ticket.first_response_due_at or _add(policy, target, created, first_target)
     first = _clock(first_due, first_target, first_spent, done=answered is not None, paused=False)
 
-    finished = ticket.resolved_at if ticket.status in (TicketStatus.resolved, TicketStatus.closed) else None
     paused_so_far = timedelta(seconds=ticket.sla_paused_seconds)
     if ticket.sla_paused_at is not None and finished is None:
         paused_so_far += _spent(policy, target, ticket.sla_paused_at, now)
-    resolution_spent = _spent(policy, target, created, finished or now) - paused_so_far
+    resolution_end = finished or now
+    counted = (
+        first_spent
+        if resolution_end == (answered or now)
+        else _spent(policy, target, created, resolution_end)
+    )
+    resolution_spent = counted - paused_so_far
     resolution_due = ticket.resolution_due_at or _add(
         policy, target, created, resolution_target + paused_so_far
     )
