@@ -54,7 +54,7 @@ def _page() -> bytes:
         "subject": "Plus de réseau depuis ce matin à Cotonou",
         "sla": {"first_response": {"state": "running"}, "resolution": {"state": "running"}},
     }
-    items = []
+    items: list[dict[str, Any]] = []
     while len(orjson.dumps({"items": items, "next_cursor": None})) < PAGE_BYTES:
         items.append({**ticket, "padding": "x" * 1000})
     return orjson.dumps({"items": items[:20], "next_cursor": "eyJrIjoiMjAyNi0xMS0yMlQxMDowMDowMCJ9"})
