@@ -173,6 +173,7 @@ async def test_new_numbers_of_a_batch_become_one_customer_each(
     # Known by SMS already, writing on WhatsApp for the first time.
     await create_customer(client, admin, phone="+33612000072", name="Client SMS")
     bodies = [
+        payloads.whatsapp_text("33612000070", "Allô ?", "wamid.n0", name="  "),  # a blank profile name
         payloads.whatsapp_text("33612000070", "Bonjour, pas de réseau", "wamid.n1", name="Koffi Mensah"),
         payloads.whatsapp_text("33612000071", "Ma facture est fausse", "wamid.n2", name="Awa Diallo"),
         payloads.whatsapp_text("33612000070", "Depuis ce matin", "wamid.n3", name="Koffi Mensah"),
@@ -193,7 +194,7 @@ async def test_new_numbers_of_a_batch_become_one_customer_each(
         ]
         assert await _conversation_count(db, customer) == 1
         assert customer.preferred_language == "fr"
-    assert await _messages_of(db, koffi) == ["Bonjour, pas de réseau", "Depuis ce matin"]
+    assert await _messages_of(db, koffi) == ["Allô ?", "Bonjour, pas de réseau", "Depuis ce matin"]
     assert await _messages_of(db, known) == ["Bonjour sur WhatsApp"]
     async with db.unit_of_work() as s:
         events = list((await s.execute(select(ChannelEvent))).scalars())

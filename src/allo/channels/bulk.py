@@ -223,8 +223,7 @@ async def _record_new_senders(
             "id": uuid.uuid4(),
             "tenant_id": tenant_id,
             "phone": number,
-            "name": next((p.item.sender_name.strip()[:200] for p in found if p.item.sender_name), None)
-            or None,
+            "name": _first_name(found),
             "preferred_language": policy.default_language,
             "created_at": now,
             "updated_at": now,
@@ -264,6 +263,13 @@ async def _record_new_senders(
         ],
     )
     return {key: (customer_id, policy.default_language) for key, customer_id in identities.items()}
+
+
+def _first_name(batch: list[Pending]) -> str | None:
+    """The name the provider gives the sender (a WhatsApp profile name), from the first message that
+    has one."""
+    names = (p.item.sender_name.strip()[:200] for p in batch if p.item.sender_name)
+    return next((name for name in names if name), None)
 
 
 async def _open_conversations(
