@@ -22,6 +22,7 @@ from allo.channels import tasks as channel_tasks  # noqa: F401 - registers its j
 from allo.channels.email.imap_poller import ImapPolling
 from allo.channels.email.smtp_inbound import SmtpInbound
 from allo.channels.endpoints import AccountCache
+from allo.channels.endpoints import hooks as channel_hooks
 from allo.channels.endpoints import router as channels_router
 from allo.channels.ingest import Ingest
 from allo.chat.endpoints import STATIC_DIR as CHAT_STATIC_DIR
@@ -215,9 +216,10 @@ def create_app(
     app.add_exception_handler(PageNotFound, not_found_page)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_request_bytes)
 
+    # First: providers' webhooks are the busiest routes, and routes are matched in order.
+    app.include_router(channel_hooks, prefix=API_PREFIX)
     api = APIRouter(prefix=API_PREFIX)
     for router in (
-        # First: providers' webhooks are the busiest route, and routes are matched in order.
         channels_router,
         auth_router,
         tenants_router,

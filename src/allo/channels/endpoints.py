@@ -30,6 +30,9 @@ from allo.models import ChannelAccount, OptOut
 from allo.models.enums import Channel, ChannelEventKind, ChannelEventState
 
 router = APIRouter(prefix="/channels", tags=["channels"])
+# Providers' webhooks, the busiest routes: included ahead of every other router (routes are matched in
+# order, and FastAPI tries each route of each router listed before the one that matches).
+hooks = APIRouter(prefix="/channels", tags=["channels"])
 
 
 # The accounts webhooks arrive for, with their decrypted settings and secrets: a burst of webhooks reads
@@ -104,7 +107,7 @@ _HOOK_RESPONSES: dict[int | str, dict[str, object]] = {
 }
 
 
-@router.post(
+@hooks.post(
     "/hooks/{account_id}",
     summary="Where a provider posts a channel account's events (signed by the provider; no API key)",
     response_class=Response,
@@ -116,7 +119,7 @@ async def hook_post(
     return await _hook(account_id, request, db, settings)
 
 
-@router.get(
+@hooks.get(
     "/hooks/{account_id}",
     summary="A provider's subscription check, or its events by GET (Kannel's get-url and dlr-url)",
     response_class=Response,
