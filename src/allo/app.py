@@ -176,8 +176,8 @@ def create_app(
     # Sessions find the bus in their info: the one the database was built with (tests bring their own).
     bus: Bus = database.info.setdefault(BUS_INFO_KEY, Bus())
 
-    llm = LlmClient.from_settings(settings)
-    channel_ingest = Ingest(database)  # the optional LLM backend: None unless configured
+    llm = LlmClient.from_settings(settings)  # the optional LLM backend: None unless configured
+    channel_ingest = Ingest(database)
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:

@@ -130,6 +130,12 @@ async def test_the_relay_login() -> None:
 )
 async def test_4xx_is_later_and_5xx_is_never(answer: str, error: type[Exception], code: object) -> None:
     relay = RelayStandin(refusals=[answer])
+    await _send_refused(relay, error, code)
+    assert relay.received == []
+
+
+async def _send_refused(relay: RelayStandin, error: type[Exception], code: object) -> Exception:
+    """A reply sent through a relay that refuses it: the error raised, checked for its kind and code."""
     relay.start()
     try:
         with pytest.raises(error) as raised:
@@ -140,7 +146,7 @@ async def test_4xx_is_later_and_5xx_is_never(answer: str, error: type[Exception]
         assert raised.value.status_code == code
     else:
         assert isinstance(raised.value, ProviderRejected) and raised.value.code == code
-    assert relay.received == []
+    return raised.value
 
 
 @pytest.mark.parametrize(
@@ -154,17 +160,8 @@ async def test_a_recipient_refused_at_rcpt_reads_like_a_refused_message(
     answer: str, error: type[Exception], code: object
 ) -> None:
     relay = RelayStandin(rcpt_refusals=[answer])
-    relay.start()
-    try:
-        with pytest.raises(error) as raised:
-            await EmailAdapter().send(_account(relay), _reply(), NO_HTTP)
-    finally:
-        relay.stop()
-    if isinstance(raised.value, ProviderUnavailable):
-        assert raised.value.status_code == code
-    else:
-        assert isinstance(raised.value, ProviderRejected) and raised.value.code == code
-    assert answer.partition(" ")[2] in str(raised.value), "the relay's own words"
+    refused = await _send_refused(relay, error, code)
+    assert answer.partition(" ")[2] in str(refused), "the relay's own words"
     assert relay.received == []
 
 

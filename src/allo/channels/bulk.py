@@ -268,8 +268,7 @@ async def _record_new_senders(
 def _first_name(batch: list[Pending]) -> str | None:
     """The name the provider gives the sender (a WhatsApp profile name), from the first message that
     has one."""
-    names = (p.item.sender_name.strip()[:200] for p in batch if p.item.sender_name)
-    return next((name for name in names if name), None)
+    return next((name for p in batch if (name := customers.name_given(p.item.sender_name))), None)
 
 
 async def _open_conversations(

@@ -60,6 +60,13 @@ async def _hook_account(
     return found
 
 
+def _forget_account(request: Request, background: BackgroundTasks, account_id: uuid.UUID) -> None:
+    """A changed account is forgotten now and again once committed: a webhook may read it meanwhile."""
+    cache = account_cache(request)
+    cache.forget(account_id)
+    background.add_task(cache.forget, account_id)
+
+
 class OptOutRepository(TenantRepository[OptOut]):
     model = OptOut
     noun = "opt-out"
@@ -196,9 +203,7 @@ async def update_account(
     settings: SettingsDep,
     background: BackgroundTasks,
 ) -> ChannelAccountRead:
-    cache = account_cache(request)
-    cache.forget(account_id)
-    background.add_task(cache.forget, account_id)  # again once committed: a webhook may read it meanwhile
+    _forget_account(request, background, account_id)
     return _read(settings, await service.update_account(session, principal, settings, account_id, body))
 
 
@@ -214,9 +219,7 @@ async def delete_account(
     principal: AdminDep,
     background: BackgroundTasks,
 ) -> None:
-    cache = account_cache(request)
-    cache.forget(account_id)
-    background.add_task(cache.forget, account_id)  # again once committed: a webhook may read it meanwhile
+    _forget_account(request, background, account_id)
     await service.delete_account(session, principal, account_id)
 
 

@@ -195,6 +195,11 @@ def address_on(customer: Customer, channel: Channel) -> str | None:
     return None
 
 
+def name_given(raw: str | None) -> str | None:
+    """A name as a channel gives it (a WhatsApp profile, an e-mail's display name), fit to keep."""
+    return (raw or "").strip()[:200] or None
+
+
 async def customer_for_contact(
     session: AsyncSession,
     tenant_id: uuid.UUID,
@@ -208,7 +213,7 @@ async def customer_for_contact(
     on the channel, else by phone (SMS, WhatsApp and voice share it) or e-mail, else created. Either way
     the identity is recorded, so the next message finds them at once."""
     address = await contact_address(session, tenant_id, channel, raw_address, policy=policy)
-    given_name = (name or "").strip()[:200] or None
+    given_name = name_given(name)
     for _attempt in range(2):
         customer, by_identity = await _find_contact(session, tenant_id, channel, address)
         if customer is not None and not customer.name and given_name:

@@ -82,8 +82,8 @@ def business_time_between(hours: BusinessHours, start: datetime, end: datetime) 
     if end <= start:
         return timedelta(0)
     total = timedelta(0)
-    # An interval may have begun the day before (a night shift).
-    day, last = _local_day(hours, start) - _ONE_DAY, _local_day(hours, end)
+    # A day's intervals lie within that day (each ends after it starts): none before start's day counts.
+    day, last = _local_day(hours, start), _local_day(hours, end)
     while day <= last:
         for open_at, close_at in _day_spans(hours, day):
             if open_at < end and close_at > start:
@@ -98,7 +98,7 @@ def add_business_time(hours: BusinessHours, start: datetime, amount: timedelta) 
     if remaining <= timedelta(0):
         return start
     start = start.astimezone(UTC)
-    day = _local_day(hours, start) - _ONE_DAY
+    day = _local_day(hours, start)
     closed_days = 0
     while closed_days <= SEARCH_DAYS:
         counted = False

@@ -17,7 +17,7 @@ from allo.tenants.schemas import TenantPolicy, TenantUpdate
 
 # Read on most requests and jobs, and costly to validate (calendars, SLA targets, canned responses): kept
 # per tenant row version. Every write to a tenant row, ORM or Core, stamps a new updated_at.
-_POLICIES: dict[tuple[uuid.UUID, datetime | None], TenantPolicy] = {}
+_POLICIES: dict[tuple[uuid.UUID, datetime], TenantPolicy] = {}
 _POLICIES_KEPT = 256
 
 
