@@ -54,6 +54,7 @@ MAX_ERROR_SAMPLES = 5
 LOG_TAIL_LINES = 40
 
 TICKETS_PATH = "/api/v1/tickets?limit=20"
+SCENARIOS = ("list_tickets", "create_conversation_and_message")
 FRENCH_MESSAGES = (
     "Bonjour, je n'ai plus de réseau depuis ce matin.",
     "Ma facture de ce mois est beaucoup trop élevée, pouvez-vous vérifier ?",
@@ -633,6 +634,7 @@ class Options:
     clients: int
     seconds: float
     warmup: float
+    scenarios: tuple[str, ...] = SCENARIOS
 
 
 async def benchmark_server(server: Server, api_key: str, options: Options) -> dict[str, Any]:
@@ -659,6 +661,8 @@ async def _benchmark_server(server: Server, api_key: str, options: Options) -> d
     ]
     results: dict[str, Any] = {}
     for name, loop in scenarios:
+        if name not in options.scenarios:
+            continue
         say(f"  {name}: {options.clients} clients, {options.warmup:g} s warm-up + {options.seconds:g} s …")
         result = await run_scenario(
             name,
@@ -828,6 +832,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--databases", default="sqlite,postgresql", help="comma-separated: sqlite, postgresql"
     )
+    parser.add_argument(
+        "--scenarios", default=",".join(SCENARIOS), help=f"comma-separated, of: {', '.join(SCENARIOS)}"
+    )
     parser.add_argument("--no-uvloop", action="store_true", help="plain asyncio loop for the load generator")
     args = parser.parse_args(argv)
     if not 1 <= args.clients <= 1000:
@@ -841,6 +848,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     unknown = set(args.databases.split(",")) - {"sqlite", "postgresql"}
     if unknown:
         parser.error(f"unknown databases: {', '.join(sorted(unknown))}")
+    unknown = set(args.scenarios.split(",")) - set(SCENARIOS)
+    if unknown:
+        parser.error(f"unknown scenarios: {', '.join(sorted(unknown))}")
     return args
 
 
@@ -863,7 +873,12 @@ def _terminate(signum: int, _frame: object) -> None:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     signal.signal(signal.SIGTERM, _terminate)
-    options = Options(clients=args.clients, seconds=args.seconds, warmup=args.warmup)
+    options = Options(
+        clients=args.clients,
+        seconds=args.seconds,
+        warmup=args.warmup,
+        scenarios=tuple(args.scenarios.split(",")),
+    )
     loop_factory = event_loop_factory(not args.no_uvloop)
     databases = args.databases.split(",")
     say(

@@ -17,7 +17,7 @@ from allo.agents.endpoints import router as agents_router
 from allo.assistant import tasks as assistant_tasks  # noqa: F401 - registers its job handlers
 from allo.assistant.llm import LlmClient
 from allo.auth.endpoints import router as auth_router
-from allo.auth.service import ApiKeyCache
+from allo.auth.service import ApiKeyCache, ApiKeyUsage
 from allo.channels import tasks as channel_tasks  # noqa: F401 - registers its job handlers
 from allo.channels.email.imap_poller import ImapPolling
 from allo.channels.email.smtp_inbound import SmtpInbound
@@ -178,6 +178,7 @@ def create_app(
 
     llm = LlmClient.from_settings(settings)  # the optional LLM backend: None unless configured
     channel_ingest = Ingest(database)
+    api_key_usage = ApiKeyUsage(database)
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -187,6 +188,7 @@ def create_app(
         else:
             yield
         await channel_ingest.close()
+        await api_key_usage.write()
         if llm is not None:
             await llm.aclose()
         if owns_db:
@@ -205,6 +207,7 @@ def create_app(
     app.state.db = database
     app.state.bus = bus
     app.state.api_key_cache = ApiKeyCache(settings.api_key_cache_seconds)
+    app.state.api_key_usage = api_key_usage
     app.state.channel_accounts = AccountCache(settings.channel_account_cache_seconds)
     app.state.channel_ingest = channel_ingest
     app.state.chat_limiter = RateLimiter()

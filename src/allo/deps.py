@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Callable, Coroutine
 from typing import Annotated, Any
 
-from fastapi import Depends, Request
+from fastapi import BackgroundTasks, Depends, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from allo.auth import service as auth_service
@@ -53,17 +53,18 @@ DatabaseDep = Annotated[Database, Depends(get_db)]
 SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
 
 
-async def get_principal(request: Request, session: SessionDep) -> Principal:
+async def get_principal(request: Request, session: SessionDep, background: BackgroundTasks) -> Principal:
     authorization = request.headers.get("authorization")
     if authorization:
         scheme, _, token = authorization.partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
             raise Unauthorized("Use 'Authorization: Bearer <API key>'.", code="invalid_authorization")
-        principal, stale = await auth_service.principal_from_api_key(
-            session, token.strip(), request.app.state.api_key_cache
+        usage: auth_service.ApiKeyUsage = request.app.state.api_key_usage
+        principal, used = await auth_service.principal_from_api_key(
+            session, token.strip(), request.app.state.api_key_cache, usage
         )
-        if stale:
-            await _touch_api_key(request, session, principal)
+        if used:
+            background.add_task(usage.write)
         return principal
     cookie = request.cookies.get(SESSION_COOKIE)
     if not cookie:
@@ -72,17 +73,6 @@ async def get_principal(request: Request, session: SessionDep) -> Principal:
     if request.method not in _SAFE_METHODS:
         auth_service.check_csrf(principal, request.headers.get(CSRF_HEADER))
     return principal
-
-
-async def _touch_api_key(request: Request, session: AsyncSession, principal: Principal) -> None:
-    assert principal.api_key_id is not None
-    if request.method not in _SAFE_METHODS:
-        # A writing request already holds the write lock: a second writer would wait on it (SQLite).
-        await auth_service.touch_api_key(session, principal.api_key_id)
-        return
-    # A read-only request must not take the write lock for this: a short transaction of its own.
-    async with database_of(request).unit_of_work(write=True) as own_session:
-        await auth_service.touch_api_key(own_session, principal.api_key_id)
 
 
 PrincipalDep = Annotated[Principal, Depends(get_principal, scope="function")]

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import httpx
@@ -12,15 +13,17 @@ from fastapi import FastAPI
 from sqlalchemy import func, select, update
 
 from allo.app import create_app
+from allo.auth.service import ApiKeyUsage
 from allo.config import Settings
 from allo.deps import SESSION_COOKIE
-from allo.kit.db import Database
+from allo.kit.db import Database, create_engine
+from allo.kit.migrate import upgrade
 from allo.kit.security import sha256_hex
 from allo.kit.time import utc_now
 from allo.models import ApiKey, AuditEvent, AuthSession, Customer, Tenant, Ticket, User
 from allo.models.enums import Role
 from tests.api_helpers import assert_api_error, count_rows
-from tests.factories import PASSWORD, Actor, create_customer, create_ticket, login
+from tests.factories import PASSWORD, Actor, create_customer, create_ticket, login, make_actor
 
 LOGIN = "/api/v1/auth/login"
 ME = "/api/v1/auth/me"
@@ -526,6 +529,64 @@ async def test_a_used_key_records_when_it_was_last_used(
     listed = await client.get(KEYS, headers=admin.bearer)
     item = next(i for i in listed.json()["items"] if i["id"] == created["id"])
     assert item["last_used_at"] is not None
+
+
+async def agent_key_id(db: Database, actor: Actor) -> uuid.UUID:
+    async with db.session(write=False) as s:
+        key_id = await s.scalar(
+            select(ApiKey.id).where(ApiKey.tenant_id == actor.tenant.id, ApiKey.role == actor.role)
+        )
+    assert key_id is not None
+    return key_id
+
+
+async def last_used_at(db: Database, key_id: uuid.UUID) -> datetime | None:
+    async with db.session(write=False) as s:
+        return await s.scalar(select(ApiKey.last_used_at).where(ApiKey.id == key_id))
+
+
+async def test_a_burst_of_requests_with_a_stale_key_does_not_starve_the_connection_pool(
+    settings: Settings, fresh_database_url: str
+) -> None:
+    """Every request of the burst finds the key stale (new, and no key cache): each records its use, and
+    none may hold its pooled connection while waiting for another one to write it."""
+    await upgrade(fresh_database_url)
+    engine = create_engine(fresh_database_url, pool_size=2)
+    db = Database(engine)
+    try:
+        async with db.unit_of_work() as s:
+            agent = await make_actor(s, "burst", "agent")
+        burst_app = create_app(settings.model_copy(update={"database_url": fresh_database_url}), db=db)
+        async with httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=burst_app), base_url="http://testserver"
+        ) as burst_client:
+            async with asyncio.timeout(20):  # the pool's own wait is 30 s
+                responses = await asyncio.gather(
+                    *(burst_client.get(ME, headers=agent.bearer) for _ in range(12))
+                )
+        assert [r.status_code for r in responses] == [200] * 12
+        assert await last_used_at(db, await agent_key_id(db, agent)) is not None
+    finally:
+        await engine.dispose()
+
+
+async def test_a_failed_last_use_write_is_kept_for_the_next_one(
+    db: Database, tenant_actors: dict[str, Actor], caplog: pytest.LogCaptureFixture
+) -> None:
+    key_id = await agent_key_id(db, tenant_actors["agent"])
+    used_at = utc_now().replace(microsecond=0)
+    unreachable = create_engine("postgresql+asyncpg://nobody@127.0.0.1:1/none")
+    try:
+        usage = ApiKeyUsage(Database(unreachable))
+        usage.record(key_id, used_at)
+        await usage.write()
+    finally:
+        await unreachable.dispose()
+    assert "kept for the next write" in caplog.text
+    assert await last_used_at(db, key_id) is None
+    usage.db = db  # the database is back
+    await usage.write()
+    assert await last_used_at(db, key_id) == used_at
 
 
 @pytest.mark.parametrize(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -13,6 +14,7 @@ from allo.audit.service import record, record_by
 from allo.auth import repository
 from allo.auth.principal import AuthMethod, Principal
 from allo.kit.cache import TtlCache
+from allo.kit.db import Database
 from allo.kit.errors import Forbidden, Unauthorized
 from allo.kit.security import (
     constant_time_equals,
@@ -25,6 +27,8 @@ from allo.kit.security import (
 from allo.kit.time import utc_now
 from allo.models import ApiKey, AuthSession, User
 from allo.models.enums import ActorKind, Role
+
+logger = logging.getLogger(__name__)
 
 API_KEY_PREFIX = "allo"
 # last_used_at is a courtesy for admins, not an audit trail: write it at most this often per key.
@@ -137,9 +141,9 @@ ApiKeyCache = TtlCache[str, _CachedKey]
 
 
 async def principal_from_api_key(
-    session: AsyncSession, raw_key: str, cache: ApiKeyCache
+    session: AsyncSession, raw_key: str, cache: ApiKeyCache, usage: ApiKeyUsage
 ) -> tuple[Principal, bool]:
-    """The key's principal, and whether its last_used_at is stale enough to be written."""
+    """The key's principal, and whether a use was recorded (its last_used_at was stale): to be written."""
     parts = split_api_key(raw_key)
     if parts is None:
         raise Unauthorized("Malformed API key.", code="invalid_api_key")
@@ -159,17 +163,59 @@ async def principal_from_api_key(
     now = utc_now()
     if cached.expires_at is not None and cached.expires_at <= now:
         raise Unauthorized("This API key has expired.", code="api_key_expired")
-    stale = cached.last_used_at is None or now - cached.last_used_at > LAST_USED_RESOLUTION
-    if stale:
+    if cached.last_used_at is None or now - cached.last_used_at > LAST_USED_RESOLUTION:
         cache.replace(prefix, _CachedKey(cached.principal, cached.key_hash, cached.expires_at, now))
-    return cached.principal, stale
+        assert cached.principal.api_key_id is not None
+        usage.record(cached.principal.api_key_id, now)
+        return cached.principal, True
+    return cached.principal, False
 
 
-async def touch_api_key(session: AsyncSession, api_key_id: uuid.UUID) -> None:
+class ApiKeyUsage:
+    """When each API key was last used, written once the request that used it has answered and given back
+    its connection (a response's background task).
+
+    Written inside the request, a read-only request needed a second pooled connection while holding its
+    own: when a burst of requests all found their key stale at once (a new key, the key cache expiring),
+    every holder waited on the pool and it ran dry. A failed write keeps its times for the next one.
+    """
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        self._pending: dict[uuid.UUID, datetime] = {}
+        self._writing = False
+
+    def record(self, api_key_id: uuid.UUID, used_at: datetime) -> None:
+        self._pending[api_key_id] = max(used_at, self._pending.get(api_key_id, used_at))
+
+    async def write(self) -> None:
+        """Write the times recorded so far; a write already under way takes the new ones too."""
+        if self._writing:
+            return
+        self._writing = True
+        try:
+            while self._pending:
+                batch, self._pending = self._pending, {}
+                try:
+                    async with self.db.unit_of_work(write=True) as session:
+                        for api_key_id, used_at in batch.items():
+                            await touch_api_key(session, api_key_id, used_at)
+                except Exception:
+                    logger.warning(
+                        "writing %d API keys' last use failed; kept for the next write", len(batch)
+                    )
+                    for api_key_id, used_at in batch.items():
+                        self.record(api_key_id, used_at)
+                    return
+        finally:
+            self._writing = False
+
+
+async def touch_api_key(session: AsyncSession, api_key_id: uuid.UUID, used_at: datetime) -> None:
     await session.execute(
         update(ApiKey)
         .where(ApiKey.id == api_key_id)
-        .values(last_used_at=utc_now())
+        .values(last_used_at=used_at)
         .execution_options(synchronize_session=False)
     )
 
