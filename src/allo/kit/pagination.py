@@ -12,7 +12,7 @@ from typing import Annotated, Any, Generic, TypeVar
 import orjson
 from fastapi import Query
 from pydantic import BaseModel
-from sqlalchemy import Select, and_, or_
+from sqlalchemy import ColumnElement, Select, and_, or_
 from sqlalchemy.orm import InstrumentedAttribute
 
 from allo.kit.errors import BadRequest
@@ -64,8 +64,8 @@ def decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
 def apply_keyset(
     stmt: Select[Any],
     params: PageParams,
-    created_col: InstrumentedAttribute[datetime],
-    id_col: InstrumentedAttribute[uuid.UUID],
+    created_col: ColumnElement[datetime] | InstrumentedAttribute[datetime],
+    id_col: ColumnElement[uuid.UUID] | InstrumentedAttribute[uuid.UUID],
 ) -> Select[Any]:
     if params.cursor:
         created, row_id = decode_cursor(params.cursor)

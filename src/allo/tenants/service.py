@@ -3,8 +3,8 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
+from sqlalchemy import ScalarSelect, select, update
 from sqlalchemy import inspect as sa_inspect
-from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
 
@@ -33,6 +33,19 @@ def policy_of(tenant: Tenant) -> TenantPolicy:
         if len(_POLICIES) >= _POLICIES_KEPT:
             _POLICIES.clear()
         _POLICIES[key] = policy
+    return policy
+
+
+def policy_version(tenant_id: uuid.UUID) -> ScalarSelect[datetime]:
+    """The tenant row's version, to read in the same statement as rows that need its policy."""
+    return select(Tenant.updated_at).where(Tenant.id == tenant_id).scalar_subquery()
+
+
+async def policy_at(session: AsyncSession, tenant_id: uuid.UUID, version: datetime) -> TenantPolicy:
+    """The tenant's policy as of `version` (read by `policy_version`): kept, or read now."""
+    policy = _POLICIES.get((tenant_id, version))
+    if policy is None:
+        policy = policy_of(await get_or_raise(session, tenant_id))
     return policy
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Literal
+from typing import Literal, Protocol
 
 from allo.models import Ticket
 from allo.models.enums import Priority, TicketStatus
@@ -60,6 +60,29 @@ def paused_time(policy: TenantPolicy, priority: Priority, since: datetime, until
     return _spent(policy, policy.sla[priority.value], since, until)
 
 
+class ClockedTicket(Protocol):
+    """What the clocks read of a ticket: a Ticket, or a row of the tickets table."""
+
+    @property
+    def priority(self) -> Priority: ...
+    @property
+    def status(self) -> TicketStatus: ...
+    @property
+    def created_at(self) -> datetime: ...
+    @property
+    def first_responded_at(self) -> datetime | None: ...
+    @property
+    def resolved_at(self) -> datetime | None: ...
+    @property
+    def first_response_due_at(self) -> datetime | None: ...
+    @property
+    def resolution_due_at(self) -> datetime | None: ...
+    @property
+    def sla_paused_at(self) -> datetime | None: ...
+    @property
+    def sla_paused_seconds(self) -> int: ...
+
+
 @dataclass(frozen=True)
 class Clock:
     due_at: datetime
@@ -75,7 +98,7 @@ class TicketClocks:
     resolution: Clock
 
 
-def clocks(ticket: Ticket, policy: TenantPolicy, now: datetime) -> TicketClocks:
+def clocks(ticket: ClockedTicket, policy: TenantPolicy, now: datetime) -> TicketClocks:
     """The running clocks ("chronomètres") of a ticket as an agent should see them now."""
     target = policy.sla[ticket.priority.value]
     first_target = timedelta(minutes=target.first_response_minutes)
