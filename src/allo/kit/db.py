@@ -5,13 +5,14 @@ from __future__ import annotations
 import asyncio
 import uuid
 import weakref
-from collections.abc import AsyncIterator
+from collections import namedtuple
+from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
 import orjson
-from sqlalchemy import JSON, DateTime, MetaData, Table, TypeDecorator, Uuid, event
+from sqlalchemy import JSON, DateTime, MetaData, Row, Table, TypeDecorator, Uuid, event
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import (
@@ -286,6 +287,24 @@ def table_of(model: type[Any]) -> Table:
     table = model.__table__
     assert isinstance(table, Table)
     return table
+
+
+_ROW_TYPES: dict[tuple[str, ...], Any] = {}  # named tuple classes by field names
+
+
+def plain_rows(rows: Iterable[Row[Any]]) -> list[Any]:
+    """Rows as named tuples, whose fields read at C speed: a Row's attribute goes through SQLAlchemy's
+    key lookup, twenty times slower, which a list that reads every field of every row pays in full."""
+    out: list[Any] = []
+    make: Callable[[Iterable[Any]], Any] | None = None
+    for row in rows:
+        if make is None:
+            kind: Any = _ROW_TYPES.get(row._fields)
+            if kind is None:
+                kind = _ROW_TYPES[row._fields] = namedtuple("PlainRow", row._fields)
+            make = kind._make
+        out.append(make(row))
+    return out
 
 
 def is_postgresql(session: AsyncSession | Session) -> bool:

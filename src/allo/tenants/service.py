@@ -2,8 +2,9 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import ScalarSelect, select, update
+from sqlalchemy import BindParameter, ScalarSelect, select, update
 from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
@@ -36,7 +37,7 @@ def policy_of(tenant: Tenant) -> TenantPolicy:
     return policy
 
 
-def policy_version(tenant_id: uuid.UUID) -> ScalarSelect[datetime]:
+def policy_version(tenant_id: uuid.UUID | BindParameter[Any]) -> ScalarSelect[datetime]:
     """The tenant row's version, to read in the same statement as rows that need its policy."""
     return select(Tenant.updated_at).where(Tenant.id == tenant_id).scalar_subquery()
 

@@ -64,9 +64,9 @@ async def list_tickets(
     incident_id: uuid.UUID | None = None,
     overdue: Annotated[bool, Query(description="Only open tickets past their resolution time")] = False,
 ) -> Response:
-    repo = TicketRepository(session, principal.tenant_id)
     now = utc_now()
-    stmt = repo.filtered(
+    rows, cursor = await TicketRepository(session, principal.tenant_id).page(
+        page,
         status=status,
         priority=priority,
         category=category,
@@ -77,9 +77,6 @@ async def list_tickets(
         incident_id=incident_id,
         overdue_at=now if overdue else None,
     )
-    # The tenant's policy version comes with the page: its SLA targets and hours time the clocks.
-    version = tenants.policy_version(principal.tenant_id).label("policy_version")
-    rows, cursor = await repo.paginate_rows(stmt, page, version)
     items = []
     if rows:
         policy = await tenants.policy_at(session, principal.tenant_id, rows[0].policy_version)

@@ -1,14 +1,19 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import ColumnElement, Select, or_, select
+from sqlalchemy import BindParameter, ColumnElement, Select, and_, bindparam, or_, select
 from sqlalchemy.orm import selectinload
 
+from allo.kit.db import plain_rows, table_of
+from allo.kit.pagination import PageParams, decode_cursor, next_cursor_for
 from allo.kit.repository import TenantRepository
 from allo.models import Team, Ticket, TicketConversation
 from allo.models.enums import Category, Priority, TicketStatus, Tier
+from allo.tenants.service import policy_version
 
 OPEN_STATUSES = (TicketStatus.new, TicketStatus.open, TicketStatus.pending)
 
@@ -19,9 +24,83 @@ def of_conversation(conversation_id: uuid.UUID) -> ColumnElement[bool]:
     return or_(Ticket.conversation_id == conversation_id, Ticket.id.in_(linked))
 
 
+# Each filter's condition, on a parameter of the filter's name (and the tenant's, `tenant_id`).
+_CONDITIONS: dict[str, Callable[[], ColumnElement[bool]]] = {
+    "status": lambda: Ticket.status.in_(bindparam("status", expanding=True)),
+    "priority": lambda: Ticket.priority.in_(bindparam("priority", expanding=True)),
+    "category": lambda: Ticket.category == bindparam("category"),
+    "tier": lambda: Ticket.tier == bindparam("tier"),
+    "team": lambda: Ticket.team_id.in_(
+        select(Team.id).where(Team.tenant_id == bindparam("tenant_id"), Team.code == bindparam("team"))
+    ),
+    "assignee_id": lambda: Ticket.assignee_id == bindparam("assignee_id"),
+    "customer_id": lambda: Ticket.customer_id == bindparam("customer_id"),
+    "incident_id": lambda: Ticket.incident_id == bindparam("incident_id"),
+    # Open tickets past their resolution time.
+    "overdue_at": lambda: and_(
+        Ticket.status.in_(OPEN_STATUSES), Ticket.resolution_due_at < bindparam("overdue_at")
+    ),
+}
+
+# The list's statements, one per combination of the filters given and the cursor's presence, run with
+# the values bound: building a statement and working out its cache key cost more than running it.
+_PAGE_STATEMENTS: dict[tuple[frozenset[str], bool], Select[Any]] = {}
+
+
+def _page_statement(filters: frozenset[str], after_cursor: bool) -> Select[Any]:
+    key = (filters, after_cursor)
+    kept = _PAGE_STATEMENTS.get(key)
+    if kept is not None:
+        return kept
+    table = table_of(Ticket)
+    conditions = [
+        table.c.tenant_id == bindparam("tenant_id"),
+        *(_CONDITIONS[name]() for name in sorted(filters)),
+    ]
+    if after_cursor:
+        created: BindParameter[datetime] = bindparam("cursor_created_at")
+        ident: BindParameter[uuid.UUID] = bindparam("cursor_id")
+        conditions.append(
+            or_(table.c.created_at < created, and_(table.c.created_at == created, table.c.id < ident))
+        )
+    stmt: Select[Any] = (
+        select(*table.c, policy_version(bindparam("tenant_id")).label("policy_version"))
+        .where(*conditions)
+        .order_by(table.c.created_at.desc(), table.c.id.desc())
+        .limit(bindparam("limit"))
+    )
+    _PAGE_STATEMENTS[key] = stmt
+    return stmt
+
+
 class TicketRepository(TenantRepository[Ticket]):
     model = Ticket
     noun = "ticket"
+
+    @staticmethod
+    def _given(
+        status: list[TicketStatus] | None,
+        priority: list[Priority] | None,
+        category: Category | None,
+        tier: Tier | None,
+        team: str | None,
+        assignee_id: uuid.UUID | None,
+        customer_id: uuid.UUID | None,
+        incident_id: uuid.UUID | None,
+        overdue_at: datetime | None,
+    ) -> dict[str, Any]:
+        values = {
+            "status": status or None,
+            "priority": priority or None,
+            "category": category,
+            "tier": tier,
+            "team": team,
+            "assignee_id": assignee_id,
+            "customer_id": customer_id,
+            "incident_id": incident_id,
+            "overdue_at": overdue_at,
+        }
+        return {name: value for name, value in values.items() if value is not None}
 
     def filtered(
         self,
@@ -36,28 +115,37 @@ class TicketRepository(TenantRepository[Ticket]):
         incident_id: uuid.UUID | None = None,
         overdue_at: datetime | None = None,
     ) -> Select[Ticket]:
-        stmt = self.select()
-        if status:
-            stmt = stmt.where(Ticket.status.in_(status))
-        if priority:
-            stmt = stmt.where(Ticket.priority.in_(priority))
-        if category is not None:
-            stmt = stmt.where(Ticket.category == category)
-        if tier is not None:
-            stmt = stmt.where(Ticket.tier == tier)
-        if team is not None:
-            stmt = stmt.where(
-                Ticket.team_id.in_(select(Team.id).where(Team.tenant_id == self.tenant_id, Team.code == team))
-            )
-        if assignee_id is not None:
-            stmt = stmt.where(Ticket.assignee_id == assignee_id)
-        if customer_id is not None:
-            stmt = stmt.where(Ticket.customer_id == customer_id)
-        if incident_id is not None:
-            stmt = stmt.where(Ticket.incident_id == incident_id)
-        if overdue_at is not None:
-            stmt = stmt.where(Ticket.status.in_(OPEN_STATUSES), Ticket.resolution_due_at < overdue_at)
-        return stmt
+        given = self._given(
+            status, priority, category, tier, team, assignee_id, customer_id, incident_id, overdue_at
+        )
+        stmt = self.select().where(*(_CONDITIONS[name]() for name in given))
+        return stmt.params(tenant_id=self.tenant_id, **given)
+
+    async def page(
+        self,
+        params: PageParams,
+        *,
+        status: list[TicketStatus] | None = None,
+        priority: list[Priority] | None = None,
+        category: Category | None = None,
+        tier: Tier | None = None,
+        team: str | None = None,
+        assignee_id: uuid.UUID | None = None,
+        customer_id: uuid.UUID | None = None,
+        incident_id: uuid.UUID | None = None,
+        overdue_at: datetime | None = None,
+    ) -> tuple[list[Any], str | None]:
+        """A page of the filtered tickets, newest first, as plain rows (the table's columns, then
+        `policy_version`: the tenant row's version, for its policy's SLA targets and hours)."""
+        given = self._given(
+            status, priority, category, tier, team, assignee_id, customer_id, incident_id, overdue_at
+        )
+        values: dict[str, Any] = {"tenant_id": self.tenant_id, "limit": params.limit + 1, **given}
+        if params.cursor:
+            values["cursor_created_at"], values["cursor_id"] = decode_cursor(params.cursor)
+        stmt = _page_statement(frozenset(given), params.cursor is not None)
+        rows = plain_rows(await self.session.execute(stmt, values))
+        return next_cursor_for(rows, params)
 
     async def get_detail(self, ticket_id: uuid.UUID) -> Ticket:
         return await self.get_or_raise(ticket_id, selectinload(Ticket.events))
