@@ -37,8 +37,12 @@ NAMING_CONVENTION = {
 
 # Marks a session (or connection) that will write, so SQLite takes the write lock up front.
 WRITE_OPTION = "allo_write"
+# Marks one that only reads, so SQLite begins no transaction (SQLAlchemy's AUTOCOMMIT level would reset
+# the connection with PRAGMAs, a thread hop each, on every checkout and return).
+READ_OPTION = "allo_read"
 WRITE_GATE_TIMEOUT = 30.0
 _GATE_KEY = "allo_write_gate"
+_BEGUN_KEY = "allo_begun"  # SQLite: a BEGIN was issued on the connection and not yet ended
 
 
 class WriterQueueTimeout(Exception):
@@ -128,7 +132,10 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
 
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(connection: Any) -> None:
-        write = connection.get_execution_options().get(WRITE_OPTION, False)
+        options = connection.get_execution_options()
+        if options.get(READ_OPTION, False):
+            return  # a reader: each statement is its own transaction
+        write = options.get(WRITE_OPTION, False)
         if write:
             gate = _gate()
             try:
@@ -144,6 +151,7 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
         except BaseException:
             _release(connection.connection.info)
             raise
+        connection.connection.info[_BEGUN_KEY] = True
 
     def _release(info: dict[str, Any] | None) -> None:
         gate = info.pop(_GATE_KEY, None) if info is not None else None
@@ -157,17 +165,22 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
     dialect = engine.sync_engine.dialect
     plain_commit, plain_rollback = dialect.do_commit, dialect.do_rollback
 
+    # Nothing to end when no BEGIN was issued (a reader): skipping it saves a thread round trip.
     def do_commit(connection: Any) -> None:
+        info = _info_of(connection)
         try:
-            plain_commit(connection)
+            if info is None or info.pop(_BEGUN_KEY, False):
+                plain_commit(connection)
         finally:
-            _release(_info_of(connection))
+            _release(info)
 
     def do_rollback(connection: Any) -> None:
+        info = _info_of(connection)
         try:
-            plain_rollback(connection)
+            if info is None or info.pop(_BEGUN_KEY, False):
+                plain_rollback(connection)
         finally:
-            _release(_info_of(connection))
+            _release(info)
 
     dialect.do_commit = do_commit  # type: ignore[method-assign,assignment]
     dialect.do_rollback = do_rollback  # type: ignore[method-assign,assignment]
@@ -220,12 +233,35 @@ def create_nullpool_engine(url: str) -> AsyncEngine:
     return engine
 
 
+class ReadOnlySession(Exception):
+    """A reader session was asked to write."""
+
+
+class ReaderSession(Session):
+    """A session that only reads: any write through it fails (it would not be atomic, and a read-only
+    request must not write)."""
+
+
+@event.listens_for(ReaderSession, "do_orm_execute")
+def _refuse_statements_that_write(state: Any) -> None:
+    if state.is_insert or state.is_update or state.is_delete:
+        raise ReadOnlySession(f"a reading session cannot run {state.statement.__visit_name__.upper()}")
+
+
+@event.listens_for(ReaderSession, "before_flush")
+def _refuse_flushes_that_write(session: Session, _context: Any, _instances: Any) -> None:
+    if session.new or session.deleted or any(session.is_modified(row) for row in session.dirty):
+        raise ReadOnlySession("a reading session cannot flush changes")
+
+
 class Database:
     """The engine and its two session factories.
 
-    Readers begin a plain transaction; writers begin with the write lock on SQLite (BEGIN IMMEDIATE),
-    lazily at their first statement, so that concurrent writers queue on the busy timeout instead of
-    failing. On PostgreSQL both are ordinary transactions.
+    Readers run each statement on its own (autocommit): no BEGIN and COMMIT around a request's reads,
+    which on PostgreSQL are two round trips and on SQLite two thread hops. The snapshot is per statement,
+    as it already was under PostgreSQL's READ COMMITTED; a reader that tries to write fails. Writers
+    begin with the write lock on SQLite (BEGIN IMMEDIATE), lazily at their first statement, so that
+    concurrent writers queue instead of failing; on PostgreSQL they are ordinary transactions.
     """
 
     def __init__(
@@ -239,7 +275,13 @@ class Database:
         self.engine = engine
         self.info = info if info is not None else {}
         self.reader = reader or async_sessionmaker(
-            engine, expire_on_commit=False, autoflush=False, info=self.info
+            engine.execution_options(isolation_level="AUTOCOMMIT")
+            if engine.dialect.name == "postgresql"
+            else engine.execution_options(**{READ_OPTION: True}),
+            expire_on_commit=False,
+            autoflush=False,
+            info=self.info,
+            sync_session_class=ReaderSession,
         )
         self.writer = writer or async_sessionmaker(
             engine.execution_options(**{WRITE_OPTION: True}),
@@ -251,14 +293,18 @@ class Database:
     @classmethod
     def bound_to(cls, connection: AsyncConnection, engine: AsyncEngine, info: dict[str, Any]) -> Database:
         """Sessions that join an outer transaction through SAVEPOINTs (tests roll it back afterwards)."""
-        maker = async_sessionmaker(
-            bind=connection,
-            expire_on_commit=False,
-            autoflush=False,
-            join_transaction_mode="create_savepoint",
-            info=info,
-        )
-        return cls(engine, reader=maker, writer=maker, info=info)
+
+        def maker(session_class: type[Session]) -> async_sessionmaker[AsyncSession]:
+            return async_sessionmaker(
+                bind=connection,
+                expire_on_commit=False,
+                autoflush=False,
+                join_transaction_mode="create_savepoint",
+                info=info,
+                sync_session_class=session_class,
+            )
+
+        return cls(engine, reader=maker(ReaderSession), writer=maker(Session), info=info)
 
     @property
     def is_postgresql(self) -> bool:

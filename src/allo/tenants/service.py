@@ -11,6 +11,7 @@ from sqlalchemy.orm import InstrumentedAttribute
 
 from allo.audit.service import record, record_by
 from allo.auth.principal import Principal
+from allo.kit.db import table_of
 from allo.kit.errors import Conflict, NotFound
 from allo.models import Tenant
 from allo.models.enums import ActorKind
@@ -39,7 +40,8 @@ def policy_of(tenant: Tenant) -> TenantPolicy:
 
 def policy_version(tenant_id: uuid.UUID | BindParameter[Any]) -> ScalarSelect[datetime]:
     """The tenant row's version, to read in the same statement as rows that need its policy."""
-    return select(Tenant.updated_at).where(Tenant.id == tenant_id).scalar_subquery()
+    tenants = table_of(Tenant)
+    return select(tenants.c.updated_at).where(tenants.c.id == tenant_id).scalar_subquery()
 
 
 async def policy_at(session: AsyncSession, tenant_id: uuid.UUID, version: datetime) -> TenantPolicy:
