@@ -222,14 +222,16 @@ def create_app(
     # First: providers' webhooks are the busiest routes, and routes are matched in order.
     app.include_router(channel_hooks, prefix=API_PREFIX)
     api = APIRouter(prefix=API_PREFIX)
+    # Routes are matched in order, every route of each router listed before the one that matches tried
+    # in turn: the busiest first (no two routers' paths overlap).
     for router in (
+        tickets_router,
+        conversations_router,
+        customers_router,
         channels_router,
         auth_router,
         tenants_router,
-        customers_router,
         agents_router,
-        conversations_router,
-        tickets_router,
         incidents_router,
         routing_router,
         kpis_router,
