@@ -29,7 +29,7 @@ def test_no_path_is_claimed_by_routes_of_two_routers(app: FastAPI) -> None:
     routers = routers_of_the_api(app)
     assert len(routers) >= 19
     assert any(route.path == f"{API_PREFIX}/tickets" for route in routers[0])
-    clashes = []
+    clashes: list[str] = []
     for index, routes in enumerate(routers):
         others = [
             route for other_index, other in enumerate(routers) if other_index != index for route in other
