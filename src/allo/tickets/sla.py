@@ -83,7 +83,9 @@ class ClockedTicket(Protocol):
     def sla_paused_seconds(self) -> int: ...
 
 
-@dataclass(frozen=True)
+# Slots, not frozen: a frozen dataclass sets each field through object.__setattr__, and a list builds two
+# clocks per ticket.
+@dataclass(slots=True)
 class Clock:
     due_at: datetime
     target_seconds: int
@@ -92,7 +94,7 @@ class Clock:
     state: ClockState
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class TicketClocks:
     first_response: Clock
     resolution: Clock
