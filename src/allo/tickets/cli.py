@@ -39,7 +39,7 @@ from allo.routing.cli import format_duration, table, uncut
 from allo.tenants import service as tenants
 from allo.tickets import service
 from allo.tickets.endpoints import with_clocks
-from allo.tickets.repository import TicketRepository
+from allo.tickets.repository import TicketFilters, TicketRepository
 from allo.tickets.schemas import SlaClockRead, SlaRead, TicketDetail, TicketEscalate, TicketRead, TicketUpdate
 
 _REFERENCE = re.compile(r"^(?:t-?)?(\d{1,9})$", re.IGNORECASE)
@@ -197,10 +197,12 @@ async def list_tickets(
         stmt = (
             TicketRepository(session, tenant.id)
             .filtered(
-                status=[TicketStatus(s) for s in status],
-                priority=[Priority(p) for p in priority],
-                team=team,
-                overdue_at=now if overdue else None,
+                TicketFilters(
+                    status=[TicketStatus(s) for s in status],
+                    priority=[Priority(p) for p in priority],
+                    team=team,
+                    overdue_at=now if overdue else None,
+                )
             )
             .order_by(Ticket.created_at.desc(), Ticket.number.desc())
             .limit(limit)

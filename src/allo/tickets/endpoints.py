@@ -16,7 +16,7 @@ from allo.models.enums import Category, Priority, TicketStatus, Tier
 from allo.tenants import service as tenants
 from allo.tenants.schemas import TenantPolicy
 from allo.tickets import service, sla
-from allo.tickets.repository import TicketRepository
+from allo.tickets.repository import TicketFilters, TicketRepository
 from allo.tickets.schemas import (
     ConversationLink,
     SlaClockRead,
@@ -65,10 +65,9 @@ async def list_tickets(
     overdue: Annotated[bool, Query(description="Only open tickets past their resolution time")] = False,
 ) -> Response:
     now = utc_now()
-    rows, cursor = await TicketRepository(session, principal.tenant_id).page(
-        page,
-        status=status,
-        priority=priority,
+    filters = TicketFilters(
+        status=status or (),
+        priority=priority or (),
         category=category,
         tier=tier,
         team=team,
@@ -77,6 +76,7 @@ async def list_tickets(
         incident_id=incident_id,
         overdue_at=now if overdue else None,
     )
+    rows, cursor = await TicketRepository(session, principal.tenant_id).page(page, filters)
     items = []
     if rows:
         policy = await tenants.policy_at(session, principal.tenant_id, rows[0].policy_version)

@@ -1,7 +1,8 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -77,73 +78,49 @@ def _page_statement(filters: frozenset[str], after_cursor: bool) -> Select[Any]:
     return stmt
 
 
+@dataclass(frozen=True)
+class TicketFilters:
+    """The list's filters; those left empty filter nothing."""
+
+    status: Sequence[TicketStatus] = ()
+    priority: Sequence[Priority] = ()
+    category: Category | None = None
+    tier: Tier | None = None
+    team: str | None = None
+    assignee_id: uuid.UUID | None = None
+    customer_id: uuid.UUID | None = None
+    incident_id: uuid.UUID | None = None
+    overdue_at: datetime | None = None
+
+    def given(self) -> dict[str, Any]:
+        """The filters set, by name, with their values (lists for the multi-valued ones)."""
+        values: dict[str, Any] = {}
+        for name in _CONDITIONS:
+            value = getattr(self, name)
+            if isinstance(value, Sequence) and not isinstance(value, str):
+                value = list(value) or None
+            if value is not None:
+                values[name] = value
+        return values
+
+
 class TicketRepository(TenantRepository[Ticket]):
     model = Ticket
     noun = "ticket"
 
-    @staticmethod
-    def _given(
-        status: list[TicketStatus] | None,
-        priority: list[Priority] | None,
-        category: Category | None,
-        tier: Tier | None,
-        team: str | None,
-        assignee_id: uuid.UUID | None,
-        customer_id: uuid.UUID | None,
-        incident_id: uuid.UUID | None,
-        overdue_at: datetime | None,
-    ) -> dict[str, Any]:
-        values = {
-            "status": status or None,
-            "priority": priority or None,
-            "category": category,
-            "tier": tier,
-            "team": team,
-            "assignee_id": assignee_id,
-            "customer_id": customer_id,
-            "incident_id": incident_id,
-            "overdue_at": overdue_at,
-        }
-        return {name: value for name, value in values.items() if value is not None}
-
-    def filtered(
-        self,
-        *,
-        status: list[TicketStatus] | None = None,
-        priority: list[Priority] | None = None,
-        category: Category | None = None,
-        tier: Tier | None = None,
-        team: str | None = None,
-        assignee_id: uuid.UUID | None = None,
-        customer_id: uuid.UUID | None = None,
-        incident_id: uuid.UUID | None = None,
-        overdue_at: datetime | None = None,
-    ) -> Select[Ticket]:
-        given = self._given(
-            status, priority, category, tier, team, assignee_id, customer_id, incident_id, overdue_at
-        )
+    def filtered(self, filters: TicketFilters = TicketFilters()) -> Select[Ticket]:
+        given = filters.given()
         stmt = self.select().where(*(_CONDITIONS[name]() for name in given))
         return stmt.params(tenant_id=self.tenant_id, **given)
 
     async def page(
         self,
         params: PageParams,
-        *,
-        status: list[TicketStatus] | None = None,
-        priority: list[Priority] | None = None,
-        category: Category | None = None,
-        tier: Tier | None = None,
-        team: str | None = None,
-        assignee_id: uuid.UUID | None = None,
-        customer_id: uuid.UUID | None = None,
-        incident_id: uuid.UUID | None = None,
-        overdue_at: datetime | None = None,
+        filters: TicketFilters = TicketFilters(),
     ) -> tuple[list[Any], str | None]:
         """A page of the filtered tickets, newest first, as plain rows (the table's columns, then
         `policy_version`: the tenant row's version, for its policy's SLA targets and hours)."""
-        given = self._given(
-            status, priority, category, tier, team, assignee_id, customer_id, incident_id, overdue_at
-        )
+        given = filters.given()
         values: dict[str, Any] = {"tenant_id": self.tenant_id, "limit": params.limit + 1, **given}
         if params.cursor:
             values["cursor_created_at"], values["cursor_id"] = decode_cursor(params.cursor)
