@@ -357,15 +357,32 @@ class Worker:
         return ran
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Claim and run jobs until `stop` is set; between batches, sleep until woken or the next poll."""
+        """Claim and run jobs until `stop` is set; between batches, sleep until woken or the next poll.
+
+        One event wakes the loop: a job enqueued (the bus sets it), a job finished (a slot is free) or
+        `stop`. Waiting on it costs nothing per running job; waiting on the set of running jobs with
+        `asyncio.wait` registered and removed a callback on each of them at every wake-up.
+        """
         logger.info("job worker %s started", self.name)
         running: set[asyncio.Task[None]] = set()
+
+        def finished(task: asyncio.Task[None]) -> None:
+            running.discard(task)
+            self.wakeup.set()
+
+        async def relay_stop() -> None:
+            await stop.wait()
+            self.wakeup.set()
+
+        stopping = asyncio.create_task(relay_stop())
         try:
             while not stop.is_set():
                 free = self.concurrency - len(running)
+                # Cleared before claiming: a job enqueued meanwhile sets it again. Cleared too when every
+                # slot is taken: a finishing job wakes the loop, whose claim finds whatever is due.
+                self.wakeup.clear()
                 claimed: list[ClaimedJob] = []
                 if free > 0:
-                    self.wakeup.clear()
                     try:
                         claimed = await self.claim(free)
                     except Exception:
@@ -373,16 +390,14 @@ class Worker:
                 for job in claimed:
                     task = asyncio.create_task(self.execute(job))
                     running.add(task)
-                    task.add_done_callback(running.discard)
+                    task.add_done_callback(finished)
                 if free > 0 and len(claimed) == free:
                     continue  # a full batch: more jobs may be due right now
-                signals = {asyncio.ensure_future(self.wakeup.wait()), asyncio.ensure_future(stop.wait())}
-                await asyncio.wait(
-                    signals | running, timeout=self.poll_seconds, return_when=asyncio.FIRST_COMPLETED
-                )
-                for signal in signals:
-                    signal.cancel()
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(self.poll_seconds):
+                        await self.wakeup.wait()
         finally:
+            stopping.cancel()
             if running:
                 await asyncio.wait(running)
             logger.info("job worker %s stopped", self.name)
