@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from typing import Literal
 
 import pytest
 
@@ -19,7 +20,7 @@ class CountingEvent(asyncio.Event):
         super().__init__()
         self.waits = 0
 
-    async def wait(self) -> bool:
+    async def wait(self) -> Literal[True]:
         self.waits += 1
         return await super().wait()
 
