@@ -3,14 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from typing import Literal
 
-import pytest
-
-from allo.kit.db import Database, create_engine
+from allo.kit.db import Database
 from allo.kit.jobs import JobContext, JobRegistry, Worker, enqueue
-from allo.kit.migrate import upgrade
 
 
 class CountingEvent(asyncio.Event):
@@ -23,14 +19,6 @@ class CountingEvent(asyncio.Event):
     async def wait(self) -> Literal[True]:
         self.waits += 1
         return await super().wait()
-
-
-@pytest.fixture
-async def migrated(fresh_database_url: str) -> AsyncIterator[Database]:
-    await upgrade(fresh_database_url)
-    db = Database(create_engine(fresh_database_url, pool_size=4))
-    yield db
-    await db.dispose()
 
 
 async def test_a_full_worker_waits_for_a_free_slot_then_runs_the_next_job(migrated: Database) -> None:

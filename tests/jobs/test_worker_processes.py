@@ -8,28 +8,17 @@ import signal
 import subprocess
 import sys
 import uuid
-from collections.abc import AsyncIterator
 from pathlib import Path
 
-import pytest
 from sqlalchemy import func, select
 
 from allo.jobs.tasks import PING_KIND
-from allo.kit.db import Database, create_engine
+from allo.kit.db import Database
 from allo.kit.jobs import Worker, enqueue
-from allo.kit.migrate import upgrade
 from allo.models import AuditEvent, Job
 from allo.models.enums import JobStatus
 
 LEASE_SECONDS = 1.5
-
-
-@pytest.fixture
-async def migrated(fresh_database_url: str) -> AsyncIterator[Database]:
-    await upgrade(fresh_database_url)
-    db = Database(create_engine(fresh_database_url, pool_size=4))
-    yield db
-    await db.dispose()
 
 
 def _start_worker(url: str, tmp_path: Path, name: str) -> subprocess.Popen[bytes]:
