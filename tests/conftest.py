@@ -98,6 +98,16 @@ async def connection(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
 
 
 @pytest.fixture
+async def own_db(fresh_database_url: str) -> AsyncIterator[Database]:
+    """A migrated database of its own, with a real pool: for tasks that commit and run at once, as in
+    production, and for several workers at a time."""
+    await upgrade(fresh_database_url)
+    db = Database(create_engine(fresh_database_url, pool_size=6))
+    yield db
+    await db.dispose()
+
+
+@pytest.fixture
 def bus() -> Bus:
     return Bus()
 

@@ -21,7 +21,7 @@ class CountingEvent(asyncio.Event):
         return await super().wait()
 
 
-async def test_a_full_worker_waits_for_a_free_slot_then_runs_the_next_job(migrated: Database) -> None:
+async def test_a_full_worker_waits_for_a_free_slot_then_runs_the_next_job(own_db: Database) -> None:
     started, release = asyncio.Event(), asyncio.Event()
     ran: list[int] = []
     registry = JobRegistry()
@@ -34,15 +34,15 @@ async def test_a_full_worker_waits_for_a_free_slot_then_runs_the_next_job(migrat
 
     wakeup = CountingEvent()
     # A poll far beyond the test's time limit: only the wake-ups can move the worker on.
-    worker = Worker(migrated, job_registry=registry, concurrency=1, wakeup=wakeup, poll_seconds=60)
-    async with migrated.unit_of_work() as s:
+    worker = Worker(own_db, job_registry=registry, concurrency=1, wakeup=wakeup, poll_seconds=60)
+    async with own_db.unit_of_work() as s:
         await enqueue(s, "test.slow", {"n": 1})
     stop = asyncio.Event()
     loop = asyncio.create_task(worker.run(stop))
     try:
         async with asyncio.timeout(20):
             await started.wait()
-            async with migrated.unit_of_work() as s:
+            async with own_db.unit_of_work() as s:
                 await enqueue(s, "test.slow", {"n": 2})
             for _ in range(50):  # jobs enqueued while every slot is taken (the bus would wake it so)
                 wakeup.set()

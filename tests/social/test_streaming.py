@@ -12,8 +12,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 import pytest
 
 from allo.config import Settings
-from allo.kit.db import Database, create_engine
-from allo.kit.migrate import upgrade
+from allo.kit.db import Database
 from allo.social.listener import Listener
 from tests.factories import make_assistant_tenant
 from tests.mastodon_standin import (  # noqa: F401
@@ -24,15 +23,6 @@ from tests.mastodon_standin import (  # noqa: F401
 from tests.social.helpers import mastodon_settings, posts
 
 COMPLAINT = "Ma facture est encore fausse ce mois-ci, 30 € de trop, ça devient insupportable #Free"
-
-
-@pytest.fixture
-async def own_db(fresh_database_url: str) -> AsyncIterator[Database]:
-    """A database of its own: the listener's tasks commit and run at once, as in production."""
-    await upgrade(fresh_database_url)
-    db = Database(create_engine(fresh_database_url, pool_size=6))
-    yield db
-    await db.dispose()
 
 
 @pytest.fixture

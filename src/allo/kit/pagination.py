@@ -61,6 +61,16 @@ def decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
         raise BadRequest("The pagination cursor is not valid.", code="invalid_cursor") from exc
 
 
+def before_in_keyset(
+    created_col: ColumnElement[datetime] | InstrumentedAttribute[datetime],
+    id_col: ColumnElement[uuid.UUID] | InstrumentedAttribute[uuid.UUID],
+    created: datetime | ColumnElement[datetime],
+    row_id: uuid.UUID | ColumnElement[uuid.UUID],
+) -> ColumnElement[bool]:
+    """Rows after (created, row_id) in the newest-first order: the next page's condition."""
+    return or_(created_col < created, and_(created_col == created, id_col < row_id))
+
+
 def apply_keyset(
     stmt: Select[Any],
     params: PageParams,
@@ -69,7 +79,7 @@ def apply_keyset(
 ) -> Select[Any]:
     if params.cursor:
         created, row_id = decode_cursor(params.cursor)
-        stmt = stmt.where(or_(created_col < created, and_(created_col == created, id_col < row_id)))
+        stmt = stmt.where(before_in_keyset(created_col, id_col, created, row_id))
     return stmt.order_by(created_col.desc(), id_col.desc()).limit(params.limit + 1)
 
 

@@ -6,12 +6,11 @@ import uuid
 from collections.abc import Sequence
 from typing import Any, ClassVar, Generic, TypeVar
 
-from sqlalchemy import ColumnElement, Row, Select, func, or_, select
+from sqlalchemy import ColumnElement, Select, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
 from sqlalchemy.sql.base import ExecutableOption
 
-from allo.kit.db import table_of
 from allo.kit.errors import NotFound
 from allo.kit.pagination import PageParams, apply_keyset, next_cursor_for
 
@@ -65,19 +64,6 @@ class TenantRepository(Generic[M]):
         created: InstrumentedAttribute[Any] = self.model.created_at
         ident: InstrumentedAttribute[Any] = self.model.id
         rows = list((await self.session.execute(apply_keyset(stmt, params, created, ident))).scalars())
-        return next_cursor_for(rows, params)
-
-    async def paginate_rows(
-        self, stmt: Select[Any], params: PageParams, *extra: ColumnElement[Any]
-    ) -> tuple[list[Row[Any]], str | None]:
-        """A page of the statement's rows as plain rows (every column of the table, then `extra`), not
-        model objects: for lists that only read them, the ORM's bookkeeping per row was most of the work."""
-        table = table_of(self.model)
-        rows = list(
-            await self.session.execute(
-                apply_keyset(stmt.with_only_columns(*table.c, *extra), params, table.c.created_at, table.c.id)
-            )
-        )
         return next_cursor_for(rows, params)
 
     async def count(self, stmt: Select[M] | None = None) -> int:

@@ -33,8 +33,7 @@ class RowEncoder:
 
     def __init__(self, model: type[BaseModel], *, given: Iterable[str] = ()) -> None:
         supplied = set(given)
-        self.given = tuple(name for name in model.model_fields if name in supplied)
-        unknown = supplied - set(self.given)
+        unknown = supplied - set(model.model_fields)
         if unknown:
             raise ValueError(f"{model.__name__} has no fields {sorted(unknown)}")
         self.read = tuple(name for name in model.model_fields if name not in supplied)

@@ -10,7 +10,7 @@ from sqlalchemy import BindParameter, ColumnElement, Select, and_, bindparam, or
 from sqlalchemy.orm import selectinload
 
 from allo.kit.db import plain_rows, table_of
-from allo.kit.pagination import PageParams, decode_cursor, next_cursor_for
+from allo.kit.pagination import PageParams, before_in_keyset, decode_cursor, next_cursor_for
 from allo.kit.repository import TenantRepository
 from allo.models import Team, Ticket, TicketConversation
 from allo.models.enums import Category, Priority, TicketStatus, Tier
@@ -25,7 +25,7 @@ def of_conversation(conversation_id: uuid.UUID) -> ColumnElement[bool]:
     return or_(Ticket.conversation_id == conversation_id, Ticket.id.in_(linked))
 
 
-_TICKETS = table_of(Ticket)
+_TICKETS, _TEAMS = table_of(Ticket), table_of(Team)
 # Each filter's condition, on a parameter of the filter's name (and the tenant's, `tenant_id`). Core
 # columns: a statement that names no mapped class runs without the ORM's result machinery.
 _CONDITIONS: dict[str, Callable[[], ColumnElement[bool]]] = {
@@ -34,8 +34,8 @@ _CONDITIONS: dict[str, Callable[[], ColumnElement[bool]]] = {
     "category": lambda: _TICKETS.c.category == bindparam("category"),
     "tier": lambda: _TICKETS.c.tier == bindparam("tier"),
     "team": lambda: _TICKETS.c.team_id.in_(
-        select(table_of(Team).c.id).where(
-            table_of(Team).c.tenant_id == bindparam("tenant_id"), table_of(Team).c.code == bindparam("team")
+        select(_TEAMS.c.id).where(
+            _TEAMS.c.tenant_id == bindparam("tenant_id"), _TEAMS.c.code == bindparam("team")
         )
     ),
     "assignee_id": lambda: _TICKETS.c.assignee_id == bindparam("assignee_id"),
@@ -65,9 +65,7 @@ def _page_statement(filters: frozenset[str], after_cursor: bool) -> Select[Any]:
     if after_cursor:
         created: BindParameter[datetime] = bindparam("cursor_created_at")
         ident: BindParameter[uuid.UUID] = bindparam("cursor_id")
-        conditions.append(
-            or_(table.c.created_at < created, and_(table.c.created_at == created, table.c.id < ident))
-        )
+        conditions.append(before_in_keyset(table.c.created_at, table.c.id, created, ident))
     stmt: Select[Any] = (
         select(*table.c, policy_version(bindparam("tenant_id")).label("policy_version"))
         .where(*conditions)
